@@ -1,0 +1,48 @@
+# Finds LibTorch, LuaJIT, libvips, Boost (DLL + filesystem), zlib and GoogleTest.
+# On Debian 12 all come from packages: run scripts/install-deps.sh.
+
+set(_monge_hint "Run scripts/install-deps.sh (Debian 12) to install every package monge needs.")
+
+find_package(Torch QUIET)
+if(NOT Torch_FOUND)
+  message(FATAL_ERROR "monge: LibTorch not found (package libtorch-dev, or set Torch_DIR). ${_monge_hint}")
+endif()
+# TorchConfig adds its C++ ABI flag to TORCH_CXX_FLAGS; everything in the process must agree.
+string(REGEX MATCH "_GLIBCXX_USE_CXX11_ABI=([01])" _abi "${TORCH_CXX_FLAGS}")
+set(MONGE_TORCH_CXX11_ABI "${CMAKE_MATCH_1}")
+if(MONGE_TORCH_CXX11_ABI STREQUAL "")
+  set(MONGE_TORCH_CXX11_ABI 1)
+endif()
+message(STATUS "monge: LibTorch ${Torch_VERSION} (C++11 ABI=${MONGE_TORCH_CXX11_ABI})")
+# Torch's imported target carries its own include dirs and the ABI define.
+add_library(monge_torch INTERFACE)
+target_link_libraries(monge_torch INTERFACE ${TORCH_LIBRARIES})
+target_compile_definitions(monge_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${MONGE_TORCH_CXX11_ABI})
+
+find_package(Boost 1.70 REQUIRED COMPONENTS filesystem)
+find_package(ZLIB REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LUAJIT REQUIRED IMPORTED_TARGET luajit)
+if(MONGE_WITH_VIPS)
+  pkg_check_modules(VIPS IMPORTED_TARGET vips)
+  if(NOT VIPS_FOUND)
+    message(FATAL_ERROR "monge: libvips not found (package libvips-dev). ${_monge_hint} "
+                        "Or configure with -DMONGE_WITH_VIPS=OFF for a training-only build.")
+  endif()
+endif()
+
+find_package(Threads REQUIRED)
+
+# One precompiled header for LibTorch, reused by every target that compiles against it.
+add_library(monge_pch OBJECT "${CMAKE_CURRENT_LIST_DIR}/pch.cpp")
+target_link_libraries(monge_pch PUBLIC monge_torch)
+if(MONGE_USE_PCH)
+  target_precompile_headers(monge_pch PRIVATE <torch/torch.h>)
+endif()
+
+# Makes `target` compile with the shared LibTorch precompiled header.
+function(monge_use_pch target)
+  if(MONGE_USE_PCH)
+    target_precompile_headers(${target} REUSE_FROM monge_pch)
+  endif()
+endfunction()

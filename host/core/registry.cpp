@@ -1,0 +1,276 @@
+#include "host/core/registry.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <torch/version.h>
+
+#include "monge/export.hpp"
+#include "monge_config.hpp"
+
+namespace fs = std::filesystem;
+
+namespace monge::host {
+
+namespace {
+
+constexpr const char* kInfoSymbol = "monge_plugin_info_record";
+constexpr const char* kCreateSymbol = "monge_plugin_create";
+constexpr const char* kSchemaSymbol = "monge_plugin_schema";
+
+std::string host_torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+std::string major_minor(const std::string& v) {
+  auto first = v.find('.');
+  if (first == std::string::npos) return v;
+  auto second = v.find('.', first + 1);
+  return v.substr(0, second);
+}
+
+std::string safe_string(const char* s, size_t max = 256) {
+  if (!s) return "";
+  return std::string(s, strnlen(s, max));
+}
+
+// A plugin file must at least look like an ELF shared object before dlopen sees it.
+void check_elf(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) throw PluginError(file.string() + ": no such plugin file");
+  if (!fs::is_regular_file(file, ec)) throw PluginError(file.string() + ": not a regular file");
+  std::ifstream in(file, std::ios::binary);
+  char magic[4] = {0, 0, 0, 0};
+  in.read(magic, 4);
+  if (in.gcount() < 4 || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+    throw PluginError(file.string() + ": not a shared library (no ELF header); remove it from the plugin directory");
+}
+
+}  // namespace
+
+std::optional<Kind> parse_kind(const std::string& text) {
+  for (Kind k : {Kind::Operator, Kind::Noise, Kind::Cost, Kind::Network, Kind::Solver, Kind::Metric})
+    if (text == kind_name(k)) return k;
+  return std::nullopt;
+}
+
+PluginRecord load_plugin_file(const fs::path& file) {
+  check_elf(file);
+  const std::string where = file.string();
+  auto lib = std::make_shared<boost::dll::shared_library>();
+  try {
+    // RTLD_NOW: a plugin linked against other libraries than ours fails here, not mid-run.
+    lib->load(file.string(), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    throw PluginError(where + ": cannot be loaded (" + std::string(e.what()) +
+                      "); the file is truncated, corrupt or built for another system; rebuild or remove it");
+  }
+  if (!lib->has(kInfoSymbol))
+    throw PluginError(where + ": not a monge plugin (it exports no '" + kInfoSymbol +
+                      "'); plugins are built with MONGE_PLUGIN() from the monge SDK");
+  const auto& info = lib->get<const monge_plugin_info>(kInfoSymbol);
+  if (info.magic != MONGE_PLUGIN_MAGIC)
+    throw PluginError(where + ": corrupt plugin info record (bad magic number); rebuild the plugin");
+  if (info.sdk_major != static_cast<uint32_t>(kSdkMajor))
+    throw PluginError(where + ": built for monge SDK " + std::to_string(info.sdk_major) + "." +
+                      std::to_string(info.sdk_minor) + ", but this monge provides SDK " + std::to_string(kSdkMajor) +
+                      "." + std::to_string(kSdkMinor) + "; rebuild the plugin against this SDK");
+  if (info.struct_size < sizeof(monge_plugin_info))
+    throw PluginError(where + ": plugin info record too small (" + std::to_string(info.struct_size) +
+                      " bytes, expected " + std::to_string(sizeof(monge_plugin_info)) + "); rebuild the plugin");
+  PluginRecord r;
+  r.file = file;
+  r.sdk_major = static_cast<int>(info.sdk_major);
+  r.sdk_minor = static_cast<int>(info.sdk_minor);
+  r.torch_version = safe_string(info.torch_version);
+  r.compiler = safe_string(info.compiler);
+  r.name = safe_string(info.name);
+  r.version = safe_string(info.version);
+  r.summary = safe_string(info.summary);
+  if (r.name.empty()) throw PluginError(where + ": plugin info record has no name; rebuild the plugin");
+  if (major_minor(r.torch_version) != major_minor(host_torch_version()))
+    throw PluginError(where + ": plugin '" + r.name + "' was built against LibTorch " + r.torch_version +
+                      ", but monge uses LibTorch " + host_torch_version() + "; rebuild the plugin");
+  if (info.cxx11_abi != static_cast<uint32_t>(_GLIBCXX_USE_CXX11_ABI))
+    throw PluginError(where + ": plugin '" + r.name + "' was built with _GLIBCXX_USE_CXX11_ABI=" +
+                      std::to_string(info.cxx11_abi) + ", monge with " + std::to_string(_GLIBCXX_USE_CXX11_ABI) +
+                      "; rebuild the plugin with LibTorch's compile flags");
+  const std::string kind = safe_string(info.kind);
+  auto k = parse_kind(kind);
+  if (!k)
+    throw PluginError(where + ": plugin '" + r.name + "' declares unknown kind '" + kind +
+                      "' (expected operator, noise, cost, network, solver or metric)");
+  r.kind = *k;
+  for (const char* sym : {kCreateSymbol, kSchemaSymbol})
+    if (!lib->has(sym))
+      throw PluginError(where + ": plugin '" + r.name + "' lacks the symbol '" + sym +
+                        "'; register plugins with MONGE_PLUGIN() from the monge SDK");
+  r.create = lib->get_alias<Plugin*(const Params&)>(kCreateSymbol);
+  auto schema_fn = lib->get_alias<const Schema&()>(kSchemaSymbol);
+  try {
+    r.schema = &schema_fn();
+  } catch (const std::exception& e) {
+    throw PluginError(where + ": plugin '" + r.name + "' failed to declare its parameters: " + e.what());
+  }
+  r.library = std::move(lib);
+  return r;
+}
+
+Registry::Registry(std::vector<fs::path> dirs) : dirs_(std::move(dirs)) {}
+
+std::vector<fs::path> Registry::default_dirs(bool use_env) {
+  std::vector<fs::path> dirs;
+  // Built-in: <prefix>/lib/monge/plugins next to <prefix>/bin/monge, in the build and install tree.
+  const fs::path exe = boost::dll::program_location().string();
+  dirs.push_back(exe.parent_path().parent_path() / MONGE_PLUGIN_SUBDIR);
+  if (use_env) {
+    if (const char* env = std::getenv("MONGE_PLUGIN_PATH")) {
+      std::stringstream ss(env);
+      std::string item;
+      while (std::getline(ss, item, ':'))
+        if (!item.empty()) dirs.emplace_back(item);
+    }
+  }
+  return dirs;
+}
+
+namespace {
+std::vector<fs::path>* g_global_dirs = nullptr;
+}
+
+void Registry::configure_global(std::vector<fs::path> dirs) {
+  static std::vector<fs::path> stored;
+  stored = std::move(dirs);
+  g_global_dirs = &stored;
+}
+
+Registry& Registry::global() {
+  // Never destroyed: plugin libraries stay loaded for the life of the process.
+  static Registry* r = [] {
+    auto* reg = new Registry(g_global_dirs ? *g_global_dirs : default_dirs());
+    reg->scan();
+    return reg;
+  }();
+  return *r;
+}
+
+void Registry::scan() {
+  for (const auto& dir : dirs_) scan_dir(dir);
+}
+
+void Registry::scan_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    warnings_.push_back("plugin directory " + dir.string() + " does not exist; skipped");
+    return;
+  }
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string fname = entry.path().filename().string();
+    if (fname.size() > std::strlen(kPluginSuffix) &&
+        fname.compare(fname.size() - std::strlen(kPluginSuffix), std::string::npos, kPluginSuffix) == 0)
+      files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    try {
+      add_record(load_plugin_file(f));
+    } catch (const PluginError& e) {
+      const std::string fname = f.filename().string();
+      const std::string stem = fname.substr(0, fname.size() - std::strlen(kPluginSuffix));
+      warnings_.push_back(std::string("skipped ") + e.what());
+      refused_[stem] = e.what();
+    }
+  }
+}
+
+void Registry::add_record(PluginRecord record) {
+  auto it = plugins_.find(record.name);
+  if (it != plugins_.end()) {
+    if (fs::equivalent(it->second.file, record.file)) return;
+    const std::string why = "plugin '" + record.name + "' is provided by two files: " + it->second.file.string() +
+                            " and " + record.file.string() + "; remove one of them or fix MONGE_PLUGIN_PATH";
+    warnings_.push_back(why);
+    refused_[record.name] = why;
+    conflicted_.insert(record.name);
+    plugins_.erase(it);
+    return;
+  }
+  if (conflicted_.count(record.name)) return;
+  refused_.erase(record.name);
+  plugins_.emplace(record.name, std::move(record));
+}
+
+void Registry::add_path(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    dirs_.push_back(path);
+    scan_dir(path);
+    return;
+  }
+  PluginRecord record = load_plugin_file(path);
+  const std::string name = record.name;
+  add_record(std::move(record));
+  if (!plugins_.count(name)) throw PluginError(refused_.at(name));
+}
+
+const PluginRecord& Registry::find(const std::string& name) const {
+  auto it = plugins_.find(name);
+  if (it != plugins_.end()) return it->second;
+  auto refused = refused_.find(name);
+  if (refused != refused_.end()) throw PluginError("plugin '" + name + "' cannot be used: " + refused->second);
+  std::vector<std::string> names;
+  for (const auto& [n, r] : plugins_) names.push_back(n);
+  std::string msg = "unknown plugin '" + name + "'";
+  const std::string hint = did_you_mean(name, names);
+  if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
+  msg += "; `monge plugins` lists the available ones";
+  std::string searched;
+  for (const auto& d : dirs_) searched += (searched.empty() ? "" : ", ") + d.string();
+  msg += " (searched: " + searched + ")";
+  throw PluginError(msg);
+}
+
+std::shared_ptr<Plugin> Registry::create(const std::string& name, const ParamMap& given,
+                                         std::optional<Kind> expected) const {
+  const PluginRecord& r = find(name);
+  if (expected && r.kind != *expected)
+    throw PluginError("plugin '" + name + "' is a " + kind_name(r.kind) + ", not a " + kind_name(*expected) +
+                      " (" + r.file.string() + ")");
+  const Params params = r.schema->resolve(given, name);
+  Plugin* raw = nullptr;
+  try {
+    raw = r.create(params);
+  } catch (const ParamError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    if (what.rfind(name + ":", 0) == 0) throw monge::Error(what);
+    throw monge::Error(name + ": " + what);
+  }
+  if (!raw) throw PluginError(r.file.string() + ": plugin '" + name + "' returned no object");
+  if (raw->kind() != r.kind) {
+    delete raw;
+    throw PluginError(r.file.string() + ": plugin '" + name + "' created an object of another kind than it declares");
+  }
+  // The deleter holds the library: it stays loaded while the object lives.
+  auto lib = r.library;
+  return std::shared_ptr<Plugin>(raw, [lib](Plugin* p) { delete p; });
+}
+
+std::vector<const PluginRecord*> Registry::list() const {
+  std::vector<const PluginRecord*> out;
+  for (const auto& [n, r] : plugins_) out.push_back(&r);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const PluginRecord* a, const PluginRecord* b) { return a->kind < b->kind; });
+  return out;
+}
+
+}  // namespace monge::host

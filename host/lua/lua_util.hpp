@@ -1,0 +1,58 @@
+#pragma once
+// A small helper layer over the Lua C API, shared by all bindings.
+
+#include <exception>
+#include <string>
+
+#include <lua.hpp>
+
+namespace monge::lua {
+
+/// Wraps a binding so that a C++ exception becomes a Lua error carrying the real message and the
+/// calling script's file:line. LuaJIT would otherwise report a bare "C++ exception". Lua errors
+/// raised inside F (luaL_check*, lua_error) are not std::exceptions and pass through untouched.
+template <lua_CFunction F>
+int guard(lua_State* L) {
+  {
+    std::string msg;
+    try {
+      return F(L);
+    } catch (const std::exception& e) {
+      msg = e.what();
+    }
+    // c10::Error messages carry a C++ backtrace after the first line; users need the first line.
+    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+    luaL_where(L, 1);
+    lua_pushlstring(L, msg.data(), msg.size());
+    lua_concat(L, 2);
+  }
+  return lua_error(L);
+}
+
+/// Registers `F` (guarded) as field `name` of the table at the top of the stack.
+template <lua_CFunction F>
+void set_function(lua_State* L, const char* name) {
+  lua_pushcfunction(L, &guard<F>);
+  lua_setfield(L, -2, name);
+}
+
+/// Returns the table `name` inside the table at `index`, creating it if needed (pushed on stack).
+inline void get_or_create_table(lua_State* L, int index, const char* name) {
+  index = index < 0 ? lua_gettop(L) + index + 1 : index;
+  lua_getfield(L, index, name);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, index, name);
+  }
+}
+
+/// String field of the table at `index`, or `def` if absent. Errors if present but not a string.
+std::string opt_string_field(lua_State* L, int index, const char* key, const std::string& def);
+/// Number field of the table at `index`, or `def` if absent.
+double opt_number_field(lua_State* L, int index, const char* key, double def);
+/// Throws std::runtime_error listing unknown keys of the options table at `index`.
+void check_keys(lua_State* L, int index, const char* function, std::initializer_list<const char*> allowed);
+
+}  // namespace monge::lua

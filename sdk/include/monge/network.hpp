@@ -1,0 +1,42 @@
+#pragma once
+/// Network: a factory for the neural networks used as maps T and potentials v.
+
+#include <cstdint>
+#include <memory>
+
+#include <torch/nn/module.h>
+
+#include "monge/plugin.hpp"
+
+namespace monge {
+
+/// A module with one tensor in and one tensor out (NCHW).
+class MONGE_SDK_API Module : public torch::nn::Module {
+ public:
+  virtual at::Tensor forward(const at::Tensor& x) = 0;
+};
+
+/// Shapes a network is asked to handle.
+struct NetworkShape {
+  int64_t in_channels = 1;
+  int64_t out_channels = 1;  ///< 1 for a potential's per-pixel map; potentials reduce to [N]
+  int64_t scale = 1;         ///< output side / input side, e.g. for super-resolution maps
+};
+
+/// A network plugin builds modules; it also declares what tiled application needs to know.
+class MONGE_SDK_API Network : public Plugin {
+ public:
+  Kind kind() const override { return Kind::Network; }
+
+  /// A freshly initialised module for the given shape.
+  virtual std::shared_ptr<Module> build(const NetworkShape& shape) const = 0;
+
+  /// Radius in input pixels that one output pixel depends on; -1 when unbounded.
+  virtual int64_t receptive_radius() const { return -1; }
+
+  /// False when the network mixes statistics over the whole image, so tiles cannot reproduce
+  /// whole-image output exactly.
+  virtual bool tileable() const { return receptive_radius() >= 0; }
+};
+
+}  // namespace monge

@@ -1,0 +1,39 @@
+#pragma once
+/// ForwardOperator: the degradation A (signal x -> measurement A(x)) and its lift Q (measurement ->
+/// signal space).
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "monge/plugin.hpp"
+
+namespace monge {
+
+/// A differentiable forward operator. Tensors are NCHW, values nominally in [-1, 1].
+class MONGE_SDK_API ForwardOperator : public Plugin {
+ public:
+  Kind kind() const override { return Kind::Operator; }
+
+  /// A(x): measurement of a batch of signals. Must be differentiable through autograd.
+  virtual at::Tensor forward(const at::Tensor& x) const = 0;
+
+  /// Q(y): lifts a batch of measurements back to signal space (identity unless the measurement
+  /// has another shape, e.g. bicubic upsampling for super-resolution).
+  virtual at::Tensor lift(const at::Tensor& y) const { return y; }
+
+  /// Shape of A(x) for a signal of shape `signal` (NCHW). Throws monge::Error when the operator
+  /// cannot take that shape.
+  virtual std::vector<int64_t> measurement_shape(const std::vector<int64_t>& signal) const { return signal; }
+
+  /// A bound L on the Lipschitz constant of A in the Euclidean norm, when one is known. Used to
+  /// check the twist condition of the UOTIP cost (paper, Remark 1).
+  virtual std::optional<double> lipschitz() const { return std::nullopt; }
+
+  /// How many times larger (per side) a signal is than its measurement (2 for 2x downsampling).
+  virtual int64_t scale_factor() const { return 1; }
+};
+
+}  // namespace monge

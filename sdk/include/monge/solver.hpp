@@ -1,0 +1,48 @@
+#pragma once
+/// Solver: one training algorithm (UOTIP, OTIP, NOT, ...), stepping a map and a potential.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include "monge/cost.hpp"
+#include "monge/network.hpp"
+#include "monge/operator.hpp"
+
+namespace torch::serialize {
+class InputArchive;
+class OutputArchive;
+}  // namespace torch::serialize
+
+namespace monge {
+
+/// What a solver trains and with what.
+struct SolverContext {
+  std::shared_ptr<Module> map;        ///< T: measurement (lifted) -> signal
+  std::shared_ptr<Module> potential;  ///< v: signal -> [N]
+  std::shared_ptr<Cost> cost;
+  std::shared_ptr<ForwardOperator> op;
+  c10::Device device = c10::Device(c10::kCPU);
+};
+
+/// A training algorithm. The trainer owns data, logging, checkpoints; the solver owns optimisers.
+class MONGE_SDK_API Solver : public Plugin {
+ public:
+  Kind kind() const override { return Kind::Solver; }
+
+  /// Called once before the first step.
+  virtual void setup(const SolverContext& context) = 0;
+  /// One iteration on fresh, independent batches of measurements `y` and clean signals `x`.
+  /// Returns named statistics (losses, norms) for the log.
+  virtual std::map<std::string, double> step(const at::Tensor& y, const at::Tensor& x) = 0;
+  /// Optimiser and schedule state, for exact resume.
+  virtual void save(torch::serialize::OutputArchive& archive) const = 0;
+  virtual void load(torch::serialize::InputArchive& archive) = 0;
+  /// The map to export (e.g. its EMA copy).
+  virtual std::shared_ptr<Module> export_map() const = 0;
+};
+
+}  // namespace monge

@@ -1,0 +1,25 @@
+#pragma once
+/// Version constants of the monge plugin SDK.
+///
+/// The SDK major changes whenever a plugin built against an older SDK could misbehave in a newer
+/// host (an interface changed layout or meaning). The minor changes when something is added in a
+/// compatible way. The host refuses plugins whose major differs from its own.
+///
+/// Changelog
+///   1.0  first public SDK: Plugin, ForwardOperator, NoiseModel, Cost, Network, Solver, Metric,
+///        Schema/Params, the plugin info record.
+
+#define MONGE_SDK_MAJOR 1
+#define MONGE_SDK_MINOR 0
+#define MONGE_VERSION_STRING "0.1.0"
+
+namespace monge {
+
+/// Major version of the SDK this header belongs to.
+inline constexpr int kSdkMajor = MONGE_SDK_MAJOR;
+/// Minor version of the SDK this header belongs to.
+inline constexpr int kSdkMinor = MONGE_SDK_MINOR;
+/// Version of the monge toolkit these headers ship with.
+inline constexpr const char* kVersion = MONGE_VERSION_STRING;
+
+}  // namespace monge
