@@ -16,3 +16,8 @@ endif()
 add_library(monge_warnings INTERFACE)
 target_compile_options(monge_warnings INTERFACE
   $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wno-unused-parameter -Winvalid-pch>)
+
+# Every translation unit compiles with -pthread: libvips' flags add it to some targets, and the
+# shared precompiled header is only valid where _REENTRANT is defined the same way.
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+add_compile_options($<$<CXX_COMPILER_ID:GNU,Clang>:-pthread>)

@@ -1,1 +1,239 @@
-int main() { return 0; }
+// The `monge` command line.
+
+#include <cstdlib>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <torch/version.h>
+
+#include "host/core/registry.hpp"
+#include "host/lua/runtime.hpp"
+#include "monge/version.hpp"
+#include "monge_config.hpp"
+#include <luajit.h>
+
+namespace {
+
+using namespace monge::lua;
+namespace fs = std::filesystem;
+
+constexpr const char* kHelp = R"(monge - unpaired image restoration with learned unbalanced optimal-transport maps
+
+Usage:
+  monge [OPTIONS] run SCRIPT.lua [ARGS...]   run a Lua pipeline; ARGS are visible to it as arg[1..]
+  monge [OPTIONS] run -e CODE                 run a chunk of Lua code
+  monge [OPTIONS] plugins [--kind KIND]       list plugins by kind, with versions and files
+  monge [OPTIONS] plugins --describe NAME     show a plugin's parameters (type, default, range, doc)
+  monge --version                             print versions (monge, SDK, LibTorch)
+  monge --help | monge COMMAND --help
+
+Options (before the command):
+  --plugin-path PATH   also load plugins from PATH, a directory or one plugin file (repeatable)
+  --no-env-plugins     ignore MONGE_PLUGIN_PATH (use only built-in and --plugin-path plugins)
+  --threads N          LibTorch threads for the pipeline (default: all cores, or $MONGE_THREADS)
+  -q, --quiet          do not print plugin warnings
+
+Environment:
+  MONGE_PLUGIN_PATH    colon-separated plugin directories, searched after the built-in one
+  MONGE_THREADS        default thread count
+  MONGE_FASHION_MNIST  Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
+
+Exit codes:
+  0  success
+  1  the pipeline failed (Lua error, bad input, failed computation); the message says why
+  2  bad command line
+  3  a plugin could not be found or loaded
+
+Documentation: docs/ in the source tree (docs/lua.md, docs/plugins.md, docs/cli.md).
+)";
+
+constexpr const char* kRunHelp = R"(Usage: monge run SCRIPT.lua [ARGS...]
+       monge run -e CODE
+
+Runs a Lua pipeline with LuaJIT. Inside the script `require "monge"` gives the monge module,
+`arg[0]` is the script path and `arg[1..n]` (also `...`) are ARGS. An uncaught error prints the
+message (with the script's file:line) and a traceback, and exits with code 1. os.exit(n) exits
+with n. See docs/lua.md for the API.
+)";
+
+constexpr const char* kPluginsHelp = R"(Usage: monge plugins [--kind KIND]
+       monge plugins --describe NAME
+
+Lists the plugins found in the built-in plugin directory, MONGE_PLUGIN_PATH and --plugin-path,
+grouped by kind (operator, noise, cost, network, solver, metric), with version, summary and file.
+Files that could not be loaded are reported as warnings on stderr. --describe prints one plugin's
+parameters. Exit code 3 if NAME is unknown or cannot be loaded.
+)";
+
+struct Options {
+  std::vector<fs::path> plugin_paths;
+  bool use_env = true;
+  bool quiet = false;
+  int threads = 0;
+};
+
+int usage_error(const std::string& msg) {
+  std::cerr << "monge: " << msg << "\nRun 'monge --help' for usage." << std::endl;
+  return kExitUsage;
+}
+
+int parse_threads(const std::string& text) {
+  char* end = nullptr;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || n < 1 || n > 4096) return -1;
+  return static_cast<int>(n);
+}
+
+void print_warnings(const monge::host::Registry& reg, const Options& opt) {
+  if (opt.quiet) return;
+  for (const auto& w : reg.warnings()) std::cerr << "monge: warning: " << w << std::endl;
+}
+
+monge::host::Registry& registry(const Options& opt) {
+  auto dirs = monge::host::Registry::default_dirs(opt.use_env);
+  monge::host::Registry::configure_global(dirs);
+  auto& reg = monge::host::Registry::global();
+  for (const auto& p : opt.plugin_paths) reg.add_path(p);
+  return reg;
+}
+
+int cmd_version() {
+  std::cout << "monge " << monge::kVersion << " (" << MONGE_GIT_REVISION << ")\n"
+            << "plugin SDK " << monge::kSdkMajor << "." << monge::kSdkMinor << "\n"
+            << "LibTorch " << TORCH_VERSION_MAJOR << "." << TORCH_VERSION_MINOR << "." << TORCH_VERSION_PATCH << "\n"
+            << LUAJIT_VERSION << "\n";
+  return kExitOk;
+}
+
+int cmd_plugins(const Options& opt, const std::vector<std::string>& args) {
+  std::string describe, kind;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << kPluginsHelp;
+      return kExitOk;
+    } else if (args[i] == "--describe" && i + 1 < args.size()) {
+      describe = args[++i];
+    } else if (args[i] == "--kind" && i + 1 < args.size()) {
+      kind = args[++i];
+      if (!monge::host::parse_kind(kind))
+        return usage_error("unknown kind '" + kind + "' (operator, noise, cost, network, solver, metric)");
+    } else {
+      return usage_error("plugins: unexpected argument '" + args[i] + "'");
+    }
+  }
+  auto& reg = registry(opt);
+  print_warnings(reg, opt);
+  if (!describe.empty()) {
+    const auto& r = reg.find(describe);
+    std::cout << r.name << " " << r.version << " (" << monge::kind_name(r.kind) << ")\n"
+              << "  " << r.summary << "\n"
+              << "  file: " << r.file.string() << "\n"
+              << "  built for: SDK " << r.sdk_major << "." << r.sdk_minor << ", LibTorch " << r.torch_version << ", "
+              << r.compiler << "\n"
+              << "parameters:\n";
+    const std::string params = r.schema->describe();
+    std::cout << (params.empty() ? "  (none)\n" : params);
+    return kExitOk;
+  }
+  const auto list = reg.list();
+  std::optional<monge::Kind> current;
+  size_t width = 0;
+  for (const auto* r : list) width = std::max(width, r->name.size());
+  for (const auto* r : list) {
+    if (!kind.empty() && kind != monge::kind_name(r->kind)) continue;
+    if (!current || *current != r->kind) {
+      current = r->kind;
+      std::cout << monge::kind_name(r->kind) << "\n";
+    }
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << r->name << "  " << std::setw(7) << r->version
+              << "  " << r->summary << "\n      " << r->file.string() << "\n";
+  }
+  if (list.empty()) std::cout << "(no plugins found; searched the built-in directory and MONGE_PLUGIN_PATH)\n";
+  return kExitOk;
+}
+
+int cmd_run(const Options& opt, const std::vector<std::string>& args) {
+  if (args.empty()) return usage_error("run: give a script (monge run pipeline.lua [args]) or -e CODE");
+  if (args[0] == "--help" || args[0] == "-h") {
+    std::cout << kRunHelp;
+    return kExitOk;
+  }
+  // Plugins are loaded on first use from Lua; configure the search path now.
+  auto dirs = monge::host::Registry::default_dirs(opt.use_env);
+  for (const auto& p : opt.plugin_paths) dirs.push_back(p);
+  monge::host::Registry::configure_global(dirs);
+  Runtime rt;
+  if (args[0] == "-e") {
+    if (args.size() != 2) return usage_error("run -e: give exactly one chunk of code");
+    return rt.run_string(args[1]);
+  }
+  return rt.run_file(args[0], std::vector<std::string>(args.begin() + 1, args.end()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (const char* env = std::getenv("MONGE_THREADS")) {
+    opt.threads = parse_threads(env);
+    if (opt.threads < 0) return usage_error(std::string("MONGE_THREADS must be a positive integer, got '") + env + "'");
+  }
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::cout << kHelp;
+      return kExitOk;
+    } else if (a == "--version" || a == "-V") {
+      return cmd_version();
+    } else if (a == "--plugin-path") {
+      if (i + 1 >= argc) return usage_error("--plugin-path needs a directory or file");
+      opt.plugin_paths.emplace_back(argv[++i]);
+    } else if (a == "--no-env-plugins") {
+      opt.use_env = false;
+    } else if (a == "--threads") {
+      if (i + 1 >= argc || (opt.threads = parse_threads(argv[i + 1])) < 0)
+        return usage_error("--threads needs a positive integer");
+      ++i;
+    } else if (a == "-q" || a == "--quiet") {
+      opt.quiet = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return usage_error("unknown option '" + a + "'");
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    std::cerr << kHelp;
+    return kExitUsage;
+  }
+  const std::string cmd = argv[i];
+  const std::vector<std::string> args(argv + i + 1, argv + argc);
+  // LibTorch defaults to one thread; use every core unless told otherwise.
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(opt.threads > 0 ? opt.threads : hw);
+  try {
+    if (cmd == "run") return cmd_run(opt, args);
+    if (cmd == "plugins") return cmd_plugins(opt, args);
+    if (cmd == "version") return cmd_version();
+    if (cmd == "help") {
+      if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
+      else if (!args.empty() && args[0] == "plugins") std::cout << kPluginsHelp;
+      else std::cout << kHelp;
+      return kExitOk;
+    }
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "version", "help"});
+    return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  } catch (const monge::host::PluginError& e) {
+    std::cerr << "monge: error: " << e.what() << std::endl;
+    return kExitPlugin;
+  } catch (const std::exception& e) {
+    std::cerr << "monge: error: " << e.what() << std::endl;
+    return kExitError;
+  }
+}

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <sstream>
 
+#include <elf.h>
+
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <torch/version.h>
@@ -41,16 +43,46 @@ std::string safe_string(const char* s, size_t max = 256) {
   return std::string(s, strnlen(s, max));
 }
 
-// A plugin file must at least look like an ELF shared object before dlopen sees it.
+// glibc's dlopen trusts the file's layout: a truncated library makes it touch pages past the end
+// of the mapping and the process dies with SIGBUS. So the ELF header and every segment the loader
+// will map are checked against the file size before dlopen sees the file.
 void check_elf(const fs::path& file) {
+  const std::string where = file.string();
   std::error_code ec;
-  if (!fs::exists(file, ec)) throw PluginError(file.string() + ": no such plugin file");
-  if (!fs::is_regular_file(file, ec)) throw PluginError(file.string() + ": not a regular file");
+  if (!fs::exists(file, ec)) throw PluginError(where + ": no such plugin file");
+  if (!fs::is_regular_file(file, ec)) throw PluginError(where + ": not a regular file");
+  const auto size = static_cast<uint64_t>(fs::file_size(file, ec));
   std::ifstream in(file, std::ios::binary);
-  char magic[4] = {0, 0, 0, 0};
-  in.read(magic, 4);
-  if (in.gcount() < 4 || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
-    throw PluginError(file.string() + ": not a shared library (no ELF header); remove it from the plugin directory");
+  Elf64_Ehdr eh{};
+  in.read(reinterpret_cast<char*>(&eh), sizeof eh);
+  if (in.gcount() < 4 || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+    throw PluginError(where + ": not a shared library (no ELF header); remove it from the plugin directory");
+  auto bad = [&](const std::string& what) {
+    return PluginError(where + ": cannot be loaded (" + what +
+                       "); the file is truncated, corrupt or built for another system; rebuild or remove it");
+  };
+  if (static_cast<size_t>(in.gcount()) < sizeof eh) throw bad("file too short for an ELF header");
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64) throw bad("not a 64-bit ELF file");
+  if (eh.e_ident[EI_DATA] != ELFDATA2LSB) throw bad("not a little-endian ELF file");
+#if defined(__x86_64__)
+  if (eh.e_machine != EM_X86_64) throw bad("built for another CPU architecture (ELF machine " + std::to_string(eh.e_machine) + ")");
+#elif defined(__aarch64__)
+  if (eh.e_machine != EM_AARCH64) throw bad("built for another CPU architecture (ELF machine " + std::to_string(eh.e_machine) + ")");
+#endif
+  if (eh.e_type != ET_DYN) throw bad("an ELF file, but not a shared library");
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+      eh.e_phoff + uint64_t(eh.e_phnum) * sizeof(Elf64_Phdr) > size)
+    throw bad("program headers lie outside the file");
+  if (eh.e_shoff != 0 && eh.e_shoff + uint64_t(eh.e_shnum) * eh.e_shentsize > size)
+    throw bad("section headers lie outside the file (" + std::to_string(size) + " bytes)");
+  in.seekg(static_cast<std::streamoff>(eh.e_phoff));
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph{};
+    in.read(reinterpret_cast<char*>(&ph), sizeof ph);
+    if (static_cast<size_t>(in.gcount()) != sizeof ph) throw bad("program headers lie outside the file");
+    if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) && (ph.p_offset > size || ph.p_filesz > size - ph.p_offset))
+      throw bad("a segment extends past the end of the file (" + std::to_string(size) + " bytes)");
+  }
 }
 
 }  // namespace

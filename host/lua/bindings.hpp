@@ -1,0 +1,26 @@
+#pragma once
+// Entry points of the binding files; each adds its functions to the module table on the stack.
+
+#include <memory>
+#include <string>
+
+#include <lua.hpp>
+
+#include "monge/params.hpp"
+#include "monge/plugin.hpp"
+
+namespace monge::lua {
+
+void open_plugins(lua_State* L);  // host/lua/plugins.cpp: monge.operator, monge.noise, ...
+void open_data(lua_State* L);     // host/lua/data.cpp: monge.data.*
+void open_image(lua_State* L);    // host/lua/image.cpp: monge.image.* (stubs raising an error without libvips)
+
+/// Pushes a plugin object as userdata ("monge.Plugin").
+void push_plugin(lua_State* L, std::shared_ptr<Plugin> object, const std::string& name,
+                 std::shared_ptr<const Params> params = nullptr);
+/// The plugin object at `index`, or nullptr if the value there is not one.
+std::shared_ptr<Plugin> test_plugin(lua_State* L, int index);
+/// Converts the Lua value at `index` into a parameter value (for plugin params tables).
+Value to_value(lua_State* L, int index, const std::string& key);
+
+}  // namespace monge::lua

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package monge needs to build, test and run its demo.
+# Idempotent and non-interactive; uses sudo when not run as root.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-pthread       # LibTorch (CPU); OpenBLAS for fast matrix products
+  libluajit2-5.1-dev                      # LuaJIT
+  libvips-dev                             # image I/O
+  libboost-dev libboost-filesystem-dev    # Boost.DLL
+  libgtest-dev                            # GoogleTest
+  zlib1g-dev                              # gzip-compressed IDX files
+  dataset-fashion-mnist                   # the demo and test data
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  SUDO="sudo"
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

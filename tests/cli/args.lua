@@ -1,0 +1,3 @@
+-- Prints the script's arguments as seen through `arg` and `...`.
+local a, b = ...
+print("arg0=" .. arg[0]:match("[^/]+$"), "arg1=" .. arg[1], "arg2=" .. arg[2], "varargs=" .. a .. "," .. b, "n=" .. #arg)

@@ -1,0 +1,49 @@
+# CLI checks: add_cli_test(name exit_code regex... COMMAND args...)
+function(add_cli_test name code)
+  cmake_parse_arguments(ARG "" "" "COMMAND;MATCH" ${ARGN})
+  add_test(NAME cli.${name}
+           COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/expect.sh" ${code} ${ARG_MATCH} -- ${ARG_COMMAND}
+           WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}/cli")
+  set_tests_properties(cli.${name} PROPERTIES ENVIRONMENT "MONGE_PLUGIN_PATH=")
+endfunction()
+
+set(_m $<TARGET_FILE:monge>)
+add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 1\\.0" "LibTorch 1\\.13" COMMAND ${_m} --version)
+add_cli_test(help 0 MATCH "Usage:" "monge .*run SCRIPT" "Exit codes:" "MONGE_PLUGIN_PATH" COMMAND ${_m} --help)
+add_cli_test(run_help 0 MATCH "arg\\[1\\.\\.n\\]" COMMAND ${_m} run --help)
+add_cli_test(no_command 2 MATCH "Usage:" COMMAND ${_m})
+add_cli_test(unknown_command 2 MATCH "unknown command 'plugns' \\(did you mean 'plugins'\\?\\)" COMMAND ${_m} plugns)
+add_cli_test(unknown_option 2 MATCH "unknown option '--frob'" COMMAND ${_m} --frob run x.lua)
+add_cli_test(bad_threads 2 MATCH "--threads needs a positive integer" COMMAND ${_m} --threads zero run x.lua)
+add_cli_test(plugins_list 0
+  MATCH "^operator$" "^  downsample +1\\.0\\.0" "^  gaussian_blur +1\\.0\\.0" "^  hdr_clip" "^  identity"
+        "^noise$" "^  gaussian +1\\.0\\.0" "lib/monge/plugins/gaussian_blur\\.monge\\.so"
+  COMMAND ${_m} plugins)
+add_cli_test(plugins_kind 0 MATCH "^noise$" "^  gaussian " COMMAND ${_m} plugins --kind noise)
+add_cli_test(describe 0
+  MATCH "^gaussian_blur 1\\.0\\.0 \\(operator\\)" "sigma +\\(number in \\[0\\.01, 100\\], default 1\\.5\\)"
+        "size +\\(integer in \\[1, 101\\], default 13\\)" "padding +\\(choice: reflect\\|replicate\\|zeros\\|circular, default \"reflect\"\\)"
+        "built for: SDK 1\\.0, LibTorch 1\\.13"
+  COMMAND ${_m} plugins --describe gaussian_blur)
+add_cli_test(describe_unknown 3 MATCH "unknown plugin 'gausian_blur' \\(did you mean 'gaussian_blur'\\?\\)"
+  COMMAND ${_m} plugins --describe gausian_blur)
+add_cli_test(misspelled_param 1
+  MATCH "misspelled\\.lua:3:" "unknown parameter 'sigmma' \\(did you mean 'sigma'\\?\\)" "stack traceback"
+  COMMAND ${_m} run misspelled.lua)
+add_cli_test(script_args 0 MATCH "arg0=args\\.lua" "arg1=first" "arg2=second" "varargs=first,second" "n=2"
+  COMMAND ${_m} run args.lua first second)
+add_cli_test(uncaught_error 1 MATCH "uncaught\\.lua:2: deliberate failure" "stack traceback" "in function 'outer'"
+  COMMAND ${_m} run uncaught.lua)
+add_cli_test(cpp_error 1 MATCH "cpp_error\\.lua:4: .*downsample.*(divisible|multiple)" COMMAND ${_m} run cpp_error.lua)
+add_cli_test(missing_script 2 MATCH "cannot open script 'nope\\.lua'" COMMAND ${_m} run nope.lua)
+add_cli_test(syntax_error 1 MATCH "line 1|:1:" COMMAND ${_m} run -e "local = 1")
+add_cli_test(eval 0 MATCH "^42$" COMMAND ${_m} run -e "print(require('monge').version and 42)")
+# A plugin built for another SDK major: skipped with a warning naming the file and both versions;
+# asking for it is an error repeating why.
+add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 1\\.0"
+  COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins)
+add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 1\\.0"
+  COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" run -e "require('monge').operator('future_op')")
+add_cli_test(bad_sdk_describe 3 MATCH "SDK 99\\.0" COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins --describe future_op)
+add_cli_test(duplicate_name 1 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*identity_copy\\.monge\\.so"
+  COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/duplicate" run -e "require('monge').operator('identity')")

@@ -1,0 +1,22 @@
+# Builds examples/custom_operator against this build tree's SDK package, then uses the plugin from
+# Lua through MONGE_PLUGIN_PATH.
+set(_ex_build "${CMAKE_CURRENT_BINARY_DIR}/example_custom_operator")
+set(_ex_options -DMonge_DIR=${CMAKE_BINARY_DIR}/cmake -DCMAKE_BUILD_TYPE=Release)
+if(CMAKE_CXX_COMPILER_LAUNCHER)
+  list(JOIN CMAKE_CXX_COMPILER_LAUNCHER "\;" _launcher)
+  list(APPEND _ex_options "-DCMAKE_CXX_COMPILER_LAUNCHER=${_launcher}")
+endif()
+add_test(NAME example.custom_operator.build
+  COMMAND ${CMAKE_CTEST_COMMAND} --build-and-test "${PROJECT_SOURCE_DIR}/examples/custom_operator" "${_ex_build}"
+          --build-generator "${CMAKE_GENERATOR}" --build-noclean --build-options ${_ex_options})
+set_tests_properties(example.custom_operator.build PROPERTIES FIXTURES_SETUP custom_operator TIMEOUT 600)
+
+add_test(NAME example.custom_operator.twin
+  COMMAND monge run "${CMAKE_CURRENT_SOURCE_DIR}/example/custom_operator_test.lua")
+add_test(NAME example.custom_operator.readme
+  COMMAND monge run "${PROJECT_SOURCE_DIR}/examples/custom_operator/use_gamma_curve.lua")
+add_cli_test(example_describe 0 MATCH "^gamma_curve 1\\.0\\.0 \\(operator\\)" "gamma +\\(number in \\[0\\.1, 10\\], default 2\\.2\\)"
+  COMMAND $<TARGET_FILE:monge> --plugin-path "${_ex_build}" plugins --describe gamma_curve)
+foreach(_t example.custom_operator.twin example.custom_operator.readme cli.example_describe)
+  set_tests_properties(${_t} PROPERTIES FIXTURES_REQUIRED custom_operator ENVIRONMENT "MONGE_PLUGIN_PATH=${_ex_build}")
+endforeach()
