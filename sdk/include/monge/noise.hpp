@@ -20,7 +20,7 @@ class MONGE_SDK_API NoiseModel : public Plugin {
   virtual at::Tensor sample(const at::Tensor& ax, c10::optional<at::Generator> generator) const = 0;
 
   /// Per-sample negative log-likelihood -log p(y | ax), summed over all values of a sample:
-  /// shape [B]. Differentiable in `ax`.
+  /// shape [N]. Differentiable in `ax`.
   virtual at::Tensor nll(const at::Tensor& y, const at::Tensor& ax) const = 0;
 };
 
