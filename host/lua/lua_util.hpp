@@ -8,6 +8,19 @@
 
 namespace monge::lua {
 
+/// Pushes "file:line: " of the nearest Lua function on the call stack (skipping C functions and
+/// frames lost to tail calls, where luaL_where would give nothing), or "" if there is none.
+inline void push_where(lua_State* L) {
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); ++level) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
 /// Wraps a binding so that a C++ exception becomes a Lua error carrying the real message and the
 /// calling script's file:line. LuaJIT would otherwise report a bare "C++ exception". Lua errors
 /// raised inside F (luaL_check*, lua_error) are not std::exceptions and pass through untouched.
@@ -22,7 +35,7 @@ int guard(lua_State* L) {
     }
     // c10::Error messages carry a C++ backtrace after the first line; users need the first line.
     if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-    luaL_where(L, 1);
+    push_where(L);
     lua_pushlstring(L, msg.data(), msg.size());
     lua_concat(L, 2);
   }

@@ -47,3 +47,16 @@ add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op
 add_cli_test(bad_sdk_describe 3 MATCH "SDK 99\\.0" COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins --describe future_op)
 add_cli_test(duplicate_name 1 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*identity_copy\\.monge\\.so"
   COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/duplicate" run -e "require('monge').operator('identity')")
+
+# `cmake --install` lays out a working tree: the installed host finds installed plugins and Lua
+# modules, and the SDK package is there for out-of-tree plugins.
+set(_prefix "${CMAKE_CURRENT_BINARY_DIR}/install-test")
+add_test(NAME install.run COMMAND ${CMAKE_COMMAND} --install "${CMAKE_BINARY_DIR}" --prefix "${_prefix}")
+set_tests_properties(install.run PROPERTIES FIXTURES_SETUP installed)
+add_cli_test(installed_plugins 0 MATCH "^  gaussian_blur " "install-test/lib/monge/plugins/gaussian_blur\\.monge\\.so"
+  COMMAND "${_prefix}/bin/monge" plugins)
+add_cli_test(installed_lua 0 MATCH "^ok gaussian$"
+  COMMAND "${_prefix}/bin/monge" run -e "local m = require 'monge' assert(m.data.fashion_mnist) print('ok ' .. m.noise('gaussian').name)")
+add_cli_test(installed_sdk 0 MATCH "MongeConfig\\.cmake" "MongeAddPlugin\\.cmake" "monge/export\\.hpp" "monge/operator\\.hpp"
+  COMMAND find "${_prefix}/lib/cmake/Monge" "${_prefix}/include/monge")
+set_tests_properties(cli.installed_plugins cli.installed_lua cli.installed_sdk PROPERTIES FIXTURES_REQUIRED installed)
