@@ -2,6 +2,7 @@
 // A small helper layer over the Lua C API, shared by all bindings.
 
 #include <exception>
+#include <initializer_list>
 #include <string>
 
 #include <lua.hpp>
