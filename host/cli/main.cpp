@@ -163,10 +163,8 @@ int cmd_run(const Options& opt, const std::vector<std::string>& args) {
     std::cout << kRunHelp;
     return kExitOk;
   }
-  // Plugins are loaded on first use from Lua; configure the search path now.
-  auto dirs = monge::host::Registry::default_dirs(opt.use_env);
-  for (const auto& p : opt.plugin_paths) dirs.push_back(p);
-  monge::host::Registry::configure_global(dirs);
+  // Scan now so that skipped plugin files are reported before the pipeline starts.
+  print_warnings(registry(opt), opt);
   Runtime rt;
   if (args[0] == "-e") {
     if (args.size() != 2) return usage_error("run -e: give exactly one chunk of code");

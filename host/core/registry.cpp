@@ -270,13 +270,16 @@ const PluginRecord& Registry::find(const std::string& name) const {
   throw PluginError(msg);
 }
 
-std::shared_ptr<Plugin> Registry::create(const std::string& name, const ParamMap& given,
-                                         std::optional<Kind> expected) const {
+Params Registry::resolve(const std::string& name, const ParamMap& given, std::optional<Kind> expected) const {
   const PluginRecord& r = find(name);
   if (expected && r.kind != *expected)
     throw PluginError("plugin '" + name + "' is a " + kind_name(r.kind) + ", not a " + kind_name(*expected) +
                       " (" + r.file.string() + ")");
-  const Params params = r.schema->resolve(given, name);
+  return r.schema->resolve(given, name);
+}
+
+std::shared_ptr<Plugin> Registry::instantiate(const std::string& name, const Params& params) const {
+  const PluginRecord& r = find(name);
   Plugin* raw = nullptr;
   try {
     raw = r.create(params);

@@ -69,10 +69,16 @@ class Registry {
 
   /// The plugin called `name`; throws PluginError saying why it is unknown or unusable.
   const PluginRecord& find(const std::string& name) const;
-  /// Creates an object from plugin `name` with parameters `given` (validated against the
-  /// plugin's schema). When `expected` is set, the plugin must be of that kind.
+  /// Validates `given` against plugin `name`'s schema and fills defaults. When `expected` is
+  /// set, the plugin must be of that kind. Throws PluginError or ParamError.
+  Params resolve(const std::string& name, const ParamMap& given, std::optional<Kind> expected = std::nullopt) const;
+  /// Creates an object from plugin `name` with parameters already resolved by resolve().
+  std::shared_ptr<Plugin> instantiate(const std::string& name, const Params& params) const;
+  /// resolve() then instantiate().
   std::shared_ptr<Plugin> create(const std::string& name, const ParamMap& given,
-                                 std::optional<Kind> expected = std::nullopt) const;
+                                 std::optional<Kind> expected = std::nullopt) const {
+    return instantiate(name, resolve(name, given, expected));
+  }
 
   /// All usable plugins, sorted by kind then name.
   std::vector<const PluginRecord*> list() const;

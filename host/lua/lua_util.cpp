@@ -30,37 +30,38 @@ std::string key_text(lua_State* L, int index) {
 
 }  // namespace
 
-std::string opt_string_field(lua_State* L, int index, const char* key, const std::string& def) {
+namespace {
+
+// Pushes field `key` of the table at `index` and returns true if it is present with Lua type
+// `type`; returns false (nothing pushed) when the table or the field is absent; throws when the
+// field has another type.
+bool push_field(lua_State* L, int index, const char* key, int type, const char* type_name) {
   index = absolute(L, index);
-  if (!lua_istable(L, index)) return def;
+  if (!lua_istable(L, index)) return false;
   lua_getfield(L, index, key);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
-    return def;
+    return false;
   }
-  if (lua_type(L, -1) != LUA_TSTRING) {
+  if (lua_type(L, -1) != type) {
     const std::string got = luaL_typename(L, -1);
     lua_pop(L, 1);
-    throw std::runtime_error(std::string("option '") + key + "' must be a string, got " + got);
+    throw std::runtime_error(std::string("option '") + key + "' must be a " + type_name + ", got " + got);
   }
+  return true;
+}
+
+}  // namespace
+
+std::string opt_string_field(lua_State* L, int index, const char* key, const std::string& def) {
+  if (!push_field(L, index, key, LUA_TSTRING, "string")) return def;
   std::string value = lua_tostring(L, -1);
   lua_pop(L, 1);
   return value;
 }
 
 double opt_number_field(lua_State* L, int index, const char* key, double def) {
-  index = absolute(L, index);
-  if (!lua_istable(L, index)) return def;
-  lua_getfield(L, index, key);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return def;
-  }
-  if (lua_type(L, -1) != LUA_TNUMBER) {
-    const std::string got = luaL_typename(L, -1);
-    lua_pop(L, 1);
-    throw std::runtime_error(std::string("option '") + key + "' must be a number, got " + got);
-  }
+  if (!push_field(L, index, key, LUA_TNUMBER, "number")) return def;
   const double value = lua_tonumber(L, -1);
   lua_pop(L, 1);
   return value;

@@ -190,10 +190,8 @@ int create_plugin(lua_State* L, std::optional<Kind> kind, const char* function) 
                              luaL_typename(L, 1));
   const std::string name = lua_tostring(L, 1);
   auto& reg = host::Registry::global();
-  ParamMap given = to_param_map(L, 2, name);
-  auto object = reg.create(name, given, kind);
-  auto params = std::make_shared<const Params>(reg.find(name).schema->resolve(given, name));
-  push_plugin(L, std::move(object), name, std::move(params));
+  auto params = std::make_shared<const Params>(reg.resolve(name, to_param_map(L, 2, name), kind));
+  push_plugin(L, reg.instantiate(name, *params), name, params);
   return 1;
 }
 

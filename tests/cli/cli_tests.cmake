@@ -60,3 +60,8 @@ add_cli_test(installed_lua 0 MATCH "^ok gaussian$"
 add_cli_test(installed_sdk 0 MATCH "MongeConfig\\.cmake" "MongeAddPlugin\\.cmake" "monge/export\\.hpp" "monge/operator\\.hpp"
   COMMAND find "${_prefix}/lib/cmake/Monge" "${_prefix}/include/monge")
 set_tests_properties(cli.installed_plugins cli.installed_lua cli.installed_sdk PROPERTIES FIXTURES_REQUIRED installed)
+# --plugin-path also takes a single plugin file; a stale file met while scanning warns before a run.
+add_cli_test(plugin_path_file 3 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*duplicate/identity_copy\\.monge\\.so"
+  COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/duplicate/identity_copy.monge.so" run -e "print('not reached')")
+add_cli_test(run_warns_about_stale_plugins 0 MATCH "warning: skipped .*future_op\\.monge\\.so: built for monge SDK 99\\.0" "^done$"
+  COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" run -e "print('done')")

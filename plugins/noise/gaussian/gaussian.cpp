@@ -45,6 +45,8 @@ class GaussianNoise final : public monge::NoiseModel {
     return squared / (2 * sigma_ * sigma_) + log_norm;
   }
 
+  double variance() const override { return sigma_ * sigma_; }
+
   static monge::Schema schema() {
     return monge::Schema{}.real("sigma", 0.05, 1e-6, 10, "standard deviation of the noise (images span [-1, 1])");
   }

@@ -21,6 +21,8 @@ struct NetworkShape {
   int64_t in_channels = 1;
   int64_t out_channels = 1;  ///< 1 for a potential's per-pixel map; potentials reduce to [N]
   int64_t scale = 1;         ///< output side / input side, e.g. for super-resolution maps
+  int64_t height = 0;        ///< input height the network will be trained on (0: not known)
+  int64_t width = 0;         ///< input width the network will be trained on (0: not known)
 };
 
 /// A network plugin builds modules; it also declares what tiled application needs to know.

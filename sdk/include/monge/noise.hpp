@@ -22,6 +22,11 @@ class MONGE_SDK_API NoiseModel : public Plugin {
   /// Per-sample negative log-likelihood -log p(y | ax), summed over all values of a sample:
   /// shape [N]. Differentiable in `ax`.
   virtual at::Tensor nll(const at::Tensor& y, const at::Tensor& ax) const = 0;
+
+  /// Variance of one noisy value around its clean measurement (at mid-grey, 0, where it depends
+  /// on the signal). The likelihood cost multiplies NLL differences by 2 * variance() so that it
+  /// reads in squared-error units: exactly ||A(x) - y||^2 for Gaussian noise.
+  virtual double variance() const = 0;
 };
 
 }  // namespace monge
