@@ -22,6 +22,7 @@ namespace monge {
 /// What a solver trains and with what.
 struct SolverContext {
   std::shared_ptr<Module> map;        ///< T: measurement (lifted) -> signal
+  std::shared_ptr<Module> map_ema;    ///< optional: same architecture as `map`, holds its moving average
   std::shared_ptr<Module> potential;  ///< v: signal -> [N]
   std::shared_ptr<Cost> cost;
   std::shared_ptr<ForwardOperator> op;

@@ -1,0 +1,171 @@
+// The uotip solver against losses computed by hand on tiny tensors, for each Psi*.
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "host/core/registry.hpp"
+#include "monge/sdk.hpp"
+#include "monge/solver.hpp"
+
+namespace {
+
+using monge::host::Registry;
+
+// T(z) = a z with one scalar parameter a.
+class ScaleMap : public monge::Module {
+ public:
+  explicit ScaleMap(double a) { a_ = register_parameter("a", torch::full({1}, a, torch::kFloat64)); }
+  at::Tensor forward(const at::Tensor& z) override { return z * a_; }
+  at::Tensor a_;
+};
+
+// v(x) = b * sum(x) per sample.
+class LinearPotential : public monge::Module {
+ public:
+  explicit LinearPotential(double b) { b_ = register_parameter("b", torch::full({1}, b, torch::kFloat64)); }
+  at::Tensor forward(const at::Tensor& x) override { return x.reshape({x.size(0), -1}).sum(1) * b_; }
+  at::Tensor b_;
+};
+
+// c(y, x) = sum (x - y)^2 per sample.
+class SquaredCost : public monge::Cost {
+ public:
+  at::Tensor evaluate(const at::Tensor& y, const at::Tensor& x) const override {
+    return (x - y).square().reshape({x.size(0), -1}).sum(1);
+  }
+};
+
+std::shared_ptr<monge::Solver> make_solver(const monge::ParamMap& params) {
+  static Registry* reg = [] {
+    auto* r = new Registry(Registry::default_dirs(false));
+    r->scan();
+    return r;
+  }();
+  return std::dynamic_pointer_cast<monge::Solver>(reg->create("uotip", params, monge::Kind::Solver));
+}
+
+double psi(const std::string& kind, double t) {
+  if (kind == "kl") return std::exp(t) - 1;
+  if (kind == "chi2") return t >= -2 ? t + t * t / 4 : -1;
+  if (kind == "softplus") return 2 * std::log1p(std::exp(t)) - 2 * std::log(2.0);
+  return t;
+}
+
+struct Toy {
+  std::shared_ptr<ScaleMap> map = std::make_shared<ScaleMap>(2.0);
+  std::shared_ptr<LinearPotential> potential = std::make_shared<LinearPotential>(0.3);
+  std::shared_ptr<ScaleMap> ema = std::make_shared<ScaleMap>(0.0);
+  at::Tensor y = torch::tensor({1.0, 2.0}, torch::kFloat64).view({2, 1, 1, 1});
+  at::Tensor x = torch::tensor({0.5, 1.5}, torch::kFloat64).view({2, 1, 1, 1});
+  monge::SolverContext context() {
+    monge::SolverContext c;
+    c.map = map;
+    c.potential = potential;
+    c.map_ema = ema;
+    c.cost = std::make_shared<SquaredCost>();
+    return c;
+  }
+};
+
+class UotipLosses : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(UotipLosses, MatchHandComputedAlgorithm1) {
+  const std::string kind = GetParam();
+  const double lr_map = 0.1, lr_pot = 0.05, gamma = 0.4, tau = 1.0;
+  auto solver = make_solver({{"psi1", kind}, {"psi2", kind}, {"tau", tau}, {"lr_map", lr_map},
+                             {"lr_potential", lr_pot}, {"r1", gamma}, {"ema", 0.5}});
+  Toy s;
+  solver->setup(s.context());
+  const auto stats = solver->step(s.y, s.x);
+
+  // Map step with a = 2, b = 0.3: T(y) = (2, 4), c = (1, 4), v(T(y)) = (0.6, 1.2).
+  EXPECT_NEAR(stats.at("loss_map"), ((1 - 0.6) + (4 - 1.2)) / 2, 1e-12);
+  EXPECT_NEAR(stats.at("cost"), 2.5, 1e-12);
+  // dL_T/da = mean(2 (a y - y) y - b y) = 4.55 > 0: Adam's first step moves a by -lr.
+  EXPECT_NEAR(s.map->a_.item<double>(), 2.0 - lr_map, 1e-7);
+  const double a = s.map->a_.item<double>();  // exact value (Adam's eps shifts it by ~1e-9)
+  // Potential step with the updated map: T(y) = a y.
+  const double y1 = 1, y2 = 2, x1 = 0.5, x2 = 1.5, b = 0.3;
+  const double c1 = std::pow(a * y1 - y1, 2), c2 = std::pow(a * y2 - y2, 2);
+  const double fake = (psi(kind, -tau * c1 + b * a * y1) + psi(kind, -tau * c2 + b * a * y2)) / 2;
+  const double real = (psi(kind, -b * x1) + psi(kind, -b * x2)) / 2;
+  EXPECT_NEAR(stats.at("loss_potential"), fake + real, 1e-10) << kind;
+  EXPECT_NEAR(stats.at("r1"), gamma / 2 * b * b, 1e-12);  // |grad_x v|^2 = b^2 for each sample
+  EXPECT_NEAR(stats.at("v_fake"), b * a * (y1 + y2) / 2, 1e-12);
+  EXPECT_NEAR(stats.at("v_real"), b * (x1 + x2) / 2, 1e-12);
+  EXPECT_EQ(stats.at("clamped"), 0.0);
+  // The potential moved by lr in the direction that lowers L_v + r1.
+  const double b_after = s.potential->b_.item<double>();
+  EXPECT_NEAR(std::fabs(b_after - b), lr_pot, 1e-7);
+  // EMA with decay 0.5: starts at a copy of the map, then averages.
+  EXPECT_NEAR(s.ema->a_.item<double>(), 0.5 * 2.0 + 0.5 * a, 1e-12);
+  EXPECT_EQ(solver->export_map().get(), s.ema.get());
+}
+
+INSTANTIATE_TEST_SUITE_P(EachConjugate, UotipLosses, ::testing::Values("kl", "chi2", "softplus", "identity"));
+
+TEST(Uotip, TauDefaultsToThePaperWeightPerValue) {
+  auto solver = make_solver({});
+  Toy s;
+  solver->setup(s.context());
+  s.x = torch::zeros({2, 1, 28, 28}, torch::kFloat64);
+  s.y = torch::zeros({2, 1, 28, 28}, torch::kFloat64);
+  EXPECT_NEAR(solver->step(s.y, s.x).at("tau"), 49.152 / 784, 1e-12);
+}
+
+TEST(Uotip, ExponentOverflowIsClampedAndCounted) {
+  auto solver = make_solver({{"psi1", std::string("kl")}, {"tau", 1e-6}, {"max_exponent", 5.0}});
+  Toy s;
+  s.potential = std::make_shared<LinearPotential>(100.0);  // v(T(y)) = 100 a y: far above 5
+  solver->setup(s.context());
+  const auto stats = solver->step(s.y, s.x);
+  EXPECT_EQ(stats.at("clamped"), 2.0);
+  EXPECT_TRUE(std::isfinite(stats.at("loss_potential")));
+}
+
+TEST(Uotip, SaveAndLoadRestoreOptimiserState) {
+  auto run = [](int steps_before, bool reload) {
+    Toy s;
+    auto solver = make_solver({{"lr_map", 0.01}, {"lr_potential", 0.01}, {"tau", 1.0}});
+    solver->setup(s.context());
+    for (int i = 0; i < steps_before; ++i) solver->step(s.y, s.x);
+    if (reload) {
+      torch::serialize::OutputArchive out;
+      solver->save(out);
+      std::ostringstream buffer;
+      out.save_to(buffer);
+      auto fresh = make_solver({{"lr_map", 0.01}, {"lr_potential", 0.01}, {"tau", 1.0}});
+      fresh->setup(s.context());
+      torch::serialize::InputArchive in;
+      std::istringstream input(buffer.str());
+      in.load_from(input);
+      fresh->load(in);
+      solver = fresh;
+    }
+    for (int i = 0; i < 3; ++i) solver->step(s.y, s.x);
+    return std::make_pair(s.map->a_.item<double>(), s.potential->b_.item<double>());
+  };
+  const auto straight = run(3, false);
+  const auto resumed = run(3, true);
+  EXPECT_DOUBLE_EQ(straight.first, resumed.first);
+  EXPECT_DOUBLE_EQ(straight.second, resumed.second);
+}
+
+TEST(Uotip, StepBeforeSetupIsAnError) {
+  auto solver = make_solver({});
+  Toy s;
+  EXPECT_THROW(solver->step(s.y, s.x), monge::Error);
+}
+
+TEST(Uotip, UnknownConjugateSuggestsOne) {
+  try {
+    make_solver({{"psi1", std::string("kll")}});
+    FAIL();
+  } catch (const monge::ParamError& e) {
+    EXPECT_NE(std::string(e.what()).find("(did you mean 'kl'?)"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
