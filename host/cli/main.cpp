@@ -12,6 +12,7 @@
 #include <torch/version.h>
 
 #include "host/core/registry.hpp"
+#include "host/train/map_file.hpp"
 #include "host/lua/runtime.hpp"
 #include "monge/version.hpp"
 #include "monge_config.hpp"
@@ -29,6 +30,7 @@ Usage:
   monge [OPTIONS] run -e CODE                 run a chunk of Lua code
   monge [OPTIONS] plugins [--kind KIND]       list plugins by kind, with versions and files
   monge [OPTIONS] plugins --describe NAME     show a plugin's parameters (type, default, range, doc)
+  monge [OPTIONS] info MAP                    show what a map file holds (network, operator, metrics)
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -157,6 +159,35 @@ int cmd_plugins(const Options& opt, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int cmd_info(const Options& opt, const std::vector<std::string>& args) {
+  if (args.size() != 1 || args[0] == "--help" || args[0] == "-h") {
+    if (args.size() == 1) {
+      std::cout << "Usage: monge info MAP\n\nPrints the network, shape, operator, training notes and metrics recorded in a map file.\n";
+      return kExitOk;
+    }
+    return usage_error("info: give one map file (monge info runs/gb/map.pt)");
+  }
+  auto& reg = registry(opt);
+  const auto m = monge::host::load_map(args[0], reg);
+  const auto& i = m.info;
+  int64_t params = 0;
+  for (const auto& p : m.module->parameters()) params += p.numel();
+  std::cout << "map " << args[0] << "\n"
+            << "  written by monge " << i.monge_version << " (map format " << monge::host::kMapFormat << ")\n"
+            << "  network " << i.network.name << " (" << params << " parameters)";
+  for (const auto& [k, v] : i.network.params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
+  std::cout << "\n  channels " << i.shape.in_channels << " -> " << i.shape.out_channels << ", trained on "
+            << i.shape.height << "x" << i.shape.width << "\n";
+  if (i.op) {
+    std::cout << "  operator " << i.op->name;
+    for (const auto& [k, v] : i.op->params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
+    std::cout << " (its lift is applied to inputs)\n";
+  }
+  for (const auto& [k, v] : i.notes) std::cout << "  " << k << " " << v << "\n";
+  for (const auto& [k, v] : i.metrics) std::cout << "  " << k << " " << v << "\n";
+  return kExitOk;
+}
+
 int cmd_run(const Options& opt, const std::vector<std::string>& args) {
   if (args.empty()) return usage_error("run: give a script (monge run pipeline.lua [args]) or -e CODE");
   if (args[0] == "--help" || args[0] == "-h") {
@@ -218,6 +249,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "run") return cmd_run(opt, args);
     if (cmd == "plugins") return cmd_plugins(opt, args);
+    if (cmd == "info") return cmd_info(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
@@ -225,7 +257,7 @@ int main(int argc, char** argv) {
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

@@ -503,6 +503,12 @@ Value to_value(lua_State* L, int index, const std::string& key) {
   throw std::runtime_error(key + ": values of type " + std::string(luaL_typename(L, index)) + " are not accepted");
 }
 
+std::optional<PluginRef> test_plugin_ref(lua_State* L, int index) {
+  auto* box = test_box(L, index);
+  if (!box) return std::nullopt;
+  return PluginRef{box->object, box->name, box->params};
+}
+
 std::shared_ptr<Plugin> test_plugin(lua_State* L, int index) {
   auto* box = test_box(L, index);
   return box ? box->object : nullptr;

@@ -65,6 +65,7 @@ int open_core(lua_State* L) {
   open_plugins(L);
   open_data(L);
   open_image(L);
+  open_train(L);
   return 1;
 }
 

@@ -140,7 +140,9 @@ class Uotip final : public monge::Solver {
     steps_ = steps.item<int64_t>();
   }
 
-  std::shared_ptr<monge::Module> export_map() const override { return ctx_.map_ema ? ctx_.map_ema : ctx_.map; }
+  std::shared_ptr<monge::Module> export_map() const override {
+    return ctx_.map_ema && ema_ > 0 ? ctx_.map_ema : ctx_.map;
+  }
 
   static monge::Schema schema() {
     const std::vector<std::string> conjugates = {"kl", "chi2", "softplus", "identity"};

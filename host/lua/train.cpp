@@ -1,0 +1,225 @@
+// Lua bindings for training and maps: monge.train{...}, monge.load_map(path), map objects.
+
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include "host/core/registry.hpp"
+#include "host/lua/bindings.hpp"
+#include "host/lua/lua_util.hpp"
+#include "host/lua/tensor.hpp"
+#include "host/train/trainer.hpp"
+
+namespace monge::lua {
+
+namespace {
+
+constexpr const char* kMapMeta = "monge.Map";
+
+struct MapBox {
+  std::shared_ptr<Module> module;
+  std::shared_ptr<ForwardOperator> op;
+  std::string path;
+  host::MapInfo info;
+};
+
+MapBox& check_map(lua_State* L, int index) {
+  auto* box = static_cast<MapBox*>(luaL_testudata(L, index, kMapMeta));
+  if (!box) throw std::runtime_error("expected a map (from monge.train or monge.load_map), got " + std::string(luaL_typename(L, index)));
+  return *box;
+}
+
+void push_map(lua_State* L, MapBox box) {
+  new (lua_newuserdata(L, sizeof(MapBox))) MapBox(std::move(box));
+  luaL_getmetatable(L, kMapMeta);
+  lua_setmetatable(L, -2);
+}
+
+// Field `key` of the options table at 1 as a plugin of `kind`; nullopt when absent.
+std::optional<PluginRef> plugin_field(lua_State* L, const char* key, Kind kind, bool required) {
+  lua_getfield(L, 1, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    if (required) throw std::runtime_error(std::string("monge.train: '") + key + "' (a " + kind_name(kind) + ") is required");
+    return std::nullopt;
+  }
+  auto ref = test_plugin_ref(L, -1);
+  lua_pop(L, 1);
+  if (!ref || ref->object->kind() != kind)
+    throw std::runtime_error(std::string("monge.train: '") + key + "' must be a " + kind_name(kind) + " object");
+  return ref;
+}
+
+at::Tensor tensor_field(lua_State* L, const char* key) {
+  lua_getfield(L, 1, key);
+  at::Tensor out;
+  if (!lua_isnil(L, -1)) {
+    at::Tensor* t = test_tensor(L, -1);
+    if (!t) {
+      const std::string got = luaL_typename(L, -1);
+      lua_pop(L, 1);
+      throw std::runtime_error(std::string("monge.train: '") + key + "' must be a tensor, got " + got);
+    }
+    out = *t;
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+bool bool_field(lua_State* L, const char* key, bool def) {
+  lua_getfield(L, 1, key);
+  const bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1) != 0;
+  lua_pop(L, 1);
+  return v;
+}
+
+int l_train(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_keys(L, 1, "monge.train",
+             {"operator", "noise", "clean", "measured", "eval", "map", "potential", "solver", "cost", "iters", "batch",
+              "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume", "progress"});
+  host::TrainConfig c;
+  auto op = plugin_field(L, "operator", Kind::Operator, true);
+  c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
+  if (op->params) c.op_spec = host::PluginSpec{op->name, *op->params};
+  if (auto noise = plugin_field(L, "noise", Kind::Noise, false)) c.noise = std::dynamic_pointer_cast<NoiseModel>(noise->object);
+  auto map = plugin_field(L, "map", Kind::Network, true);
+  if (!map->params) throw std::runtime_error("monge.train: 'map' must be a network plugin");
+  c.map_net = std::dynamic_pointer_cast<Network>(map->object);
+  c.map_spec = host::PluginSpec{map->name, *map->params};
+  c.potential_net = std::dynamic_pointer_cast<Network>(plugin_field(L, "potential", Kind::Network, true)->object);
+  auto solver = plugin_field(L, "solver", Kind::Solver, true);
+  c.solver = std::dynamic_pointer_cast<Solver>(solver->object);
+  c.solver_name = solver->name;
+  c.cost = std::dynamic_pointer_cast<Cost>(plugin_field(L, "cost", Kind::Cost, true)->object);
+  c.clean = tensor_field(L, "clean");
+  c.measured = tensor_field(L, "measured");
+  c.eval_clean = tensor_field(L, "eval");
+  c.iters = static_cast<int64_t>(opt_number_field(L, 1, "iters", 1000));
+  c.batch = static_cast<int64_t>(opt_number_field(L, 1, "batch", 64));
+  c.seed = static_cast<uint64_t>(opt_number_field(L, 1, "seed", 0));
+  c.eval_every = static_cast<int64_t>(opt_number_field(L, 1, "eval_every", 0));
+  c.checkpoint_every = static_cast<int64_t>(opt_number_field(L, 1, "checkpoint_every", 0));
+  c.log_every = static_cast<int64_t>(opt_number_field(L, 1, "log_every", 10));
+  c.out = opt_string_field(L, 1, "out", "");
+  c.device = opt_string_field(L, 1, "device", "auto");
+  c.resume = bool_field(L, "resume", false);
+  c.progress = bool_field(L, "progress", true);
+
+  host::TrainResult r = host::train(c);
+
+  lua_createtable(L, 0, 6);
+  host::MapInfo info;
+  info.network = c.map_spec;
+  push_map(L, MapBox{r.map, c.op, r.map_path.string(), info});
+  lua_setfield(L, -2, "map");
+  lua_pushstring(L, r.map_path.string().c_str());
+  lua_setfield(L, -2, "map_path");
+  lua_pushnumber(L, static_cast<lua_Number>(r.iterations));
+  lua_setfield(L, -2, "iterations");
+  lua_pushnumber(L, r.seconds);
+  lua_setfield(L, -2, "seconds");
+  lua_pushnumber(L, r.seconds > 0 ? r.iterations / r.seconds : 0);
+  lua_setfield(L, -2, "its_per_second");
+  lua_createtable(L, static_cast<int>(r.evals.size()), 0);
+  for (size_t i = 0; i < r.evals.size(); ++i) {
+    lua_createtable(L, 0, 3);
+    lua_pushnumber(L, static_cast<lua_Number>(r.evals[i].iteration));
+    lua_setfield(L, -2, "iter");
+    lua_pushnumber(L, r.evals[i].psnr_degraded);
+    lua_setfield(L, -2, "psnr_degraded");
+    lua_pushnumber(L, r.evals[i].psnr_restored);
+    lua_setfield(L, -2, "psnr");
+    lua_rawseti(L, -2, static_cast<int>(i + 1));
+  }
+  lua_setfield(L, -2, "evals");
+  lua_createtable(L, 0, static_cast<int>(r.last_stats.size()));
+  for (const auto& [k, v] : r.last_stats) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k.c_str());
+  }
+  lua_setfield(L, -2, "stats");
+  return 1;
+}
+
+int l_load_map(lua_State* L) {
+  const std::string path = luaL_checkstring(L, 1);
+  host::LoadedMap m = host::load_map(path, host::Registry::global());
+  push_map(L, MapBox{m.module, m.op, path, m.info});
+  return 1;
+}
+
+// map:restore(y): T(Q(y)) clamped to [-1, 1], without gradients.
+int m_restore(lua_State* L) {
+  MapBox& box = check_map(L, 1);
+  at::Tensor y = to_tensor(L, 2);
+  torch::NoGradGuard no_grad;
+  at::Tensor q = box.op ? box.op->lift(y) : y;
+  push_tensor(L, box.module->forward(q.to(at::kFloat)).clamp(-1, 1));
+  return 1;
+}
+
+// map:forward(q): the network on an already lifted input, with autograd.
+int m_forward(lua_State* L) {
+  push_tensor(L, check_map(L, 1).module->forward(to_tensor(L, 2)));
+  return 1;
+}
+
+int m_parameters(lua_State* L) {
+  int64_t n = 0;
+  for (const auto& p : check_map(L, 1).module->parameters()) n += p.numel();
+  lua_pushnumber(L, static_cast<lua_Number>(n));
+  return 1;
+}
+
+int mt_index(lua_State* L) {
+  MapBox& box = check_map(L, 1);
+  const std::string key = luaL_checkstring(L, 2);
+  if (key == "path") lua_pushstring(L, box.path.c_str());
+  else if (key == "network") lua_pushstring(L, box.info.network.name.c_str());
+  else if (key == "restore") lua_pushcfunction(L, &guard<m_restore>);
+  else if (key == "forward") lua_pushcfunction(L, &guard<m_forward>);
+  else if (key == "parameters") lua_pushcfunction(L, &guard<m_parameters>);
+  else if (key == "metrics") {
+    lua_newtable(L);
+    for (const auto& [k, v] : box.info.metrics) {
+      lua_pushnumber(L, v);
+      lua_setfield(L, -2, k.c_str());
+    }
+  } else {
+    throw std::runtime_error("map has no field '" + key + "' (path, network, metrics, restore, forward, parameters)");
+  }
+  return 1;
+}
+
+int mt_gc(lua_State* L) {
+  if (auto* box = static_cast<MapBox*>(luaL_testudata(L, 1, kMapMeta))) box->~MapBox();
+  return 0;
+}
+
+int mt_tostring(lua_State* L) {
+  MapBox& box = check_map(L, 1);
+  lua_pushfstring(L, "map %s (%s)", box.info.network.name.c_str(), box.path.c_str());
+  return 1;
+}
+
+int l_cuda_available(lua_State* L) {
+  lua_pushboolean(L, torch::cuda::is_available());
+  return 1;
+}
+
+}  // namespace
+
+void open_train(lua_State* L) {
+  if (luaL_newmetatable(L, kMapMeta)) {
+    set_function<mt_index>(L, "__index");
+    set_function<mt_tostring>(L, "__tostring");
+    lua_pushcfunction(L, &mt_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  set_function<l_train>(L, "train");
+  set_function<l_load_map>(L, "load_map");
+  set_function<l_cuda_available>(L, "cuda_available");
+}
+
+}  // namespace monge::lua

@@ -1,0 +1,151 @@
+#include "host/train/map_file.hpp"
+
+#include <unistd.h>
+
+#include <torch/torch.h>
+
+#include "monge/version.hpp"
+
+namespace fs = std::filesystem;
+
+namespace monge::host {
+
+namespace {
+
+c10::IValue to_ivalue(const Params& params, const std::string& owner) {
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& [key, value] : params.values()) {
+    if (auto b = std::get_if<bool>(&value)) dict.insert(key, *b);
+    else if (auto i = std::get_if<int64_t>(&value)) dict.insert(key, *i);
+    else if (auto d = std::get_if<double>(&value)) dict.insert(key, *d);
+    else if (auto s = std::get_if<std::string>(&value)) dict.insert(key, *s);
+    else if (auto l = std::get_if<std::vector<double>>(&value)) dict.insert(key, c10::List<double>(*l));
+    else if (std::holds_alternative<std::monostate>(value)) continue;
+    else throw Error(owner + ": parameter '" + key + "' holds an object, which a map file cannot record");
+  }
+  return dict;
+}
+
+ParamMap to_param_map(const c10::IValue& v) {
+  ParamMap out;
+  for (const auto& entry : v.toGenericDict()) {
+    const std::string key = entry.key().toStringRef();
+    const c10::IValue& val = entry.value();
+    if (val.isBool()) out[key] = val.toBool();
+    else if (val.isInt()) out[key] = val.toInt();
+    else if (val.isDouble()) out[key] = val.toDouble();
+    else if (val.isString()) out[key] = val.toStringRef();
+    else if (val.isDoubleList()) out[key] = val.toDoubleVector();
+  }
+  return out;
+}
+
+c10::IValue string_map(const std::map<std::string, std::string>& m) {
+  c10::Dict<std::string, std::string> dict;
+  for (const auto& [k, v] : m) dict.insert(k, v);
+  return dict;
+}
+
+}  // namespace
+
+void write_atomically(const fs::path& file, const std::function<void(const std::string& tmp)>& write) {
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": directory " + dir.string() + " does not exist");
+  const fs::path tmp = dir / ("." + file.filename().string() + ".tmp" + std::to_string(getpid()));
+  try {
+    write(tmp.string());
+  } catch (const std::exception& e) {
+    fs::remove(tmp, ec);
+    std::string msg = e.what();
+    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+    throw Error(file.string() + ": cannot write (" + msg + ")");
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(file.string() + ": cannot move the finished file into place (" + ec.message() + ")");
+  }
+}
+
+void save_map(const fs::path& file, Module& module, const MapInfo& info) {
+  torch::serialize::OutputArchive archive;
+  archive.write("monge_map_format", c10::IValue(kMapFormat));
+  archive.write("monge_version", c10::IValue(std::string(kVersion)));
+  archive.write("network", c10::IValue(info.network.name));
+  archive.write("network_params", to_ivalue(info.network.params, info.network.name));
+  archive.write("shape", c10::IValue(std::vector<int64_t>{info.shape.in_channels, info.shape.out_channels,
+                                                          info.shape.scale, info.shape.height, info.shape.width}));
+  if (info.op) {
+    archive.write("operator", c10::IValue(info.op->name));
+    archive.write("operator_params", to_ivalue(info.op->params, info.op->name));
+  }
+  archive.write("notes", string_map(info.notes));
+  c10::Dict<std::string, double> metrics;
+  for (const auto& [k, v] : info.metrics) metrics.insert(k, v);
+  archive.write("metrics", c10::IValue(metrics));
+  torch::serialize::OutputArchive weights;
+  module.save(weights);
+  archive.write("weights", weights);
+  write_atomically(file, [&](const std::string& tmp) { archive.save_to(tmp); });
+}
+
+LoadedMap load_map(const fs::path& file, const Registry& registry) {
+  const std::string where = file.string();
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) throw Error(where + ": no such map file");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+  } catch (const std::exception&) {
+    throw Error(where + ": not a monge map file, or it is truncated or corrupt");
+  }
+  LoadedMap out;
+  c10::IValue v;
+  if (!archive.try_read("monge_map_format", v) || !v.isInt())
+    throw Error(where + ": not a monge map file (no format version)");
+  if (v.toInt() > kMapFormat)
+    throw Error(where + ": map format " + std::to_string(v.toInt()) + " is newer than this monge understands (" +
+                std::to_string(kMapFormat) + "); update monge");
+  try {
+    archive.read("monge_version", v);
+    out.info.monge_version = v.toStringRef();
+    archive.read("network", v);
+    out.info.network.name = v.toStringRef();
+    archive.read("network_params", v);
+    const ParamMap net_params = to_param_map(v);
+    archive.read("shape", v);
+    const auto shape = v.toIntVector();
+    if (shape.size() != 5) throw Error("bad shape record");
+    out.info.shape = NetworkShape{shape[0], shape[1], shape[2], shape[3], shape[4]};
+    if (archive.try_read("operator", v)) {
+      PluginSpec op;
+      op.name = v.toStringRef();
+      archive.read("operator_params", v);
+      const ParamMap op_params = to_param_map(v);
+      op.params = registry.resolve(op.name, op_params, Kind::Operator);
+      out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
+      out.info.op = op;
+    }
+    archive.read("notes", v);
+    for (const auto& e : v.toGenericDict()) out.info.notes[e.key().toStringRef()] = e.value().toStringRef();
+    archive.read("metrics", v);
+    for (const auto& e : v.toGenericDict()) out.info.metrics[e.key().toStringRef()] = e.value().toDouble();
+    out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
+    auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
+    out.module = net->build(out.info.shape);
+    torch::serialize::InputArchive weights;
+    archive.read("weights", weights);
+    out.module->load(weights);
+  } catch (const PluginError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+    throw Error(where + ": cannot read map (" + msg + ")");
+  }
+  out.module->eval();
+  return out;
+}
+
+}  // namespace monge::host

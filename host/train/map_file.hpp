@@ -1,0 +1,51 @@
+#pragma once
+// Map files: one file holding a trained map's weights and everything needed to rebuild and use it.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "host/core/registry.hpp"
+#include "monge/network.hpp"
+#include "monge/operator.hpp"
+
+namespace monge::host {
+
+/// Format version of map files written by this monge. Bump on incompatible changes and teach
+/// load_map() to migrate or refuse older ones with a clear message.
+inline constexpr int64_t kMapFormat = 1;
+
+/// A plugin as it is recorded in a file: its name and resolved parameters.
+struct PluginSpec {
+  std::string name;
+  Params params;
+};
+
+struct MapInfo {
+  PluginSpec network;                 ///< the map network plugin
+  NetworkShape shape;                 ///< what it was built for
+  std::optional<PluginSpec> op;       ///< the forward operator whose lift turns y into the map's input
+  std::string monge_version;
+  std::map<std::string, std::string> notes;   ///< training summary (solver, iterations, ...)
+  std::map<std::string, double> metrics;      ///< final evaluation
+};
+
+struct LoadedMap {
+  std::shared_ptr<Module> module;
+  std::shared_ptr<ForwardOperator> op;  ///< nullptr when the map takes the measurement as it is
+  MapInfo info;
+};
+
+/// Writes a map file atomically (temporary file + rename). Throws monge::Error.
+void save_map(const std::filesystem::path& file, Module& module, const MapInfo& info);
+
+/// Reads a map file, rebuilding the network (and operator) from plugins found in `registry`.
+/// Throws monge::Error naming the file for a missing, corrupt or incompatible file.
+LoadedMap load_map(const std::filesystem::path& file, const Registry& registry);
+
+/// Writes `write` to `file` through a temporary file in the same directory and a rename, so that
+/// `file` is either the old or the complete new version, never partial.
+void write_atomically(const std::filesystem::path& file, const std::function<void(const std::string& tmp)>& write);
+
+}  // namespace monge::host

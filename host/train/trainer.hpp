@@ -1,0 +1,69 @@
+#pragma once
+// The trainer: drives a solver over an unpaired task (clean signals X; measurements Y degraded on
+// the fly from a disjoint set of signals), with evaluation, logs, progress, checkpoints and resume.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "host/train/map_file.hpp"
+#include "monge/cost.hpp"
+#include "monge/network.hpp"
+#include "monge/noise.hpp"
+#include "monge/operator.hpp"
+#include "monge/solver.hpp"
+
+namespace monge::host {
+
+struct TrainConfig {
+  std::shared_ptr<ForwardOperator> op;
+  std::optional<PluginSpec> op_spec;  ///< recorded in the map file so the map knows its lift
+  std::shared_ptr<NoiseModel> noise;
+  at::Tensor clean;       ///< X: N x C x H x W in [-1, 1]
+  at::Tensor measured;    ///< signals whose degraded versions are Y (disjoint from X: unpaired)
+  at::Tensor eval_clean;  ///< held-out signals; degraded once with seed 0 and frozen (optional)
+  std::shared_ptr<Network> map_net, potential_net;
+  PluginSpec map_spec;
+  std::shared_ptr<Solver> solver;
+  std::string solver_name;
+  std::shared_ptr<Cost> cost;
+  int64_t iters = 1000;
+  int64_t batch = 64;
+  uint64_t seed = 0;
+  int64_t eval_every = 0;        ///< 0: evaluate at the end only
+  int64_t checkpoint_every = 0;  ///< 0: checkpoint at the end only
+  int64_t log_every = 10;
+  std::filesystem::path out;     ///< run directory: log.jsonl, checkpoint.pt, map.pt
+  std::string device = "auto";
+  bool resume = false;
+  bool progress = true;
+};
+
+struct EvalPoint {
+  int64_t iteration = 0;
+  double psnr_degraded = 0;  ///< of Q(y) against the clean signals, on [0, 1]
+  double psnr_restored = 0;  ///< of T(Q(y))
+};
+
+struct TrainResult {
+  std::shared_ptr<Module> map;  ///< the exported map (EMA), in eval mode
+  std::filesystem::path map_path;
+  std::vector<EvalPoint> evals;
+  int64_t iterations = 0;      ///< iterations run by this call
+  double seconds = 0;
+  std::map<std::string, double> last_stats;
+};
+
+/// Trains; throws monge::Error for bad configuration, divergence (the last checkpoint stays
+/// intact) or an interrupt (after saving a checkpoint).
+TrainResult train(const TrainConfig& config);
+
+/// Mean PSNR in dB of images in [-1, 1] measured on [0, 1]; per-image values averaged.
+double psnr(const at::Tensor& restored, const at::Tensor& reference);
+
+}  // namespace monge::host
