@@ -362,19 +362,10 @@ TEST(GaussianNoise, NllIsTheGaussianFormula) {
   const torch::Tensor ax = randn({3, 2, 4, 5});
   const torch::Tensor y = ax + sigma * randn({3, 2, 4, 5});
   const torch::Tensor nll = noise->nll(y, ax);
-  ASSERT_EQ(nll.sizes(), torch::IntArrayRef({3}));
-  auto ya = y.accessor<double, 4>();
-  auto aa = ax.accessor<double, 4>();
-  for (int64_t n = 0; n < 3; ++n) {
-    double expected = 0;
-    for (int64_t c = 0; c < 2; ++c)
-      for (int64_t i = 0; i < 4; ++i)
-        for (int64_t j = 0; j < 5; ++j) {
-          const double r = ya[n][c][i][j] - aa[n][c][i][j];
-          expected += r * r / (2 * sigma * sigma) + 0.5 * std::log(2 * kPi * sigma * sigma);
-        }
-    EXPECT_NEAR(nll[n].item<double>(), expected, 1e-10 * std::abs(expected)) << "sample " << n;
-  }
+  expect_sum_per_value(nll, y, ax, [&](double yv, double av) {
+    const double r = yv - av;
+    return r * r / (2 * sigma * sigma) + 0.5 * std::log(2 * kPi * sigma * sigma);
+  }, 1e-10);
 }
 
 TEST(GaussianNoise, NllRejectsMismatchedShapes) {

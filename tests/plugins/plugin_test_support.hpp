@@ -98,4 +98,21 @@ inline void expect_gradients(const Fn& f, const torch::Tensor& x, const std::str
   }
 }
 
+/// Expects per_sample[n] (shape [N]) to equal the sum, over every value of sample n, of
+/// f(y value, ax value), computed value by value with accessors: a reference for per-sample
+/// negative log-likelihoods built without tensor operations. y and ax are N x C x H x W doubles.
+inline void expect_sum_per_value(const torch::Tensor& per_sample, const torch::Tensor& y, const torch::Tensor& ax,
+                                 const std::function<double(double, double)>& f, double rel_tol) {
+  ASSERT_EQ(per_sample.sizes(), torch::IntArrayRef({y.size(0)}));
+  auto ya = y.accessor<double, 4>();
+  auto aa = ax.accessor<double, 4>();
+  for (int64_t n = 0; n < y.size(0); ++n) {
+    double expected = 0;
+    for (int64_t c = 0; c < y.size(1); ++c)
+      for (int64_t i = 0; i < y.size(2); ++i)
+        for (int64_t j = 0; j < y.size(3); ++j) expected += f(ya[n][c][i][j], aa[n][c][i][j]);
+    EXPECT_NEAR(per_sample[n].item<double>(), expected, rel_tol * std::abs(expected)) << "sample " << n;
+  }
+}
+
 }  // namespace monge::test
