@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include "host/apply/apply.hpp"
 #include "host/core/registry.hpp"
 #include "host/train/map_file.hpp"
 #include "host/lua/runtime.hpp"
@@ -31,6 +32,9 @@ Usage:
   monge [OPTIONS] plugins [--kind KIND]       list plugins by kind, with versions and files
   monge [OPTIONS] plugins --describe NAME     show a plugin's parameters (type, default, range, doc)
   monge [OPTIONS] info MAP                    show what a map file holds (network, operator, metrics)
+  monge [OPTIONS] apply MAP IN OUT [--device D]
+                                              restore one image that fits in memory with a map file
+                                              (or a TorchScript module) and write OUT atomically
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -176,8 +180,11 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
             << "  written by monge " << i.monge_version << " (map format " << monge::host::kMapFormat << ")\n"
             << "  network " << i.network.name << " (" << params << " parameters)";
   for (const auto& [k, v] : i.network.params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
-  std::cout << "\n  channels " << i.shape.in_channels << " -> " << i.shape.out_channels << ", trained on "
-            << i.shape.height << "x" << i.shape.width << "\n";
+  if (i.shape.in_channels > 0)
+    std::cout << "\n  channels " << i.shape.in_channels << " -> " << i.shape.out_channels << ", trained on "
+              << i.shape.height << "x" << i.shape.width << "\n";
+  else
+    std::cout << "\n";
   if (i.op) {
     std::cout << "  operator " << i.op->name;
     for (const auto& [k, v] : i.op->params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
@@ -185,6 +192,46 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   }
   for (const auto& [k, v] : i.notes) std::cout << "  " << k << " " << v << "\n";
   for (const auto& [k, v] : i.metrics) std::cout << "  " << k << " " << v << "\n";
+  return kExitOk;
+}
+
+constexpr const char* kApplyHelp = R"(Usage: monge apply MAP INPUT OUTPUT [--device auto|cpu|cuda]
+
+Restores INPUT (any format libvips reads; 8- or 16-bit, grey or RGB) with the map in MAP (a map
+file written by training, or a TorchScript module whose forward takes and returns N x C x H x W
+values in [-1, 1]) and writes OUTPUT, 8-bit, in the format its extension names. The map's operator
+lift runs first (bicubic upsampling for a super-resolution map). An alpha channel is carried
+through untouched. OUTPUT is written to a temporary file and renamed, so a failure never leaves a
+partial file; OUTPUT may not be INPUT itself.
+
+The whole image is processed at once: this is for images that fit in memory.
+)";
+
+int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  std::string device = "auto";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << kApplyHelp;
+      return kExitOk;
+    }
+    if (args[i] == "--device") {
+      if (i + 1 >= args.size()) return usage_error("apply: --device needs auto, cpu or cuda");
+      device = args[++i];
+    } else if (!args[i].empty() && args[i][0] == '-' && args[i] != "-") {
+      return usage_error("apply: unknown option '" + args[i] + "'");
+    } else {
+      files.push_back(args[i]);
+    }
+  }
+  if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
+  const c10::Device dev = monge::host::resolve_device(device, "apply");
+  const auto map = monge::host::load_map(files[0], registry(opt));
+  const auto r = monge::host::apply_file(map, files[1], files[2], dev);
+  if (!opt.quiet)
+    std::cerr << "apply: " << files[1] << " (" << r.in_width << "x" << r.in_height << ") -> " << files[2] << " ("
+              << r.out_width << "x" << r.out_height << ", " << r.channels << " channel" << (r.channels == 1 ? "" : "s")
+              << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on " << dev.str() << "\n";
   return kExitOk;
 }
 
@@ -250,14 +297,16 @@ int main(int argc, char** argv) {
     if (cmd == "run") return cmd_run(opt, args);
     if (cmd == "plugins") return cmd_plugins(opt, args);
     if (cmd == "info") return cmd_info(opt, args);
+    if (cmd == "apply") return cmd_apply(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
       else if (!args.empty() && args[0] == "plugins") std::cout << kPluginsHelp;
+      else if (!args.empty() && args[0] == "apply") std::cout << kApplyHelp;
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

@@ -95,7 +95,7 @@ void save(const at::Tensor& image, const fs::path& file) {
   if (t.dim() == 2) t = t.unsqueeze(0);
   if (t.dim() != 3) throw Error("image save: expected C x H x W or H x W values, got " + std::to_string(image.dim()) + " dimensions");
   const int64_t c = t.size(0), h = t.size(1), w = t.size(2);
-  if (c != 1 && c != 3 && c != 4) throw Error("image save: " + std::to_string(c) + " channels cannot be saved (1, 3 or 4)");
+  if (c < 1 || c > 4) throw Error("image save: " + std::to_string(c) + " channels cannot be saved (1 to 4: grey, grey + alpha, RGB, RGB + alpha)");
   at::Tensor bytes = t.to(at::kFloat).clamp(-1, 1).add(1).mul(127.5).round().to(at::kByte).permute({1, 2, 0}).contiguous();
   ImagePtr im(vips_image_new_from_memory_copy(bytes.data_ptr(), static_cast<size_t>(bytes.numel()), static_cast<int>(w),
                                               static_cast<int>(h), static_cast<int>(c), VIPS_FORMAT_UCHAR));

@@ -9,6 +9,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "host/core/registry.hpp"
+#include "host/core/sum_cost.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
 #include "host/lua/runtime.hpp"
@@ -133,19 +134,7 @@ class LuaCost final : public Cost {
   std::unique_ptr<LuaFunction> fn_;
 };
 
-// Weighted sum of costs: built by `a + b` and `w * a` in Lua.
-class SumCost final : public Cost {
- public:
-  std::vector<std::pair<double, std::shared_ptr<Cost>>> terms;
-  at::Tensor evaluate(const at::Tensor& y, const at::Tensor& x) const override {
-    at::Tensor total;
-    for (const auto& [w, c] : terms) {
-      at::Tensor v = c->evaluate(y, x) * w;
-      total = total.defined() ? total + v : v;
-    }
-    return total;
-  }
-};
+using host::SumCost;
 
 std::string describe_params(const PluginBox& box) {
   std::ostringstream s;

@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include "host/apply/apply.hpp"
 #include "host/core/registry.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
@@ -76,7 +77,8 @@ int l_train(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   check_keys(L, 1, "monge.train",
              {"operator", "noise", "clean", "measured", "eval", "map", "potential", "solver", "cost", "iters", "batch",
-              "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume", "progress"});
+              "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume", "progress", "precision",
+              "max_rollbacks", "rollback_lr_factor"});
   host::TrainConfig c;
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
@@ -104,10 +106,13 @@ int l_train(lua_State* L) {
   c.device = opt_string_field(L, 1, "device", "auto");
   c.resume = bool_field(L, "resume", false);
   c.progress = bool_field(L, "progress", true);
+  c.precision = opt_string_field(L, 1, "precision", "fp32");
+  c.max_rollbacks = static_cast<int64_t>(opt_number_field(L, 1, "max_rollbacks", 3));
+  c.rollback_lr_factor = opt_number_field(L, 1, "rollback_lr_factor", 0.5);
 
   host::TrainResult r = host::train(c);
 
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 9);
   host::MapInfo info;
   info.network = c.map_spec;
   push_map(L, MapBox{r.map, c.op, r.map_path.string(), info});
@@ -129,6 +134,10 @@ int l_train(lua_State* L) {
     lua_setfield(L, -2, "psnr_degraded");
     lua_pushnumber(L, r.evals[i].psnr_restored);
     lua_setfield(L, -2, "psnr");
+    lua_pushnumber(L, r.evals[i].ssim_degraded);
+    lua_setfield(L, -2, "ssim_degraded");
+    lua_pushnumber(L, r.evals[i].ssim_restored);
+    lua_setfield(L, -2, "ssim");
     lua_rawseti(L, -2, static_cast<int>(i + 1));
   }
   lua_setfield(L, -2, "evals");
@@ -138,6 +147,14 @@ int l_train(lua_State* L) {
     lua_setfield(L, -2, k.c_str());
   }
   lua_setfield(L, -2, "stats");
+  lua_createtable(L, static_cast<int>(r.warnings.size()), 0);
+  for (size_t i = 0; i < r.warnings.size(); ++i) {
+    lua_pushstring(L, r.warnings[i].c_str());
+    lua_rawseti(L, -2, static_cast<int>(i + 1));
+  }
+  lua_setfield(L, -2, "warnings");
+  lua_pushnumber(L, static_cast<lua_Number>(r.rollbacks));
+  lua_setfield(L, -2, "rollbacks");
   return 1;
 }
 
@@ -152,9 +169,10 @@ int l_load_map(lua_State* L) {
 int m_restore(lua_State* L) {
   MapBox& box = check_map(L, 1);
   at::Tensor y = to_tensor(L, 2);
-  torch::NoGradGuard no_grad;
-  at::Tensor q = box.op ? box.op->lift(y) : y;
-  push_tensor(L, box.module->forward(q.to(at::kFloat)).clamp(-1, 1));
+  if (y.dim() != 4) throw std::runtime_error("map:restore: expected an N x C x H x W tensor of measurements");
+  const auto param = box.module->parameters();
+  const c10::Device device = param.empty() ? c10::Device(c10::kCPU) : param.front().device();
+  push_tensor(L, host::restore(*box.module, box.op.get(), y, device).to(y.device()));
   return 1;
 }
 

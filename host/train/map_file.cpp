@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "monge/version.hpp"
@@ -25,6 +26,32 @@ c10::IValue to_ivalue(const Params& params, const std::string& owner) {
   }
   return dict;
 }
+
+// A TorchScript module (e.g. a map trained in PyTorch and saved with torch.jit.save) as a map. Its
+// parameters are registered here too, so they are counted and moved with the module.
+class ScriptedMap final : public Module {
+ public:
+  explicit ScriptedMap(torch::jit::Module m) : module_(std::move(m)) {
+    for (const auto& p : module_.named_parameters(/*recurse=*/true)) {
+      std::string name = p.name;
+      for (char& ch : name)
+        if (ch == '.') ch = '_';
+      register_parameter(name, p.value, p.value.requires_grad());
+    }
+  }
+  at::Tensor forward(const at::Tensor& x) override {
+    c10::IValue out = module_.forward({x});
+    if (!out.isTensor()) throw Error("TorchScript map: forward() must return one tensor");
+    return out.toTensor();
+  }
+  void train(bool on) override {
+    Module::train(on);
+    module_.train(on);
+  }
+
+ private:
+  torch::jit::Module module_;
+};
 
 ParamMap to_param_map(const c10::IValue& v) {
   ParamMap out;
@@ -102,8 +129,23 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
   }
   LoadedMap out;
   c10::IValue v;
-  if (!archive.try_read("monge_map_format", v) || !v.isInt())
-    throw Error(where + ": not a monge map file (no format version)");
+  if (!archive.try_read("monge_map_format", v) || !v.isInt()) {
+    // Not written by monge: a TorchScript module with a forward(Tensor) -> Tensor is a map too.
+    torch::jit::Module scripted;
+    try {
+      scripted = torch::jit::load(file.string(), c10::Device(c10::kCPU));
+    } catch (const std::exception&) {
+      throw Error(where + ": not a monge map file (no format version) and not a TorchScript module");
+    }
+    if (!scripted.find_method("forward"))
+      throw Error(where + ": a TorchScript file without a forward() method cannot be used as a map");
+    out.module = std::make_shared<ScriptedMap>(std::move(scripted));
+    out.info.network.name = "torchscript";
+    out.info.shape = NetworkShape{0, 0, 1, 0, 0};  // channels not known: the input is passed as it is
+    out.info.notes["source"] = "TorchScript module (no monge metadata: the input is used as it is, no lift)";
+    out.module->eval();
+    return out;
+  }
   if (v.toInt() > kMapFormat)
     throw Error(where + ": map format " + std::to_string(v.toInt()) + " is newer than this monge understands (" +
                 std::to_string(kMapFormat) + "); update monge");

@@ -16,6 +16,11 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
+#include "host/apply/apply.hpp"
+#include "host/core/sum_cost.hpp"
+
 namespace fs = std::filesystem;
 
 namespace monge::host {
@@ -39,16 +44,6 @@ class InterruptGuard {
   void (*previous_)(int);
 };
 
-c10::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return c10::kCPU;
-  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
-  if (name == "cuda") {
-    if (!torch::cuda::is_available())
-      throw Error("train: device 'cuda' requested, but this LibTorch has no usable CUDA device; use device = 'cpu' or 'auto'");
-    return c10::kCUDA;
-  }
-  throw Error("train: device must be 'auto', 'cpu' or 'cuda', got '" + name + "'");
-}
 
 void check_images(const at::Tensor& t, const char* what, bool required) {
   if (!t.defined()) {
@@ -183,22 +178,72 @@ at::Tensor degrade(const TrainConfig& c, const at::Tensor& x, at::Generator& gen
   return c.noise ? c.noise->sample(ax, gen) : ax;
 }
 
-at::Tensor restore(Module& map, const ForwardOperator& op, const at::Tensor& y, c10::Device device) {
-  torch::NoGradGuard no_grad;
-  std::vector<at::Tensor> out;
-  for (int64_t i = 0; i < y.size(0); i += 256) {
-    at::Tensor part = y.narrow(0, i, std::min<int64_t>(256, y.size(0) - i)).to(device);
-    out.push_back(map.forward(op.lift(part)).clamp(-1, 1).to(c10::kCPU));
+
+// Mixed precision for the duration of a solver step: autocast to bfloat16 on the device.
+class Autocast {
+ public:
+  Autocast(bool enabled, c10::Device device) : enabled_(enabled), cuda_(device.is_cuda()) {
+    if (!enabled_) return;
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
   }
-  return at::cat(out, 0);
+  ~Autocast() {
+    if (!enabled_) return;
+    if (cuda_) at::autocast::set_enabled(false);
+    else at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  }
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool enabled_, cuda_;
+};
+
+// SSIM when the images are large enough for its window, else 0 (documented in EvalPoint).
+double ssim_or_zero(const at::Tensor& a, const at::Tensor& b) {
+  return a.size(2) >= 11 && a.size(3) >= 11 ? ssim(a, b) : 0.0;
+}
+
+std::string format_number(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
 }
 
 }  // namespace
 
-double psnr(const at::Tensor& restored, const at::Tensor& reference) {
-  at::Tensor diff = (restored.to(at::kDouble) - reference.to(at::kDouble)) / 2;  // [0, 1] scale
-  at::Tensor mse = diff.square().reshape({diff.size(0), -1}).mean(1).clamp_min(1e-12);
-  return (-10.0 * at::log10(mse)).mean().item<double>();
+std::optional<std::string> twist_warning(const Cost& cost, const ForwardOperator& op) {
+  double likelihood = 0, quadratic = 0;
+  auto add = [&](double w, const Cost& term) {
+    if (term.role() == Cost::Role::Likelihood) likelihood += w;
+    if (term.role() == Cost::Role::Quadratic) quadratic += w;
+  };
+  if (const auto* sum = dynamic_cast<const SumCost*>(&cost)) {
+    for (const auto& [w, term] : sum->terms) add(w, *term);
+  } else {
+    add(1.0, cost);
+  }
+  if (likelihood <= 0) return std::nullopt;
+  const std::optional<double> L = op.lipschitz();
+  const std::string need = L ? "a weight above the operator's Lipschitz bound L = " + format_number(*L)
+                             : "a weight above the operator's Lipschitz constant";
+  if (quadratic <= 0)
+    return "the cost has a likelihood term but no quadratic term, so the twist condition of the paper's Remark 1 "
+           "is not guaranteed and an optimal map may not exist; add monge.cost(\"quadratic\", { operator = A }) with " +
+           need + " relative to the likelihood term";
+  const double lambda = quadratic / likelihood;
+  if (L && !op.monotone() && lambda < *L)
+    return "the quadratic cost's weight relative to the likelihood term is lambda = " + format_number(lambda) +
+           ", below the operator's Lipschitz bound L = " + format_number(*L) +
+           ": the twist condition of the paper's Remark 1 is only guaranteed for lambda > L; raise the quadratic weight "
+           "(e.g. lik + " + format_number(std::floor(*L * 10 + 1) / 10) + " * quad)";
+  return std::nullopt;
 }
 
 TrainResult train(const TrainConfig& c) {
@@ -211,14 +256,35 @@ TrainResult train(const TrainConfig& c) {
   check_images(c.eval_clean, "eval", false);
   if (c.clean.sizes().slice(1) != c.measured.sizes().slice(1))
     throw Error("train: 'clean' and 'measured' images differ in shape (C x H x W)");
+  if (c.eval_clean.defined() && c.eval_clean.sizes().slice(1) != c.clean.sizes().slice(1))
+    throw Error("train: 'eval' images differ in shape (C x H x W) from the training images");
   if (c.iters < 1 || c.batch < 1) throw Error("train: 'iters' and 'batch' must be at least 1");
+  if (c.precision != "fp32" && c.precision != "bf16")
+    throw Error("train: precision must be 'fp32' or 'bf16', got '" + c.precision + "'");
+  if (c.max_rollbacks < 0 || !(c.rollback_lr_factor > 0 && c.rollback_lr_factor < 1))
+    throw Error("train: max_rollbacks must be >= 0 and rollback_lr_factor in (0, 1)");
   if (c.out.empty()) throw Error("train: 'out' (a run directory) is required");
   std::error_code ec;
   fs::create_directories(c.out, ec);
   if (!fs::is_directory(c.out)) throw Error("train: cannot create the run directory " + c.out.string() + " (" + ec.message() + ")");
 
-  const c10::Device device = resolve_device(c.device);
+  const c10::Device device = resolve_device(c.device, "train");
   const int64_t channels = c.clean.size(1), height = c.clean.size(2), width = c.clean.size(3);
+  // The operator must accept the images: fail here, before any network is built.
+  try {
+    torch::NoGradGuard no_grad;
+    (void)c.op->forward(c.clean.narrow(0, 0, 1).to(at::kFloat));
+  } catch (const std::exception& e) {
+    throw Error(std::string("train: the operator cannot take the training images (1 x ") + std::to_string(channels) +
+                " x " + std::to_string(height) + " x " + std::to_string(width) + "): " + e.what());
+  }
+  TrainResult result;
+  auto warn = [&](const std::string& w) {
+    result.warnings.push_back(w);
+    std::cerr << "train: warning: " << w << "\n";
+  };
+  if (auto w = twist_warning(*c.cost, *c.op)) warn(*w);
+
   torch::manual_seed(c.seed);
   const NetworkShape map_shape{channels, channels, 1, height, width};
   auto map = c.map_net->build(map_shape);
@@ -230,7 +296,7 @@ TrainResult train(const TrainConfig& c) {
   if (c.progress)
     std::cerr << "train: map " << c.map_spec.name << " " << format_count(parameter_count(*map)) << " parameters, potential "
               << format_count(parameter_count(*potential)) << " parameters, device " << device.str() << ", "
-              << at::get_num_threads() << " threads\n";
+              << at::get_num_threads() << " threads" << (c.precision == "bf16" ? ", bf16 autocast" : "") << "\n";
 
   SolverContext ctx;
   ctx.map = map;
@@ -239,33 +305,50 @@ TrainResult train(const TrainConfig& c) {
   ctx.cost = c.cost;
   ctx.op = c.op;
   ctx.device = device;
+  ctx.total_steps = c.iters;
   c.solver->setup(ctx);
 
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
   const fs::path checkpoint = c.out / "checkpoint.pt";
+  auto save_checkpoint = [&](int64_t iteration) {
+    Checkpoint::save(checkpoint, iteration, gen, *map, ema.get(), *potential, *c.solver);
+  };
+  auto load_checkpoint = [&]() { return Checkpoint::load(checkpoint, gen, *map, ema.get(), *potential, *c.solver); };
   int64_t start = 0;
   if (c.resume && fs::exists(checkpoint)) {
-    start = Checkpoint::load(checkpoint, gen, *map, ema.get(), *potential, *c.solver);
+    start = load_checkpoint();
     if (c.progress) std::cerr << "train: resumed from " << checkpoint.string() << " at iteration " << start << "\n";
+  } else {
+    save_checkpoint(0);  // a good state to roll back to from the very first iteration
   }
 
   // The frozen evaluation set: degraded once with seed 0.
-  at::Tensor eval_y;
+  at::Tensor eval_y, eval_degraded;
+  double eval_psnr_degraded = 0, eval_ssim_degraded = 0;
   if (c.eval_clean.defined()) {
     at::Generator eval_gen = at::make_generator<at::CPUGeneratorImpl>(0);
     eval_y = degrade(c, c.eval_clean, eval_gen);
+    torch::NoGradGuard no_grad;
+    eval_degraded = c.op->lift(eval_y).clamp(-1, 1);
+    eval_psnr_degraded = psnr(eval_degraded, c.eval_clean);
+    eval_ssim_degraded = ssim_or_zero(eval_degraded, c.eval_clean);
   }
-  TrainResult result;
   // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
   auto evaluate = [&](int64_t iteration) {
     Module& exported = *c.solver->export_map();
     EvalPoint p;
     p.iteration = iteration;
-    torch::NoGradGuard no_grad;
-    p.psnr_degraded = psnr(c.op->lift(eval_y).clamp(-1, 1), c.eval_clean);
-    p.psnr_restored = psnr(restore(exported, *c.op, eval_y, device), c.eval_clean);
+    p.psnr_degraded = eval_psnr_degraded;
+    p.ssim_degraded = eval_ssim_degraded;
+    const at::Tensor restored = restore(exported, c.op.get(), eval_y, device);
+    p.psnr_restored = psnr(restored, c.eval_clean);
+    p.ssim_restored = ssim_or_zero(restored, c.eval_clean);
     result.evals.push_back(p);
     return p;
+  };
+  auto log_eval = [](std::ostream& log, const EvalPoint& e) {
+    log << ", \"psnr_degraded\": " << json_number(e.psnr_degraded) << ", \"psnr\": " << json_number(e.psnr_restored)
+        << ", \"ssim_degraded\": " << json_number(e.ssim_degraded) << ", \"ssim\": " << json_number(e.ssim_restored);
   };
 
   std::ofstream log(c.out / "log.jsonl", c.resume ? std::ios::app : std::ios::trunc);
@@ -273,10 +356,11 @@ TrainResult train(const TrainConfig& c) {
   InterruptGuard interrupt_guard;
   const at::Tensor clean = c.clean.to(at::kFloat), measured = c.measured.to(at::kFloat);
   std::map<std::string, double> stats;
+  int64_t consecutive_rollbacks = 0;  // rollbacks to the same checkpoint: the rate drops each time
   int64_t it = start;
-  for (; it < c.iters; ++it) {
+  while (it < c.iters) {
     if (g_interrupted) {
-      Checkpoint::save(checkpoint, it, gen, *map, ema.get(), *potential, *c.solver);
+      save_checkpoint(it);
       throw Error("train: interrupted at iteration " + std::to_string(it) + "; checkpoint saved to " +
                   checkpoint.string() + " (run again with resume = true to continue)");
     }
@@ -285,30 +369,56 @@ TrainResult train(const TrainConfig& c) {
     at::Tensor iy = at::randint(measured.size(0), {c.batch}, gen, at::kLong);
     at::Tensor x = clean.index_select(0, ix).to(device);
     at::Tensor y = degrade(c, measured.index_select(0, iy), gen).to(device);
-    stats = c.solver->step(y, x);
+    {
+      Autocast autocast(c.precision == "bf16", device);
+      stats = c.solver->step(y, x);
+    }
+    std::string bad;
     for (const auto& [k, v] : stats)
-      if (!std::isfinite(v))
-        throw Error("train: diverged at iteration " + std::to_string(it + 1) + " (" + k + " = " + json_number(v) +
-                    "); the last checkpoint " + checkpoint.string() +
-                    " is intact: lower the learning rates or tau and resume from it");
-    const int64_t done = it + 1;
+      if (!std::isfinite(v) && bad.empty()) bad = k + " = " + json_number(v);
+    if (!bad.empty()) {
+      const std::string where = "train: iteration " + std::to_string(it + 1) + " diverged (" + bad + ")";
+      if (result.rollbacks >= c.max_rollbacks)
+        throw Error(where + " after " + std::to_string(result.rollbacks) + " rollback(s); the last checkpoint " +
+                    checkpoint.string() + " is intact: lower the learning rates or tau and resume from it");
+      const int64_t diverged_at = it + 1;
+      it = load_checkpoint();
+      ++consecutive_rollbacks;
+      const double factor = std::pow(c.rollback_lr_factor, static_cast<double>(consecutive_rollbacks));
+      if (!c.solver->scale_learning_rates(factor))
+        throw Error(where + "; the solver cannot lower its learning rates, so training stops; the last checkpoint " +
+                    checkpoint.string() + " is intact: lower the learning rates and resume from it");
+      ++result.rollbacks;
+      while (!result.evals.empty() && result.evals.back().iteration > it) result.evals.pop_back();
+      std::ostringstream note;
+      note << "rolled back to the checkpoint of iteration " << it << " and multiplied the learning rates by "
+           << factor << " (rollback " << result.rollbacks << " of at most " << c.max_rollbacks << ")";
+      std::cerr << (c.progress ? "\n" : "") << where << ": " << note.str() << "\n";
+      log << "{\"iter\": " << it << ", \"event\": \"rollback\", \"diverged_at\": " << diverged_at
+          << ", \"reason\": \"" << bad << "\", \"lr_factor\": " << json_number(factor) << "}\n" << std::flush;
+      continue;
+    }
+    ++it;
+    const int64_t done = it;
     const bool eval_now = eval_y.defined() && c.eval_every > 0 && done % c.eval_every == 0 && done != c.iters;
     if (eval_now) evaluate(done);
     const EvalPoint* latest = eval_now ? &result.evals.back() : nullptr;
     if (c.log_every > 0 && (done % c.log_every == 0 || latest)) {
       log << "{\"iter\": " << done << ", \"time\": " << json_number(progress.seconds());
       for (const auto& [k, v] : stats) log << ", \"" << k << "\": " << json_number(v);
-      if (latest) log << ", \"psnr_degraded\": " << json_number(latest->psnr_degraded) << ", \"psnr\": " << json_number(latest->psnr_restored);
+      if (latest) log_eval(log, *latest);
       log << "}\n" << std::flush;
     }
-    if (c.checkpoint_every > 0 && done % c.checkpoint_every == 0 && done != c.iters)
-      Checkpoint::save(checkpoint, done, gen, *map, ema.get(), *potential, *c.solver);
+    if (c.checkpoint_every > 0 && done % c.checkpoint_every == 0 && done != c.iters) {
+      save_checkpoint(done);
+      consecutive_rollbacks = 0;
+    }
     progress.update(done, stats, result.evals.empty() ? nullptr : &result.evals.back());
   }
   result.iterations = it - start;
   result.seconds = progress.seconds();
   result.last_stats = stats;
-  Checkpoint::save(checkpoint, it, gen, *map, ema.get(), *potential, *c.solver);
+  save_checkpoint(it);
 
   MapInfo info;
   info.network = c.map_spec;
@@ -319,8 +429,11 @@ TrainResult train(const TrainConfig& c) {
   if (eval_y.defined()) {
     const EvalPoint final_eval = evaluate(c.iters);
     info.metrics = {{"psnr", final_eval.psnr_restored}, {"psnr_degraded", final_eval.psnr_degraded}};
-    log << "{\"iter\": " << c.iters << ", \"psnr_degraded\": " << json_number(final_eval.psnr_degraded)
-        << ", \"psnr\": " << json_number(final_eval.psnr_restored) << "}\n";
+    if (final_eval.ssim_restored != 0)
+      info.metrics.insert({{"ssim", final_eval.ssim_restored}, {"ssim_degraded", final_eval.ssim_degraded}});
+    log << "{\"iter\": " << c.iters;
+    log_eval(log, final_eval);
+    log << "}\n";
   }
   result.map_path = c.out / "map.pt";
   auto exported = c.solver->export_map();

@@ -6,12 +6,14 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 
 #include "host/train/map_file.hpp"
+#include "host/train/metrics.hpp"
 #include "monge/cost.hpp"
 #include "monge/network.hpp"
 #include "monge/noise.hpp"
@@ -42,12 +44,17 @@ struct TrainConfig {
   std::string device = "auto";
   bool resume = false;
   bool progress = true;
+  std::string precision = "fp32";  ///< "fp32" or "bf16" (autocast on the training device)
+  int64_t max_rollbacks = 3;       ///< NaN/Inf: roll back to the last checkpoint at most this often
+  double rollback_lr_factor = 0.5; ///< each rollback multiplies the learning rates by this
 };
 
 struct EvalPoint {
   int64_t iteration = 0;
   double psnr_degraded = 0;  ///< of Q(y) against the clean signals, on [0, 1]
   double psnr_restored = 0;  ///< of T(Q(y))
+  double ssim_degraded = 0;  ///< SSIM (skimage convention, see metrics.hpp); 0 when images are < 11x11
+  double ssim_restored = 0;
 };
 
 struct TrainResult {
@@ -57,13 +64,20 @@ struct TrainResult {
   int64_t iterations = 0;      ///< iterations run by this call
   double seconds = 0;
   std::map<std::string, double> last_stats;
+  std::vector<std::string> warnings;  ///< configuration warnings (also printed), e.g. the twist check
+  int64_t rollbacks = 0;              ///< divergences recovered from by rolling back
 };
 
 /// Trains; throws monge::Error for bad configuration, divergence (the last checkpoint stays
 /// intact) or an interrupt (after saving a checkpoint).
 TrainResult train(const TrainConfig& config);
 
-/// Mean PSNR in dB of images in [-1, 1] measured on [0, 1]; per-image values averaged.
-double psnr(const at::Tensor& restored, const at::Tensor& reference);
+/// The twist-condition check of the paper's Remark 1 for a cost sum_i w_i c_i: with W_l the
+/// total weight of likelihood terms and W_q that of quadratic terms, lambda = W_q / W_l must exceed
+/// the operator's Lipschitz bound L (any lambda > 0 will do for a monotone operator). Returns a
+/// warning when a likelihood term has no quadratic term beside it, or when lambda < L for a
+/// non-monotone operator with a known L; nothing otherwise. lambda = L is accepted: it is the
+/// paper's own setting for deblurring, where the blur's spectrum is nonnegative.
+std::optional<std::string> twist_warning(const Cost& cost, const ForwardOperator& op);
 
 }  // namespace monge::host

@@ -34,6 +34,9 @@ local run = monge.train(config(out .. "/straight", 6, { eval_every = 3 }))
 assert(run.iterations == 6 and run.its_per_second > 0)
 assert(#run.evals == 2 and run.evals[1].iter == 3 and run.evals[2].iter == 6, #run.evals)
 assert(run.evals[2].psnr_degraded > 10 and run.evals[2].psnr > 5, run.evals[2].psnr)
+assert(run.evals[2].ssim_degraded > 0.3 and run.evals[2].ssim_degraded < 1, run.evals[2].ssim_degraded)
+assert(run.evals[2].ssim > 0 and run.evals[2].ssim < 1, run.evals[2].ssim)
+assert(#run.warnings == 0 and run.rollbacks == 0)
 for _, f in ipairs { "map.pt", "checkpoint.pt", "log.jsonl" } do
   assert(io.open(out .. "/straight/" .. f), f .. " not written")
 end
@@ -50,12 +53,63 @@ local loaded = monge.load_map(run.map_path)
 assert(loaded.network == "unet" and loaded.metrics.psnr == run.evals[2].psnr)
 assert(loaded:restore(y):allclose(run.map:restore(y), 1e-6, 1e-6))
 assert(table.concat(loaded:restore(y):shape(), ",") == "64,1,28,28")
+-- Measurements as an image, for the `monge apply` CLI tests.
+monge.image.save(monge.image.grid(y:narrow(1, 1, 8), { nrow = 4 }), out .. "/measured.png")
 
 -- 3 iterations, then a resumed run to 6, equals the straight 6.
 monge.train(config(out .. "/resumed", 3, { eval_every = 3 }))
 local resumed = monge.train(config(out .. "/resumed", 6, { resume = true, eval_every = 3 }))
 assert(resumed.iterations == 3, resumed.iterations)
 assert(resumed.map:restore(y):equal(run.map:restore(y)), "resumed training differs from the straight run")
+
+-- A NaN in the middle of training (the cost's 9th call, i.e. iteration 5): rolled back to the
+-- checkpoint of iteration 4 with halved learning rates, then training finishes.
+local function cost_failing_at(failing)
+  local calls = 0
+  return monge.cost(function(y, x)
+    calls = calls + 1
+    local c = sum((A(x) - y):pow(2)) + sum((x - y):pow(2))
+    if failing(calls) then return c * (0 / 0) end
+    return c
+  end, "flaky")
+end
+local flaky = monge.train(config(out .. "/flaky", 8, { checkpoint_every = 2, cost = cost_failing_at(function(n) return n == 9 end) }))
+assert(flaky.rollbacks == 1 and flaky.iterations == 8, flaky.rollbacks)
+assert(flaky.stats.lr_scale == 0.5, flaky.stats.lr_scale)
+local restored = flaky.map:restore(y)
+local total = restored:sum():item()
+assert(total == total, "NaN in the map after the rollback")
+local events = 0
+for line in io.lines(out .. "/flaky/log.jsonl") do
+  if line:find('"event": "rollback"') then
+    events = events + 1
+    assert(line:find('"iter": 4') and line:find('"diverged_at": 5') and line:find('"lr_factor": 0.5'), line)
+  end
+end
+assert(events == 1, events)
+
+-- Always NaN from iteration 3 on: after max_rollbacks the run stops with a clear error, and the
+-- checkpoint it leaves resumes cleanly with a healthy cost.
+local ok, err = pcall(monge.train, config(out .. "/diverging", 6, {
+  checkpoint_every = 2, max_rollbacks = 2, cost = cost_failing_at(function(n) return n >= 5 end) }))
+assert(not ok and err:find("iteration 3 diverged %(cost = null%) after 2 rollback%(s%)") and err:find("is intact"), err)
+local resumed_ok = monge.train(config(out .. "/diverging", 6, { resume = true }))
+assert(resumed_ok.iterations == 4 and resumed_ok.rollbacks == 0, resumed_ok.iterations)
+
+-- bf16 autocast runs (on the CPU here) and stays finite.
+local bf16 = monge.train(config(out .. "/bf16", 2, { precision = "bf16" }))
+assert(bf16.stats.loss_map == bf16.stats.loss_map and bf16.stats.loss_potential == bf16.stats.loss_potential)
+
+-- The twist check: a likelihood cost with no quadratic term is warned about.
+local lik = monge.cost("likelihood", { operator = A, noise = noise })
+local warned = monge.train(config(out .. "/twist", 1, { cost = lik }))
+assert(#warned.warnings == 1 and warned.warnings[1]:find("no quadratic term"), warned.warnings[1])
+-- With reflect padding this blur's Lipschitz bound is 1.119 > 1, so lambda = 1 is too small.
+local quad = monge.cost("quadratic", { operator = A })
+local low = monge.train(config(out .. "/twist", 1, { cost = lik + quad }))
+assert(#low.warnings == 1 and low.warnings[1]:find("lambda = 1, below the operator's Lipschitz bound L = 1.119"), low.warnings[1])
+local fine = monge.train(config(out .. "/twist", 1, { cost = lik + 1.2 * quad }))
+assert(#fine.warnings == 0, fine.warnings[1])
 
 -- Bad configurations.
 local function expect_error(pattern, c)
@@ -67,6 +121,11 @@ no_operator.operator = nil
 expect_error("'operator' %(a operator%) is required", no_operator)
 expect_error("'clean' and 'measured' images differ in shape", config(out .. "/bad", 1, { measured = monge.zeros { 4, 1, 14, 14 } }))
 expect_error("unknown option 'iter' %(did you mean 'iters'%?%)", config(out .. "/bad", 1, { iter = 3 }))
+expect_error("precision must be 'fp32' or 'bf16'", config(out .. "/bad", 1, { precision = "fp16" }))
+expect_error("the operator cannot take the training images", config(out .. "/bad", 1, {
+  operator = monge.operator("downsample", { factor = 2 }), clean = monge.zeros { 4, 1, 27, 27 }, measured = monge.zeros { 4, 1, 27, 27 },
+  eval = monge.zeros { 2, 1, 27, 27 } }))
+expect_error("'eval' images differ in shape", config(out .. "/bad", 1, { eval = monge.zeros { 2, 3, 28, 28 } }))
 if not monge.cuda_available() then
   expect_error("device 'cuda' requested", config(out .. "/bad", 1, { device = "cuda" }))
 end

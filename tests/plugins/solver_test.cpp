@@ -75,7 +75,8 @@ TEST_P(UotipLosses, MatchHandComputedAlgorithm1) {
   const std::string kind = GetParam();
   const double lr_map = 0.1, lr_pot = 0.05, gamma = 0.4, tau = 1.0;
   auto solver = make_solver({{"psi1", kind}, {"psi2", kind}, {"tau", tau}, {"lr_map", lr_map},
-                             {"lr_potential", lr_pot}, {"r1", gamma}, {"ema", 0.5}});
+                             {"lr_potential", lr_pot}, {"r1", gamma}, {"ema", 0.5},
+                             {"ema_warmup", false}});
   Toy s;
   solver->setup(s.context());
   const auto stats = solver->step(s.y, s.x);
@@ -151,6 +152,67 @@ TEST(Uotip, SaveAndLoadRestoreOptimiserState) {
   const auto resumed = run(3, true);
   EXPECT_DOUBLE_EQ(straight.first, resumed.first);
   EXPECT_DOUBLE_EQ(straight.second, resumed.second);
+}
+
+TEST(Uotip, EmaWarmupFollowsTheMapEarlyOn) {
+  auto solver = make_solver({{"lr_map", 0.1}, {"tau", 1.0}, {"ema", 0.999}});
+  Toy s;
+  solver->setup(s.context());
+  // Step 0: decay min(0.999, 1/10) = 0.1, so the average moves 90% of the way to the map.
+  auto stats = solver->step(s.y, s.x);
+  EXPECT_NEAR(stats.at("ema_decay"), 0.1, 1e-15);
+  const double a1 = s.map->a_.item<double>();
+  EXPECT_NEAR(s.ema->a_.item<double>(), 0.1 * 2.0 + 0.9 * a1, 1e-12);
+  // Step 1: 2/11; late steps reach the configured decay.
+  EXPECT_NEAR(solver->step(s.y, s.x).at("ema_decay"), 2.0 / 11.0, 1e-15);
+  for (int i = 0; i < 20000 && stats.at("ema_decay") < 0.999; ++i) stats = solver->step(s.y, s.x);
+  EXPECT_DOUBLE_EQ(stats.at("ema_decay"), 0.999);
+}
+
+TEST(Uotip, ScaledLearningRatesMoveLessAndSurviveSaveAndLoad) {
+  // Adam's first step moves a parameter by exactly its learning rate.
+  auto first_move = [](double scale, bool reload) {
+    Toy s;
+    auto solver = make_solver({{"lr_map", 0.1}, {"tau", 1.0}});
+    solver->setup(s.context());
+    if (scale != 1.0) EXPECT_TRUE(solver->scale_learning_rates(scale));
+    if (reload) {
+      torch::serialize::OutputArchive out;
+      solver->save(out);
+      std::ostringstream buffer;
+      out.save_to(buffer);
+      solver = make_solver({{"lr_map", 0.1}, {"tau", 1.0}});
+      solver->setup(s.context());
+      torch::serialize::InputArchive in;
+      std::istringstream input(buffer.str());
+      in.load_from(input);
+      solver->load(in);
+    }
+    const double before = s.map->a_.item<double>();
+    const auto stats = solver->step(s.y, s.x);
+    EXPECT_DOUBLE_EQ(stats.at("lr_scale"), scale);
+    return std::fabs(s.map->a_.item<double>() - before);
+  };
+  EXPECT_NEAR(first_move(1.0, false), 0.1, 1e-7);
+  EXPECT_NEAR(first_move(0.25, false), 0.025, 1e-7);
+  EXPECT_NEAR(first_move(0.25, true), 0.025, 1e-7);
+  auto solver = make_solver({});
+  Toy s;
+  solver->setup(s.context());
+  EXPECT_THROW(solver->scale_learning_rates(0.0), monge::Error);
+}
+
+TEST(Uotip, CosineScheduleFollowsTheRunLength) {
+  auto solver = make_solver({{"lr_map", 0.1}, {"tau", 1.0}, {"lr_schedule", std::string("cosine")}});
+  Toy s;
+  auto ctx = s.context();
+  ctx.total_steps = 4;
+  solver->setup(ctx);
+  const double expected[] = {0.1, 0.1 * (1 + std::cos(M_PI / 4)) / 2, 0.05, 0.1 * (1 + std::cos(3 * M_PI / 4)) / 2};
+  for (double e : expected) EXPECT_NEAR(solver->step(s.y, s.x).at("lr_map"), e, 1e-15);
+  // Halving after a rollback composes with the schedule.
+  EXPECT_TRUE(solver->scale_learning_rates(0.5));
+  EXPECT_NEAR(solver->step(s.y, s.x).at("lr_map"), 0.0, 1e-15);
 }
 
 TEST(Uotip, StepBeforeSetupIsAnError) {

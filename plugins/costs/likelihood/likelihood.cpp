@@ -21,6 +21,8 @@ class LikelihoodCost final : public monge::Cost {
   explicit LikelihoodCost(const monge::Params& p)
       : op_(p.object<monge::ForwardOperator>("operator")), noise_(p.object<monge::NoiseModel>("noise")) {}
 
+  Role role() const override { return Role::Likelihood; }
+
   at::Tensor evaluate(const at::Tensor& y, const at::Tensor& x) const override {
     const at::Tensor ax = op_->forward(x);
     if (!ax.sizes().equals(y.sizes()))

@@ -19,6 +19,8 @@ class QuadraticCost final : public monge::Cost {
  public:
   explicit QuadraticCost(const monge::Params& p) : op_(p.object<monge::ForwardOperator>("operator")) {}
 
+  Role role() const override { return Role::Quadratic; }
+
   at::Tensor evaluate(const at::Tensor& y, const at::Tensor& x) const override {
     const at::Tensor q = op_->lift(y);
     if (!q.sizes().equals(x.sizes()))

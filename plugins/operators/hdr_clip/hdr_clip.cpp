@@ -14,6 +14,7 @@ class HdrClip final : public monge::ForwardOperator {
 
   // Clamping is 1-Lipschitz, so the gain is the whole bound; it is attained where nothing clips.
   std::optional<double> lipschitz() const override { return scale_; }
+  bool monotone() const override { return true; }  // clip(s x) is nondecreasing (s >= 1)
 
   static monge::Schema schema() {
     return monge::Schema{}.real("scale", 2.0, 1, 100, "exposure gain applied before clipping to [-1, 1]");

@@ -8,6 +8,7 @@ class Identity final : public monge::ForwardOperator {
   explicit Identity(const monge::Params&) {}
   at::Tensor forward(const at::Tensor& x) const override { return x; }
   std::optional<double> lipschitz() const override { return 1.0; }
+  bool monotone() const override { return true; }
 };
 
 }  // namespace

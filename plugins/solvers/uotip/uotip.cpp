@@ -41,6 +41,8 @@ class Uotip final : public monge::Solver {
         beta2_(p.real("beta2")),
         r1_(p.real("r1")),
         ema_(p.real("ema")),
+        ema_warmup_(p.boolean("ema_warmup")),
+        cosine_(p.string("lr_schedule") == "cosine"),
         max_exponent_(p.real("max_exponent")) {}
 
   void setup(const monge::SolverContext& context) override {
@@ -67,6 +69,8 @@ class Uotip final : public monge::Solver {
     const double tau = tau_ > 0 ? tau_ : kTauPerValue / static_cast<double>(x[0].numel());
     std::map<std::string, double> stats;
     stats["tau"] = tau;
+    if (cosine_) apply_learning_rates();
+    stats["lr_map"] = lr_map_ * lr_scale_ * schedule();
 
     // 1. Map step.
     ctx_.map->train();
@@ -109,13 +113,18 @@ class Uotip final : public monge::Solver {
     stats["v_real"] = v_real.mean().item<double>();
     stats["clamped"] = static_cast<double>(clamped);
 
-    // 3. Moving average of the map.
+    // 3. Moving average of the map. With warm-up the decay is min(ema, (1 + t) / (10 + t)) at
+    // step t, so that early on the average follows the map instead of remembering its start.
     if (ctx_.map_ema && ema_ > 0) {
       torch::NoGradGuard no_grad;
+      const double t = static_cast<double>(steps_);
+      const double decay = ema_warmup_ ? std::min(ema_, (1 + t) / (10 + t)) : ema_;
       auto src = ctx_.map->parameters();
       auto dst = ctx_.map_ema->parameters();
-      for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(ema_).add_(src[i], 1 - ema_);
+      for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(decay).add_(src[i], 1 - decay);
+      stats["ema_decay"] = decay;
     }
+    stats["lr_scale"] = lr_scale_;
     ++steps_;
     return stats;
   }
@@ -127,6 +136,7 @@ class Uotip final : public monge::Solver {
     archive.write("optimizer_map", map_state);
     archive.write("optimizer_potential", potential_state);
     archive.write("steps", torch::tensor(steps_, torch::kInt64));
+    archive.write("lr_scale", torch::tensor(lr_scale_, torch::kFloat64));
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -138,6 +148,17 @@ class Uotip final : public monge::Solver {
     at::Tensor steps;
     archive.read("steps", steps);
     steps_ = steps.item<int64_t>();
+    at::Tensor scale;
+    archive.read("lr_scale", scale);
+    lr_scale_ = scale.item<double>();
+    apply_learning_rates();
+  }
+
+  bool scale_learning_rates(double factor) override {
+    if (!(factor > 0)) throw monge::Error("uotip: learning rates can only be scaled by a positive factor");
+    lr_scale_ *= factor;
+    apply_learning_rates();
+    return true;
   }
 
   std::shared_ptr<monge::Module> export_map() const override {
@@ -152,14 +173,33 @@ class Uotip final : public monge::Solver {
         .real("tau", 0, 0, 1e6, "cost weight; 0 = the paper's weight per value, 49.152 / (values per image)")
         .real("lr_map", 1e-4, 0, 1, "Adam learning rate of the map T")
         .real("lr_potential", 5e-5, 0, 1, "Adam learning rate of the potential v")
+        .choice("lr_schedule", "constant", {"constant", "cosine"},
+                "cosine: both rates follow 0.5 (1 + cos(pi t / T)) over the run's T iterations")
         .real("beta1", 0.5, 0, 0.9999, "Adam beta1 (UOTM: 0.5)")
         .real("beta2", 0.9, 0, 0.99999, "Adam beta2 (UOTM: 0.9)")
         .real("r1", 0.2, 0, 1e3, "R1 gradient penalty weight gamma on clean data (gamma/2 E|grad v|^2); 0 = off")
         .real("ema", 0.999, 0, 1, "decay of the map's exponential moving average (needs map_ema); 0 = off")
+        .boolean("ema_warmup", true, "use decay min(ema, (1 + t) / (10 + t)) at step t, so the average follows early progress")
         .real("max_exponent", 30, 1, 80, "kl: arguments of exp(t) - 1 are clamped here; clamps are counted");
   }
 
  private:
+  // Cosine schedule: 1 at step 0, 0 at ctx_.total_steps (constant when the total is unknown).
+  double schedule() const {
+    if (!cosine_ || ctx_.total_steps <= 0) return 1.0;
+    const double progress = std::min(1.0, static_cast<double>(steps_) / static_cast<double>(ctx_.total_steps));
+    return 0.5 * (1 + std::cos(M_PI * progress));
+  }
+
+  // Sets both optimisers' rates to their configured values times lr_scale_ and the schedule.
+  void apply_learning_rates() {
+    const std::pair<torch::optim::Adam*, double> optimisers[] = {{opt_map_.get(), lr_map_},
+                                                                 {opt_potential_.get(), lr_potential_}};
+    for (const auto& [opt, lr] : optimisers)
+      for (auto& group : opt->param_groups())
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * lr_scale_ * schedule());
+  }
+
   // Psi*(t) for the chosen marginal penalty; counts values clamped to avoid exp overflow.
   at::Tensor conjugate(Conjugate c, const at::Tensor& t, int64_t& clamped) const {
     switch (c) {
@@ -180,7 +220,11 @@ class Uotip final : public monge::Solver {
   }
 
   Conjugate psi1_, psi2_;
-  double tau_, lr_map_, lr_potential_, beta1_, beta2_, r1_, ema_, max_exponent_;
+  double tau_, lr_map_, lr_potential_, beta1_, beta2_, r1_, ema_;
+  bool ema_warmup_;
+  bool cosine_;
+  double max_exponent_;
+  double lr_scale_ = 1.0;  // lowered by scale_learning_rates() after a divergence
   monge::SolverContext ctx_;
   std::unique_ptr<torch::optim::Adam> opt_map_, opt_potential_;
   int64_t steps_ = 0;

@@ -32,6 +32,11 @@ class MONGE_SDK_API ForwardOperator : public Plugin {
   /// check the twist condition of the UOTIP cost (paper, Remark 1).
   virtual std::optional<double> lipschitz() const { return std::nullopt; }
 
+  /// True when A is a monotone operator: <A(x1) - A(x2), x1 - x2> >= 0 for all x1, x2 of the same
+  /// shape (e.g. a pointwise nondecreasing function, a mask). Then lambda x + A(x) is injective for
+  /// every lambda > 0, so any positive quadratic weight satisfies the twist condition.
+  virtual bool monotone() const { return false; }
+
   /// How many times larger (per side) a signal is than its measurement (2 for 2x downsampling).
   virtual int64_t scale_factor() const { return 1; }
 };

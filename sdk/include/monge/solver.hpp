@@ -27,6 +27,7 @@ struct SolverContext {
   std::shared_ptr<Cost> cost;
   std::shared_ptr<ForwardOperator> op;
   c10::Device device = c10::Device(c10::kCPU);
+  int64_t total_steps = 0;            ///< steps the run plans (for learning-rate schedules); 0: unknown
 };
 
 /// A training algorithm. The trainer owns data, logging, checkpoints; the solver owns optimisers.
@@ -44,6 +45,14 @@ class MONGE_SDK_API Solver : public Plugin {
   virtual void load(torch::serialize::InputArchive& archive) = 0;
   /// The map to export (e.g. its EMA copy).
   virtual std::shared_ptr<Module> export_map() const = 0;
+
+  /// Multiplies every learning rate by `factor` (the trainer lowers them after rolling back from
+  /// a divergence). The change must survive save()/load(). Returns false when the solver cannot
+  /// do it, in which case the trainer stops instead of retrying.
+  virtual bool scale_learning_rates(double factor) {
+    (void)factor;
+    return false;
+  }
 };
 
 }  // namespace monge

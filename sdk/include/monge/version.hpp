@@ -8,8 +8,12 @@
 /// Changelog
 ///   1.0  first public SDK: Plugin, ForwardOperator, NoiseModel, Cost, Network, Solver, Metric,
 ///        Schema/Params, the plugin info record.
+///   2.0  Cost::role() and ForwardOperator::monotone() (for the twist-condition check of UOTIP
+///        costs) and
+///        Solver::scale_learning_rates() (for divergence rollback), SolverContext::total_steps
+///        (for schedules): new virtual functions and members change the interfaces' layout.
 
-#define MONGE_SDK_MAJOR 1
+#define MONGE_SDK_MAJOR 2
 #define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 
