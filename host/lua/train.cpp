@@ -220,6 +220,17 @@ int mt_tostring(lua_State* L) {
   return 1;
 }
 
+// monge.metrics.psnr(a, b) / monge.metrics.ssim(a, b): batch means on [0, 1] (see metrics.hpp).
+int l_psnr(lua_State* L) {
+  lua_pushnumber(L, host::psnr(to_tensor(L, 1), to_tensor(L, 2)));
+  return 1;
+}
+
+int l_ssim(lua_State* L) {
+  lua_pushnumber(L, host::ssim(to_tensor(L, 1), to_tensor(L, 2)));
+  return 1;
+}
+
 int l_cuda_available(lua_State* L) {
   lua_pushboolean(L, torch::cuda::is_available());
   return 1;
@@ -238,6 +249,10 @@ void open_train(lua_State* L) {
   set_function<l_train>(L, "train");
   set_function<l_load_map>(L, "load_map");
   set_function<l_cuda_available>(L, "cuda_available");
+  get_or_create_table(L, -1, "metrics");
+  set_function<l_psnr>(L, "psnr");
+  set_function<l_ssim>(L, "ssim");
+  lua_pop(L, 1);
 }
 
 }  // namespace monge::lua

@@ -46,14 +46,17 @@ at::Tensor ssim_per_image(const at::Tensor& restored, const at::Tensor& referenc
   at::Tensor g = at::arange(-kRadius, kRadius + 1, at::kDouble);
   g = at::exp(-0.5 * g.square() / (kSigma * kSigma));
   g = g / g.sum();
-  const at::Tensor window = at::outer(g, g).expand({c, 1, 2 * kRadius + 1, 2 * kRadius + 1}).contiguous();
-  auto filter = [&](const at::Tensor& t) { return at::conv2d(t, window, at::Tensor(), at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, c); };
+  // The 11x11 window is separable: filter rows, then columns (valid positions only). The five
+  // quantities x, y, x^2, y^2, xy go through one call, stacked along the batch axis.
+  const at::Tensor rows = g.view({1, 1, 1, 2 * kRadius + 1}), cols = g.view({1, 1, 2 * kRadius + 1, 1});
   const at::Tensor x = unit(restored), y = unit(reference);
-  const at::Tensor mx = filter(x), my = filter(y);
+  at::Tensor stack = at::cat({x, y, x * x, y * y, x * y}, 0).reshape({5 * n * c, 1, h, w});
+  stack = at::conv2d(at::conv2d(stack, rows), cols).reshape({5, n, c, h - 2 * kRadius, w - 2 * kRadius});
+  const at::Tensor mx = stack[0], my = stack[1];
   const double cov_norm = 121.0 / 120.0;
-  const at::Tensor vx = cov_norm * (filter(x * x) - mx * mx);
-  const at::Tensor vy = cov_norm * (filter(y * y) - my * my);
-  const at::Tensor vxy = cov_norm * (filter(x * y) - mx * my);
+  const at::Tensor vx = cov_norm * (stack[2] - mx * mx);
+  const at::Tensor vy = cov_norm * (stack[3] - my * my);
+  const at::Tensor vxy = cov_norm * (stack[4] - mx * my);
   const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
   const at::Tensor map = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2));
   return map.reshape({n, -1}).mean(1);

@@ -20,3 +20,14 @@ add_cli_test(example_describe 0 MATCH "^gamma_curve 1\\.0\\.0 \\(operator\\)" "g
 foreach(_t example.custom_operator.twin example.custom_operator.readme cli.example_describe)
   set_tests_properties(${_t} PROPERTIES FIXTURES_REQUIRED custom_operator ENVIRONMENT "MONGE_PLUGIN_PATH=${_ex_build}")
 endforeach()
+
+# The quickstart, shortened to 12 iterations: trains, prints PSNR/SSIM, writes the grid and the
+# report; then the reuse mode loads the map instead of training.
+set(_qs "${CMAKE_CURRENT_BINARY_DIR}/quickstart")
+add_cli_test(example_quickstart 0
+  MATCH "trained 12 iterations" "PSNR on 1000 test images: degraded 1[0-9]\\.[0-9]+ dB, restored [0-9.]+ dB"
+        "SSIM on 1000 test images: degraded 0\\.[0-9]+" "wrote .*quickstart/grid\\.png" "wrote .*quickstart/report\\.html"
+  COMMAND $<TARGET_FILE:monge> --threads 2 run "${PROJECT_SOURCE_DIR}/examples/quickstart.lua" "${_qs}" 12)
+add_cli_test(example_quickstart_reuse 0 MATCH "reusing .*quickstart/map\\.pt" "PSNR on 1000 test images"
+  COMMAND $<TARGET_FILE:monge> run "${PROJECT_SOURCE_DIR}/examples/quickstart.lua" "${_qs}" 12 reuse)
+set_tests_properties(cli.example_quickstart_reuse PROPERTIES DEPENDS cli.example_quickstart)
