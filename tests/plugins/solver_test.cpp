@@ -175,7 +175,9 @@ TEST(Uotip, ScaledLearningRatesMoveLessAndSurviveSaveAndLoad) {
     Toy s;
     auto solver = make_solver({{"lr_map", 0.1}, {"tau", 1.0}});
     solver->setup(s.context());
-    if (scale != 1.0) EXPECT_TRUE(solver->scale_learning_rates(scale));
+    if (scale != 1.0) {
+      EXPECT_TRUE(solver->scale_learning_rates(scale));
+    }
     if (reload) {
       torch::serialize::OutputArchive out;
       solver->save(out);
