@@ -93,6 +93,9 @@ std::vector<OperatorCase> operator_cases() {
       {"hdr_clip 2", "hdr_clip", {}, {2, 3, 6, 5}},
       {"hdr_clip 5", "hdr_clip", {{"scale", 5.0}}, {1, 2, 7, 4}},
       {"identity", "identity", {}, {2, 1, 4, 4}},
+      {"nonlinear_blur default", "nonlinear_blur", {}, {2, 2, 11, 10}},
+      {"nonlinear_blur 30 deg zeros", "nonlinear_blur", {{"angle", 30.0}, {"padding", std::string("zeros")}, {"length", int64_t{5}}}, {1, 3, 7, 9}},
+      {"nonlinear_blur replicate", "nonlinear_blur", {{"padding", std::string("replicate")}, {"strength", 3.0}}, {1, 1, 6, 5}},
   };
 }
 
@@ -110,7 +113,7 @@ torch::Tensor random_signal(const OperatorCase& c) {
 // ---- loading ----
 
 TEST(Plugins, AllLoadWithTheirKind) {
-  for (const char* name : {"gaussian_blur", "downsample", "hdr_clip", "identity"})
+  for (const char* name : {"gaussian_blur", "downsample", "hdr_clip", "identity", "nonlinear_blur"})
     EXPECT_EQ(registry().find(name).kind, monge::Kind::Operator) << name;
   EXPECT_EQ(registry().find("gaussian").kind, monge::Kind::Noise);
 }
@@ -253,6 +256,37 @@ TEST(Downsample, RejectsShapesNotDivisibleByTheFactor) {
 }
 
 // ---- hdr_clip ----
+
+TEST(NonlinearBlur, MatchesTheDiagonalMotionKernelAndTanh) {
+  torch::manual_seed(3);
+  const auto op = make_op("nonlinear_blur", {{"padding", std::string("zeros")}});
+  const torch::Tensor x = randn({1, 1, 12, 13});
+  const torch::Tensor y = op->forward(x);
+  // 9 taps of 1/9 on the 45-degree diagonal (up and to the right): rows -4..4 pair with columns +4..-4.
+  auto xa = x.accessor<double, 4>();
+  for (int64_t i : {0, 5, 11})
+    for (int64_t j : {0, 6, 12}) {
+      double s = 0;
+      for (int64_t t = -4; t <= 4; ++t) {
+        const int64_t row = i - t, col = j + t;
+        if (row >= 0 && row < 12 && col >= 0 && col < 13) s += xa[0][0][row][col] / 9;
+      }
+      EXPECT_NEAR(y[0][0][i][j].item<double>(), std::tanh(1.5 * s) / std::tanh(1.5), 1e-12) << i << "," << j;
+    }
+  // Constant images stay constant (reflect padding): c -> tanh(1.5 c) / tanh(1.5).
+  const auto reflect = make_op("nonlinear_blur", {});
+  const torch::Tensor c = torch::full({1, 2, 10, 10}, 0.4, torch::kDouble);
+  EXPECT_TRUE(reflect->forward(c).allclose(torch::full_like(c, std::tanh(0.6) / std::tanh(1.5)), 1e-12, 1e-12));
+  EXPECT_NEAR(*reflect->lipschitz(), 2 * 1.5 / std::tanh(1.5), 1e-12);
+  EXPECT_FALSE(reflect->monotone());
+}
+
+TEST(NonlinearBlur, BadParametersAndShapesAreClearErrors) {
+  expect_error<monge::Error>([] { make_op("nonlinear_blur", {{"length", int64_t{8}}}); }, {"length must be odd", "use 9"});
+  const auto op = make_op("nonlinear_blur", {});
+  expect_error<monge::Error>([&] { op->forward(randn({1, 1, 4, 20})); }, {"too small for length 9", "padding='zeros'"});
+  expect_error<monge::Error>([&] { op->forward(randn({4, 20})); }, {"expected an N x C x H x W tensor"});
+}
 
 TEST(HdrClip, ClampsScaledValues) {
   for (double scale : {2.0, 5.0}) {
