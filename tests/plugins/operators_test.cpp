@@ -1,10 +1,14 @@
 // The built-in operator and noise plugins, loaded through the registry like the host loads them:
 // gradients against finite differences, values against references built another way, Lipschitz
 // bounds against the data, and the errors a user sees.
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -19,6 +23,8 @@
 #include "host/core/registry.hpp"
 #include "monge/sdk.hpp"
 #include "plugin_test_support.hpp"
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -94,6 +100,7 @@ std::vector<OperatorCase> operator_cases() {
       {"hdr_clip 5", "hdr_clip", {{"scale", 5.0}}, {1, 2, 7, 4}},
       {"identity", "identity", {}, {2, 1, 4, 4}},
       {"nonlinear_blur default", "nonlinear_blur", {}, {2, 2, 11, 10}},
+      {"inpaint boxes", "inpaint", {{"boxes", int64_t{2}}, {"box_size", int64_t{3}}, {"fill", 0.5}}, {2, 2, 7, 9}},
       {"nonlinear_blur 30 deg zeros", "nonlinear_blur", {{"angle", 30.0}, {"padding", std::string("zeros")}, {"length", int64_t{5}}}, {1, 3, 7, 9}},
       {"nonlinear_blur replicate", "nonlinear_blur", {{"padding", std::string("replicate")}, {"strength", 3.0}}, {1, 1, 6, 5}},
   };
@@ -113,7 +120,7 @@ torch::Tensor random_signal(const OperatorCase& c) {
 // ---- loading ----
 
 TEST(Plugins, AllLoadWithTheirKind) {
-  for (const char* name : {"gaussian_blur", "downsample", "hdr_clip", "identity", "nonlinear_blur"})
+  for (const char* name : {"gaussian_blur", "downsample", "hdr_clip", "identity", "nonlinear_blur", "inpaint"})
     EXPECT_EQ(registry().find(name).kind, monge::Kind::Operator) << name;
   EXPECT_EQ(registry().find("gaussian").kind, monge::Kind::Noise);
 }
@@ -286,6 +293,47 @@ TEST(NonlinearBlur, BadParametersAndShapesAreClearErrors) {
   const auto op = make_op("nonlinear_blur", {});
   expect_error<monge::Error>([&] { op->forward(randn({1, 1, 4, 20})); }, {"too small for length 9", "padding='zeros'"});
   expect_error<monge::Error>([&] { op->forward(randn({4, 20})); }, {"expected an N x C x H x W tensor"});
+}
+
+TEST(Inpaint, BoxesAreFixedAndOnlyMissingPixelsChange) {
+  torch::manual_seed(4);
+  const auto op = make_op("inpaint", {{"boxes", int64_t{2}}, {"box_size", int64_t{4}}, {"seed", int64_t{5}}, {"fill", -1.0}});
+  const torch::Tensor x = randn({3, 2, 10, 12});
+  const torch::Tensor y = op->forward(x);
+  const torch::Tensor missing = y.ne(x);
+  // The same pixels are missing in every sample and channel, and on a second call.
+  EXPECT_TRUE(missing.eq(missing[0][0]).all().item<bool>());
+  EXPECT_TRUE(op->forward(x).equal(y));
+  const int64_t count = missing[0][0].sum().item<int64_t>();
+  EXPECT_GE(count, 16);  // one 4x4 box at least (two may overlap)
+  EXPECT_LE(count, 32);
+  EXPECT_TRUE(y.masked_select(missing).eq(-1.0).all().item<bool>());
+  // Another seed moves the boxes.
+  const auto other = make_op("inpaint", {{"boxes", int64_t{2}}, {"box_size", int64_t{4}}, {"seed", int64_t{6}}, {"fill", -1.0}});
+  EXPECT_FALSE(other->forward(x).equal(y));
+  EXPECT_TRUE(op->monotone());
+  EXPECT_EQ(*op->lipschitz(), 1.0);
+}
+
+TEST(Inpaint, MaskFileIsReadAndChecked) {
+  const fs::path dir = fs::temp_directory_path() / ("monge-inpaint-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "mask.pgm", std::ios::binary);
+    f << "P5\n# a comment\n3 2\n255\n";
+    const unsigned char px[] = {255, 0, 255, 255, 255, 0};
+    f.write(reinterpret_cast<const char*>(px), 6);
+  }
+  const auto op = make_op("inpaint", {{"mask", (dir / "mask.pgm").string()}});
+  const torch::Tensor y = op->forward(torch::ones({1, 1, 2, 3}, torch::kDouble));
+  EXPECT_TRUE(y.equal(torch::tensor({1.0, 0.0, 1.0, 1.0, 1.0, 0.0}, torch::kDouble).view({1, 1, 2, 3})));
+  expect_error<monge::Error>([&] { op->forward(torch::ones({1, 1, 3, 3}, torch::kDouble)); }, {"mask.pgm is 3x2 pixels, the images are 3x3"});
+  std::ofstream(dir / "bad.pgm") << "P2\n3 2\n255\n";
+  expect_error<monge::Error>([&] { make_op("inpaint", {{"mask", (dir / "bad.pgm").string()}}); }, {"not a binary PGM (P5)"});
+  std::ofstream(dir / "short.pgm", std::ios::binary) << "P5\n3 2\n255\n" << "ab";
+  expect_error<monge::Error>([&] { make_op("inpaint", {{"mask", (dir / "short.pgm").string()}}); }, {"truncated"});
+  expect_error<monge::Error>([&] { make_op("inpaint", {{"mask", (dir / "none.pgm").string()}}); }, {"cannot open the mask file"});
+  fs::remove_all(dir);
 }
 
 TEST(HdrClip, ClampsScaledValues) {
