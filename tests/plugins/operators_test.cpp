@@ -18,6 +18,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include "host/core/registry.hpp"
@@ -120,7 +121,7 @@ torch::Tensor random_signal(const OperatorCase& c) {
 // ---- loading ----
 
 TEST(Plugins, AllLoadWithTheirKind) {
-  for (const char* name : {"gaussian_blur", "downsample", "hdr_clip", "identity", "nonlinear_blur", "inpaint"})
+  for (const char* name : {"gaussian_blur", "downsample", "hdr_clip", "identity", "nonlinear_blur", "inpaint", "torchscript"})
     EXPECT_EQ(registry().find(name).kind, monge::Kind::Operator) << name;
   EXPECT_EQ(registry().find("gaussian").kind, monge::Kind::Noise);
 }
@@ -333,6 +334,67 @@ TEST(Inpaint, MaskFileIsReadAndChecked) {
   std::ofstream(dir / "short.pgm", std::ios::binary) << "P5\n3 2\n255\n" << "ab";
   expect_error<monge::Error>([&] { make_op("inpaint", {{"mask", (dir / "short.pgm").string()}}); }, {"truncated"});
   expect_error<monge::Error>([&] { make_op("inpaint", {{"mask", (dir / "none.pgm").string()}}); }, {"cannot open the mask file"});
+  fs::remove_all(dir);
+}
+
+// TorchScript fixtures written from C++ (no Python needed): what torch.jit.save would produce.
+fs::path script_fixture(const std::string& name, const std::string& source) {
+  const fs::path dir = fs::temp_directory_path() / ("monge-torchscript-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  torch::jit::Module m("Op");
+  m.define(source);
+  m.save((dir / name).string());
+  return dir / name;
+}
+
+TEST(TorchScript, ForwardLiftAndGradientsComeFromTheModule) {
+  torch::manual_seed(5);
+  const fs::path file = script_fixture("cubic.pt", R"(
+def forward(self, x):
+    return x * 0.5 + x * x * x * 0.1
+
+def lift(self, y):
+    return y * 2.0
+)");
+  const auto op = make_op("torchscript", {{"file", file.string()}, {"lipschitz", 0.8}});
+  const torch::Tensor x = randn({2, 3, 4, 5});
+  EXPECT_TRUE(op->forward(x).allclose(x * 0.5 + x.pow(3) * 0.1, 1e-12, 1e-12));
+  EXPECT_TRUE(op->lift(x).allclose(x * 2, 1e-12, 1e-12));
+  EXPECT_EQ(*op->lipschitz(), 0.8);
+  EXPECT_FALSE(op->monotone());
+  expect_gradients([&](const torch::Tensor& z) { return op->forward(z); }, x, "torchscript forward");
+  // Without a lift method the lift is the identity; the measurement shape comes from forward.
+  const fs::path pool = script_fixture("pool.pt", R"(
+def forward(self, x):
+    return torch.avg_pool2d(x, 2)
+)");
+  const auto down = make_op("torchscript", {{"file", pool.string()}});
+  EXPECT_TRUE(down->lift(x).equal(x));
+  EXPECT_EQ(down->measurement_shape({7, 3, 8, 6}), (std::vector<int64_t>{7, 3, 4, 3}));
+  EXPECT_FALSE(down->lipschitz().has_value());
+}
+
+TEST(TorchScript, BadFilesAndFailingModulesAreClearErrors) {
+  const fs::path good = script_fixture("square.pt", R"(
+def forward(self, x):
+    return x.view(-1, 4) * 2.0
+)");
+  const fs::path dir = good.parent_path();
+  expect_error<monge::Error>([&] { make_op("torchscript", {}); }, {"'file'", "is required"});
+  expect_error<monge::Error>([&] { make_op("torchscript", {{"file", (dir / "none.pt").string()}}); }, {"no such file", "none.pt"});
+  std::ofstream(dir / "junk.pt") << "not torchscript";
+  expect_error<monge::Error>([&] { make_op("torchscript", {{"file", (dir / "junk.pt").string()}}); },
+                             {"junk.pt is not a TorchScript module", "torch.jit.save"});
+  // A truncated archive.
+  {
+    std::ifstream in(good, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(dir / "cut.pt", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  expect_error<monge::Error>([&] { make_op("torchscript", {{"file", (dir / "cut.pt").string()}}); }, {"cut.pt is not a TorchScript module"});
+  // forward fails on a shape it cannot take: the file, the method and the shape are named.
+  const auto op = make_op("torchscript", {{"file", good.string()}});
+  expect_error<monge::Error>([&] { op->forward(randn({1, 1, 3, 3})); }, {"square.pt: forward() failed on a [1, 1, 3, 3]"});
   fs::remove_all(dir);
 }
 
