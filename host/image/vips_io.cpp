@@ -70,7 +70,10 @@ at::Tensor load(const fs::path& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) throw Error(file.string() + ": no such image file");
   ImagePtr im(vips_image_new_from_file(file.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, nullptr));
-  if (!im) throw Error(file.string() + ": cannot read image (" + take_vips_error() + ")");
+  if (!im) {
+    const std::string why = take_vips_error();
+    throw Error(file.string() + ": cannot read image (" + (why.empty() ? "not a format libvips can read, or corrupt" : why) + ")");
+  }
   const int w = vips_image_get_width(im.get()), h = vips_image_get_height(im.get());
   const int bands = vips_image_get_bands(im.get());
   const VipsBandFormat fmt = vips_image_get_format(im.get());

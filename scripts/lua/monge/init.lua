@@ -13,11 +13,13 @@ function M.data.fashion_mnist(opts)
     error("monge.data.fashion_mnist: split must be 'train' or 'test', got " .. tostring(split), 2)
   end
   local dir = opts.dir or M.data.fashion_mnist_dir()
-  return M.data.idx {
+  local set = M.data.idx {
     images = dir .. "/" .. prefix .. "-images-idx3-ubyte.gz",
     labels = dir .. "/" .. prefix .. "-labels-idx1-ubyte.gz",
     limit = opts.limit,
   }
+  if opts.classes then set = M.data.classes(set, opts.classes) end
+  return set
 end
 
 return M
