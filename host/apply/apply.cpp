@@ -1,14 +1,9 @@
 #include "host/apply/apply.hpp"
 
-#include <chrono>
 #include <vector>
 
 #include <torch/cuda.h>
 #include <torch/torch.h>
-
-#include "host/image/vips_io.hpp"
-
-namespace fs = std::filesystem;
 
 namespace monge::host {
 
@@ -47,34 +42,14 @@ at::Tensor apply_to_image(const LoadedMap& map, const at::Tensor& image, c10::De
   }
   at::Tensor out = restore(*map.module, map.op.get(), colour.unsqueeze(0), device, 1)[0];
   if (alpha.defined()) {
-    if (alpha.sizes().slice(1) != out.sizes().slice(1))
-      alpha = at::upsample_bilinear2d(alpha.unsqueeze(0), {out.size(1), out.size(2)}, false)[0];
+    if (out.size(1) % alpha.size(1) != 0 || out.size(2) % alpha.size(2) != 0 ||
+        out.size(1) / alpha.size(1) != out.size(2) / alpha.size(2))
+      throw Error("apply: the map's output is not a whole multiple of the image's size, so alpha cannot follow it");
+    const int64_t k = out.size(1) / alpha.size(1);
+    if (k > 1) alpha = alpha.repeat_interleave(k, 1).repeat_interleave(k, 2);
     out = at::cat({out, alpha.to(out.scalar_type())}, 0);
   }
   return out;
-}
-
-ApplyReport apply_file(const LoadedMap& map, const fs::path& input, const fs::path& output, c10::Device device) {
-  std::error_code ec;
-  if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
-    throw Error("apply: the output " + output.string() + " is the input file; choose another output path");
-  const auto t0 = std::chrono::steady_clock::now();
-  const at::Tensor image = image::load(input);
-  at::Tensor out;
-  try {
-    out = apply_to_image(map, image, device);
-  } catch (const Error& e) {
-    throw Error(input.string() + ": " + e.what());
-  }
-  image::save(out, output);
-  ApplyReport r;
-  r.in_height = image.size(1);
-  r.in_width = image.size(2);
-  r.out_height = out.size(1);
-  r.out_width = out.size(2);
-  r.channels = out.size(0);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
 }
 
 }  // namespace monge::host

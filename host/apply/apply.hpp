@@ -1,6 +1,6 @@
 #pragma once
-// Applying a trained map: to batches of measurements, and to whole image files that fit in memory
-// (the streaming, tiled version for large images builds on these).
+// Applying a trained map to batches of measurements and to images held in memory. Image files of
+// any size go through the streaming, tiled apply (stream.hpp).
 
 #include <filesystem>
 #include <string>
@@ -21,20 +21,9 @@ c10::Device resolve_device(const std::string& name, const std::string& who);
 at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device,
                    int64_t chunk = 256);
 
-/// Restores one image [C, H, W] in [-1, 1]. An extra last channel beyond what the map takes
-/// (grey + alpha, RGB + alpha) is treated as alpha and carried through untouched (resized to the
-/// output size when the map changes the size). Other channel mismatches are errors.
+/// Restores one image [C, H, W] in [-1, 1] in one network call. An extra last channel beyond what
+/// the map takes (grey + alpha, RGB + alpha) is treated as alpha and carried through untouched
+/// (each value repeated k x k when the map enlarges k times). Other channel mismatches are errors.
 at::Tensor apply_to_image(const LoadedMap& map, const at::Tensor& image, c10::Device device);
-
-struct ApplyReport {
-  int64_t in_height = 0, in_width = 0, out_height = 0, out_width = 0, channels = 0;
-  double seconds = 0;
-};
-
-/// Reads `input`, restores it and writes `output` atomically (temporary file + rename; nothing is
-/// left behind on failure). The output format follows the extension. Refuses to overwrite the
-/// input itself.
-ApplyReport apply_file(const LoadedMap& map, const std::filesystem::path& input, const std::filesystem::path& output,
-                       c10::Device device);
 
 }  // namespace monge::host

@@ -4,14 +4,18 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/stream.hpp"
 #include "host/core/registry.hpp"
 #include "host/train/map_file.hpp"
 #include "host/lua/runtime.hpp"
@@ -32,9 +36,10 @@ Usage:
   monge [OPTIONS] plugins [--kind KIND]       list plugins by kind, with versions and files
   monge [OPTIONS] plugins --describe NAME     show a plugin's parameters (type, default, range, doc)
   monge [OPTIONS] info MAP                    show what a map file holds (network, operator, metrics)
-  monge [OPTIONS] apply MAP IN OUT [--device D]
-                                              restore one image that fits in memory with a map file
-                                              (or a TorchScript module) and write OUT atomically
+  monge [OPTIONS] apply MAP IN OUT [--tile N --halo N --device D ...]
+                                              restore an image of any size with a map file (or a
+                                              TorchScript module), streamed in exact tiles; OUT is
+                                              written atomically
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -195,43 +200,113 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-constexpr const char* kApplyHelp = R"(Usage: monge apply MAP INPUT OUTPUT [--device auto|cpu|cuda]
+constexpr const char* kApplyHelp = R"(Usage: monge apply MAP INPUT OUTPUT [OPTIONS]
 
-Restores INPUT (any format libvips reads; 8- or 16-bit, grey or RGB) with the map in MAP (a map
-file written by training, or a TorchScript module whose forward takes and returns N x C x H x W
-values in [-1, 1]) and writes OUTPUT, 8-bit, in the format its extension names. The map's operator
-lift runs first (bicubic upsampling for a super-resolution map). An alpha channel is carried
-through untouched. OUTPUT is written to a temporary file and renamed, so a failure never leaves a
-partial file; OUTPUT may not be INPUT itself.
+Restores INPUT with the map in MAP (a map file written by training, or a TorchScript module whose
+forward takes and returns N x C x H x W values in [-1, 1]) and writes OUTPUT. Images of any size:
+the input is streamed through libvips top to bottom, the network runs on tiles with a margin
+(halo) of at least its receptive radius, so the result equals whole-image inference, and the
+output is written progressively, never held whole. The map's operator lift runs first (bicubic
+upsampling for a super-resolution map, whose output is k times larger).
 
-The whole image is processed at once: this is for images that fit in memory.
+INPUT: any format libvips reads (TIFF/BigTIFF, tiled and pyramidal TIFF, PNG, JPEG, WebP, ...),
+8-bit, 16-bit or float (values in [0, 1]), grey or RGB, with or without alpha. libvips' untrusted
+loaders are blocked; a truncated or corrupt file is an error.
+OUTPUT: the format follows the extension; libvips save options go in brackets:
+  out.tif[tile,pyramid,compression=deflate,bigtiff]   out.jpg[Q=90]   out.png[compression=9]
+It is written to a temporary file beside it and renamed on success: a failure leaves no file.
+The alpha channel is copied through untouched (repeated k x k by a map that enlarges k times).
+
+Options:
+  --tile N          tile side in pixels of the network's input (default 512 on CPU, 1024 on GPU)
+  --halo N          margin around each tile (default: the network's receptive radius; for maps
+                    that declare none, e.g. TorchScript, tiles overlap by 2N and are blended)
+  --batch N         tiles per network call (default: about 1 MPix of input on CPU, 16 on GPU)
+  --threads N       LibTorch threads (default: the global --threads, or all cores)
+  --device D        auto | cpu | cuda (default auto)
+  --depth D         output samples: input (default, the input's depth) | 8 | 16 | float
+  --colour M        a grey map on an RGB image: per-channel (default) | luminance (restore
+                    Y' of Y'CbCr, keep the chroma)
+  --max-pixels N    refuse inputs or outputs larger than N pixels (default 10000000000; 0: none)
+  --no-progress     no progress line on stderr
 )";
+
+// Peak resident memory of this process so far, in MiB.
+long peak_rss_mib() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024;  // KiB on Linux
+}
+
+// Parses a positive (or, with allow_zero, non-negative) integer option value; -1 when invalid.
+int64_t parse_count(const std::string& text, bool allow_zero = false) {
+  char* end = nullptr;
+  const long long n = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || n < (allow_zero ? 0 : 1)) return -1;
+  return n;
+}
 
 int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
   std::vector<std::string> files;
   std::string device = "auto";
+  monge::host::StreamOptions so;
+  so.threads = opt.threads;
+  so.progress = !opt.quiet;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--help" || args[i] == "-h") {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
       std::cout << kApplyHelp;
       return kExitOk;
     }
-    if (args[i] == "--device") {
-      if (i + 1 >= args.size()) return usage_error("apply: --device needs auto, cpu or cuda");
-      device = args[++i];
-    } else if (!args[i].empty() && args[i][0] == '-' && args[i] != "-") {
-      return usage_error("apply: unknown option '" + args[i] + "'");
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= args.size()) return std::nullopt;
+      return args[++i];
+    };
+    auto count = [&](int64_t& into, bool allow_zero) {
+      const auto v = value();
+      return v && (into = parse_count(*v, allow_zero)) >= 0;
+    };
+    if (a == "--device") {
+      const auto v = value();
+      if (!v) return usage_error("apply: --device needs auto, cpu or cuda");
+      device = *v;
+    } else if (a == "--tile") {
+      if (!count(so.tiles.tile, false)) return usage_error("apply: --tile needs a positive number of pixels");
+    } else if (a == "--halo") {
+      if (!count(so.tiles.halo, true)) return usage_error("apply: --halo needs a number of pixels (0 or more)");
+    } else if (a == "--batch") {
+      if (!count(so.tiles.batch, false)) return usage_error("apply: --batch needs a positive number of tiles");
+    } else if (a == "--max-pixels") {
+      if (!count(so.max_pixels, true)) return usage_error("apply: --max-pixels needs a number of pixels (0: no limit)");
+    } else if (a == "--threads") {
+      int64_t n = 0;
+      if (!count(n, false) || n > 4096) return usage_error("apply: --threads needs a positive integer");
+      so.threads = int(n);
+    } else if (a == "--depth" || a == "--colour" || a == "--color") {
+      const auto v = value();
+      if (!v) return usage_error("apply: " + a + " needs a value (see monge apply --help)");
+      (a == "--depth" ? so.depth : so.colour) = *v;
+    } else if (a == "--no-progress") {
+      so.progress = false;
+    } else if (!a.empty() && a[0] == '-' && a != "-") {
+      const std::string hint = monge::did_you_mean(a, {"--tile", "--halo", "--batch", "--threads", "--device", "--depth",
+                                                       "--colour", "--max-pixels", "--no-progress"});
+      return usage_error("apply: unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     } else {
-      files.push_back(args[i]);
+      files.push_back(a);
     }
   }
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
-  const c10::Device dev = monge::host::resolve_device(device, "apply");
+  so.device = monge::host::resolve_device(device, "apply");
+  if (so.threads > 0) at::set_num_threads(so.threads);
   const auto map = monge::host::load_map(files[0], registry(opt));
-  const auto r = monge::host::apply_file(map, files[1], files[2], dev);
+  const auto r = monge::host::apply_stream(map, files[1], files[2], so);
   if (!opt.quiet)
     std::cerr << "apply: " << files[1] << " (" << r.in_width << "x" << r.in_height << ") -> " << files[2] << " ("
-              << r.out_width << "x" << r.out_height << ", " << r.channels << " channel" << (r.channels == 1 ? "" : "s")
-              << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on " << dev.str() << "\n";
+              << r.out_width << "x" << r.out_height << ", " << r.bands << " band" << (r.bands == 1 ? "" : "s")
+              << (r.alpha ? " with alpha" : "") << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on "
+              << so.device.str() << ", " << std::setprecision(1) << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
+              << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why << "\n";
   return kExitOk;
 }
 

@@ -1,5 +1,6 @@
 #include "host/image/vips_io.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -7,9 +8,7 @@
 #include <ATen/ATen.h>
 #include <unistd.h>
 
-#ifdef MONGE_WITH_VIPS
-#include <vips/vips.h>
-#endif
+#include "host/image/vips_util.hpp"
 
 #include "monge/plugin.hpp"
 
@@ -38,10 +37,25 @@ at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double p
 
 namespace {
 
+// libvips reports each failed tile of a broken file as a warning; the error that follows says it
+// once. Show the first few warnings, then only count them.
+void vips_warning(const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
+  static std::atomic<int> seen{0};
+  const int n = ++seen;
+  if (n <= 3) std::fprintf(stderr, "monge: libvips warning: %s\n", message);
+  else if (n == 4) std::fprintf(stderr, "monge: (further libvips warnings not shown)\n");
+}
+
+}  // namespace
+
 void ensure_vips() {
   static std::once_flag once;
   std::call_once(once, [] {
     if (VIPS_INIT("monge") != 0) throw Error("cannot initialise libvips: " + std::string(vips_error_buffer()));
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, vips_warning, nullptr);
+    // No operation cache: it would serve a file's old contents after the file was replaced (a
+    // re-run writing the same outputs), and nothing monge does repeats an operation.
+    vips_cache_set_max(0);
     // Inputs are untrusted: refuse libvips' loaders that are not fuzzed for hostile files.
     vips_block_untrusted_set(TRUE);
   });
@@ -53,15 +67,6 @@ std::string take_vips_error() {
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
   return msg;
 }
-
-struct Unref {
-  void operator()(VipsImage* im) const {
-    if (im) g_object_unref(im);
-  }
-};
-using ImagePtr = std::unique_ptr<VipsImage, Unref>;
-
-}  // namespace
 
 bool available() { return true; }
 
@@ -81,8 +86,10 @@ at::Tensor load(const fs::path& file) {
   at::ScalarType type;
   if (fmt == VIPS_FORMAT_UCHAR) scale = 255.0, type = at::kByte;
   else if (fmt == VIPS_FORMAT_USHORT) scale = 65535.0, type = at::kShort;  // reinterpreted below
-  else throw Error(file.string() + ": only 8- and 16-bit images are supported here (this one has libvips format " +
-                   std::to_string(static_cast<int>(fmt)) + ")");
+  else if (fmt == VIPS_FORMAT_FLOAT) scale = 1.0, type = at::kFloat;       // float images hold [0, 1]
+  else if (fmt == VIPS_FORMAT_DOUBLE) scale = 1.0, type = at::kDouble;
+  else throw Error(file.string() + ": only 8-bit, 16-bit and float images are supported (this one has libvips format " +
+                   std::string(vips_enum_nick(VIPS_TYPE_BAND_FORMAT, fmt)) + "); convert it first, e.g. with vips cast");
   size_t size = 0;
   void* mem = vips_image_write_to_memory(im.get(), &size);
   if (!mem) throw Error(file.string() + ": cannot decode image (" + take_vips_error() + "); the file may be truncated or corrupt");
@@ -92,17 +99,27 @@ at::Tensor load(const fs::path& file) {
   return values.permute({2, 0, 1}).contiguous().div_(scale / 2).sub_(1.0);
 }
 
-void save(const at::Tensor& image, const fs::path& file) {
+void save(const at::Tensor& image, const fs::path& file, int bits) {
   ensure_vips();
   at::Tensor t = image.detach().to(at::kCPU);
   if (t.dim() == 2) t = t.unsqueeze(0);
   if (t.dim() != 3) throw Error("image save: expected C x H x W or H x W values, got " + std::to_string(image.dim()) + " dimensions");
   const int64_t c = t.size(0), h = t.size(1), w = t.size(2);
   if (c < 1 || c > 4) throw Error("image save: " + std::to_string(c) + " channels cannot be saved (1 to 4: grey, grey + alpha, RGB, RGB + alpha)");
-  at::Tensor bytes = t.to(at::kFloat).clamp(-1, 1).add(1).mul(127.5).round().to(at::kByte).permute({1, 2, 0}).contiguous();
-  ImagePtr im(vips_image_new_from_memory_copy(bytes.data_ptr(), static_cast<size_t>(bytes.numel()), static_cast<int>(w),
-                                              static_cast<int>(h), static_cast<int>(c), VIPS_FORMAT_UCHAR));
+  at::Tensor v = t.to(at::kFloat).clamp(-1, 1).add(1);
+  VipsBandFormat fmt;
+  if (bits == 8) v = v.mul(127.5).round().to(at::kByte), fmt = VIPS_FORMAT_UCHAR;
+  else if (bits == 16) v = v.mul(32767.5).round().to(at::kInt).to(at::kShort), fmt = VIPS_FORMAT_USHORT;  // bits kept
+  else if (bits == 32) v = v.mul(0.5), fmt = VIPS_FORMAT_FLOAT;
+  else throw Error("image save: bits must be 8, 16 or 32 (float), got " + std::to_string(bits));
+  at::Tensor bytes = v.permute({1, 2, 0}).contiguous();
+  ImagePtr im(vips_image_new_from_memory_copy(bytes.data_ptr(), static_cast<size_t>(bytes.nbytes()), static_cast<int>(w),
+                                              static_cast<int>(h), static_cast<int>(c), fmt));
   if (!im) throw Error("image save: " + take_vips_error());
+  // Say what the samples are, or savers that go by the interpretation (PNG) write 16-bit as 8.
+  const bool colour = c >= 3;
+  im->Type = fmt == VIPS_FORMAT_USHORT ? (colour ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_GREY16)
+                                       : (colour ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W);
   const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": output directory " + dir.string() + " does not exist");
@@ -118,13 +135,83 @@ void save(const at::Tensor& image, const fs::path& file) {
   }
 }
 
+Header header(const fs::path& file) {
+  ensure_vips();
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) throw Error(file.string() + ": no such image file");
+  ImagePtr im(vips_image_new_from_file(file.c_str(), nullptr));
+  if (!im) throw Error(file.string() + ": cannot read image header (" + take_vips_error() + ")");
+  Header h;
+  h.width = vips_image_get_width(im.get());
+  h.height = vips_image_get_height(im.get());
+  h.bands = vips_image_get_bands(im.get());
+  h.format = vips_enum_nick(VIPS_TYPE_BAND_FORMAT, vips_image_get_format(im.get()));
+  h.alpha = vips_image_hasalpha(im.get()) != 0;
+  return h;
+}
+
+void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t bands, uint64_t seed) {
+  ensure_vips();
+  if (width < 1 || height < 1 || width > INT32_MAX / 2 || height > INT32_MAX / 2 || bands < 1 || bands > 4)
+    throw Error("synthetic image: width and height must be 1 .. 1073741823 and bands 1 .. 4");
+  std::string file = spec, options;
+  if (!spec.empty() && spec.back() == ']' && spec.rfind('[') != std::string::npos) {
+    file = spec.substr(0, spec.rfind('['));
+    options = spec.substr(spec.rfind('['));
+  }
+  // Smooth bands (a sine of x + y) plus Gaussian noise, computed on demand by libvips.
+  VipsImage* base = vips_image_new();
+  VipsObject* scope = VIPS_OBJECT(base);  // everything below is unreffed with it
+  VipsImage** t = reinterpret_cast<VipsImage**>(vips_object_local_array(scope, 8));
+  auto fail = [&](const std::string& what) {
+    const std::string why = take_vips_error();
+    g_object_unref(base);
+    throw Error("synthetic image " + file + ": " + what + " (" + why + ")");
+  };
+  if (vips_xyz(&t[0], int(width), int(height), nullptr) || vips_extract_band(t[0], &t[1], 0, "n", 1, nullptr) ||
+      vips_extract_band(t[0], &t[2], 1, nullptr) || vips_add(t[1], t[2], &t[3], nullptr) ||
+      vips_linear1(t[3], &t[4], 360.0 / 97.0, 0.0, nullptr) || vips_math(t[4], &t[5], VIPS_OPERATION_MATH_SIN, nullptr) ||
+      vips_gaussnoise(&t[6], int(width), int(height), "sigma", 20.0, "mean", 0.0, "seed", int(seed % 2147483647), nullptr))
+    fail("cannot build the pattern");
+  VipsImage** u = reinterpret_cast<VipsImage**>(vips_object_local_array(scope, 4));
+  if (vips_linear1(t[5], &u[0], 80.0, 128.0, nullptr) || vips_add(u[0], t[6], &u[1], nullptr) ||
+      vips_cast(u[1], &u[2], VIPS_FORMAT_UCHAR, nullptr))
+    fail("cannot build the pattern");
+  VipsImage* out = u[2];
+  VipsImage** v = reinterpret_cast<VipsImage**>(vips_object_local_array(scope, 2));
+  if (bands > 1) {
+    VipsImage* copies[4] = {out, out, out, out};
+    if (vips_bandjoin(copies, &v[0], int(bands), nullptr)) fail("cannot join bands");
+    out = v[0];
+  }
+  const fs::path path(file);
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const fs::path tmp = dir / ("." + path.stem().string() + ".tmp" + std::to_string(getpid()) + path.extension().string());
+  if (vips_image_write_to_file(out, (tmp.string() + options).c_str(), nullptr) != 0) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    fail("cannot write it");
+  }
+  g_object_unref(base);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) throw Error(file + ": cannot move the finished image into place (" + ec.message() + ")");
+}
+
 #else
+
+Header header(const fs::path& file) {
+  throw Error(file.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be read");
+}
+void synthetic(const std::string& spec, int64_t, int64_t, int64_t, uint64_t) {
+  throw Error(spec + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be written");
+}
 
 bool available() { return false; }
 at::Tensor load(const fs::path& file) {
   throw Error(file.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be read");
 }
-void save(const at::Tensor&, const fs::path& file) {
+void save(const at::Tensor&, const fs::path& file, int) {
   throw Error(file.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be written");
 }
 

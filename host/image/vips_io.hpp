@@ -1,7 +1,9 @@
 #pragma once
 // Whole-image I/O through libvips (streaming tiled apply lives elsewhere).
 
+#include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include <ATen/core/Tensor.h>
 
@@ -10,14 +12,27 @@ namespace monge::image {
 /// True when this build has libvips.
 bool available();
 
-/// Loads an image as float32 [C, H, W] in [-1, 1] (8- and 16-bit inputs). Throws monge::Error
-/// naming the file for a missing, corrupt or unsupported file.
+/// Loads an image as float32 [C, H, W] in [-1, 1] (8-bit, 16-bit, and float images holding
+/// [0, 1]). Throws monge::Error naming the file for a missing, corrupt or unsupported file.
 at::Tensor load(const std::filesystem::path& file);
 
-/// Saves [C, H, W] or [H, W] values in [-1, 1] (clamped) as an 8-bit image whose format follows
-/// the extension. Written to a temporary file in the same directory and renamed on success, so a
+/// Saves [C, H, W] or [H, W] values in [-1, 1] (clamped) as an image of `bits` 8, 16 or 32
+/// (float, [0, 1]) per sample whose format follows the extension. Written to a temporary file in the same directory and renamed on success, so a
 /// failed save never leaves a partial file behind.
-void save(const at::Tensor& image, const std::filesystem::path& file);
+void save(const at::Tensor& image, const std::filesystem::path& file, int bits = 8);
+
+/// What a file holds, read from its header only.
+struct Header {
+  int64_t width = 0, height = 0, bands = 0;
+  std::string format;  ///< "uchar", "ushort", "float", ... (libvips' band format nicknames)
+  bool alpha = false;
+};
+Header header(const std::filesystem::path& file);
+
+/// Writes a synthetic test image of any size without holding it in memory: 8-bit smooth
+/// patterns plus noise, seeded. `spec` is a file name with optional libvips save options, e.g.
+/// "big.tif[tile,bigtiff]". Written atomically like save().
+void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t bands, uint64_t seed);
 
 /// Lays out a batch [N, C, H, W] as one [C, H', W'] image with `nrow` images per row.
 at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double pad_value);

@@ -1,4 +1,4 @@
-// Lua bindings for images: monge.image.load / save / grid.
+// Lua bindings for images: monge.image.load / save / grid / header / synthetic.
 
 #include <ATen/ATen.h>
 
@@ -16,12 +16,48 @@ int l_load(lua_State* L) {
   return 1;
 }
 
-// monge.image.save(t, path): t is C x H x W, H x W, or a batch N x C x H x W (saved as a grid).
+// monge.image.save(t, path [, { bits = 8 }]): t is C x H x W, H x W, or a batch N x C x H x W
+// (saved as a grid); bits 8, 16 or 32 (float).
 int l_save(lua_State* L) {
   at::Tensor t = check_tensor(L, 1);
   const char* path = luaL_checkstring(L, 2);
+  int bits = 8;
+  if (lua_istable(L, 3)) {
+    check_keys(L, 3, "monge.image.save", {"bits"});
+    bits = static_cast<int>(opt_number_field(L, 3, "bits", 8));
+  }
   if (t.dim() == 4) t = image::grid(t, 8, 2, 1.0);
-  image::save(t, path);
+  image::save(t, path, bits);
+  return 0;
+}
+
+// monge.image.header(path) -> { width, height, bands, format, alpha }, from the header only.
+int l_header(lua_State* L) {
+  const image::Header h = image::header(luaL_checkstring(L, 1));
+  lua_createtable(L, 0, 5);
+  lua_pushnumber(L, static_cast<lua_Number>(h.width));
+  lua_setfield(L, -2, "width");
+  lua_pushnumber(L, static_cast<lua_Number>(h.height));
+  lua_setfield(L, -2, "height");
+  lua_pushnumber(L, static_cast<lua_Number>(h.bands));
+  lua_setfield(L, -2, "bands");
+  lua_pushstring(L, h.format.c_str());
+  lua_setfield(L, -2, "format");
+  lua_pushboolean(L, h.alpha);
+  lua_setfield(L, -2, "alpha");
+  return 1;
+}
+
+// monge.image.synthetic{ file = "big.tif[tile,bigtiff]", width = w, height = h, bands = 1, seed = 0 }
+int l_synthetic(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_keys(L, 1, "monge.image.synthetic", {"file", "width", "height", "bands", "seed"});
+  const std::string file = opt_string_field(L, 1, "file", "");
+  if (file.empty()) throw std::runtime_error("monge.image.synthetic: 'file' is required");
+  image::synthetic(file, static_cast<int64_t>(opt_number_field(L, 1, "width", 0)),
+                   static_cast<int64_t>(opt_number_field(L, 1, "height", 0)),
+                   static_cast<int64_t>(opt_number_field(L, 1, "bands", 1)),
+                   static_cast<uint64_t>(opt_number_field(L, 1, "seed", 0)));
   return 0;
 }
 
@@ -47,6 +83,8 @@ void open_image(lua_State* L) {
   set_function<l_load>(L, "load");
   set_function<l_save>(L, "save");
   set_function<l_grid>(L, "grid");
+  set_function<l_header>(L, "header");
+  set_function<l_synthetic>(L, "synthetic");
   lua_pushboolean(L, image::available());
   lua_setfield(L, -2, "available");
   lua_pop(L, 1);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -598,6 +599,12 @@ int f_set_threads(lua_State* L) {
 
 int f_threads(lua_State* L) {
   lua_pushnumber(L, at::get_num_threads());
+  return 1;
+}
+
+// monge.clock(): seconds on a monotonic wall clock (os.clock() is CPU time, summed over threads).
+int f_clock(lua_State* L) {
+  lua_pushnumber(L, std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count());
   return 1;
 }
 
@@ -1506,7 +1513,7 @@ const Entry kModule[] = {
     {"cat", &guard<f_cat>},             {"stack", &guard<f_stack>},
     {"manual_seed", &guard<f_manual_seed>}, {"is_tensor", &guard<f_is_tensor>},
     {"set_threads", &guard<f_set_threads>}, {"threads", &guard<f_threads>},
-    {"no_grad", &guard<f_no_grad>},
+    {"no_grad", &guard<f_no_grad>},     {"clock", &guard<f_clock>},
 };
 
 // Methods only.

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/stream.hpp"
 #include "host/core/registry.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
@@ -17,10 +18,8 @@ namespace {
 constexpr const char* kMapMeta = "monge.Map";
 
 struct MapBox {
-  std::shared_ptr<Module> module;
-  std::shared_ptr<ForwardOperator> op;
+  host::LoadedMap map;
   std::string path;
-  host::MapInfo info;
 };
 
 MapBox& check_map(lua_State* L, int index) {
@@ -113,9 +112,13 @@ int l_train(lua_State* L) {
   host::TrainResult r = host::train(c);
 
   lua_createtable(L, 0, 9);
-  host::MapInfo info;
-  info.network = c.map_spec;
-  push_map(L, MapBox{r.map, c.op, r.map_path.string(), info});
+  host::LoadedMap trained;
+  trained.module = r.map;
+  trained.op = c.op;
+  trained.info.network = c.map_spec;
+  trained.info.shape = r.shape;
+  host::describe_tiling(trained, *c.map_net);
+  push_map(L, MapBox{trained, r.map_path.string()});
   lua_setfield(L, -2, "map");
   lua_pushstring(L, r.map_path.string().c_str());
   lua_setfield(L, -2, "map_path");
@@ -161,8 +164,13 @@ int l_train(lua_State* L) {
 int l_load_map(lua_State* L) {
   const std::string path = luaL_checkstring(L, 1);
   host::LoadedMap m = host::load_map(path, host::Registry::global());
-  push_map(L, MapBox{m.module, m.op, path, m.info});
+  push_map(L, MapBox{m, path});
   return 1;
+}
+
+c10::Device module_device(Module& module) {
+  const auto param = module.parameters();
+  return param.empty() ? c10::Device(c10::kCPU) : param.front().device();
 }
 
 // map:restore(y): T(Q(y)) clamped to [-1, 1], without gradients.
@@ -170,21 +178,19 @@ int m_restore(lua_State* L) {
   MapBox& box = check_map(L, 1);
   at::Tensor y = to_tensor(L, 2);
   if (y.dim() != 4) throw std::runtime_error("map:restore: expected an N x C x H x W tensor of measurements");
-  const auto param = box.module->parameters();
-  const c10::Device device = param.empty() ? c10::Device(c10::kCPU) : param.front().device();
-  push_tensor(L, host::restore(*box.module, box.op.get(), y, device).to(y.device()));
+  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, module_device(*box.map.module)).to(y.device()));
   return 1;
 }
 
 // map:forward(q): the network on an already lifted input, with autograd.
 int m_forward(lua_State* L) {
-  push_tensor(L, check_map(L, 1).module->forward(to_tensor(L, 2)));
+  push_tensor(L, check_map(L, 1).map.module->forward(to_tensor(L, 2)));
   return 1;
 }
 
 int m_parameters(lua_State* L) {
   int64_t n = 0;
-  for (const auto& p : check_map(L, 1).module->parameters()) n += p.numel();
+  for (const auto& p : check_map(L, 1).map.module->parameters()) n += p.numel();
   lua_pushnumber(L, static_cast<lua_Number>(n));
   return 1;
 }
@@ -193,13 +199,13 @@ int mt_index(lua_State* L) {
   MapBox& box = check_map(L, 1);
   const std::string key = luaL_checkstring(L, 2);
   if (key == "path") lua_pushstring(L, box.path.c_str());
-  else if (key == "network") lua_pushstring(L, box.info.network.name.c_str());
+  else if (key == "network") lua_pushstring(L, box.map.info.network.name.c_str());
   else if (key == "restore") lua_pushcfunction(L, &guard<m_restore>);
   else if (key == "forward") lua_pushcfunction(L, &guard<m_forward>);
   else if (key == "parameters") lua_pushcfunction(L, &guard<m_parameters>);
   else if (key == "metrics") {
     lua_newtable(L);
-    for (const auto& [k, v] : box.info.metrics) {
+    for (const auto& [k, v] : box.map.info.metrics) {
       lua_pushnumber(L, v);
       lua_setfield(L, -2, k.c_str());
     }
@@ -216,7 +222,7 @@ int mt_gc(lua_State* L) {
 
 int mt_tostring(lua_State* L) {
   MapBox& box = check_map(L, 1);
-  lua_pushfstring(L, "map %s (%s)", box.info.network.name.c_str(), box.path.c_str());
+  lua_pushfstring(L, "map %s (%s)", box.map.info.network.name.c_str(), box.path.c_str());
   return 1;
 }
 
@@ -228,6 +234,52 @@ int l_psnr(lua_State* L) {
 
 int l_ssim(lua_State* L) {
   lua_pushnumber(L, host::ssim(to_tensor(L, 1), to_tensor(L, 2)));
+  return 1;
+}
+
+// monge.apply{ map = m, input = "in.tif", output = "out.tif", tile = 512, ... }: the streaming,
+// tiled apply of `monge apply` (host/apply/stream.hpp); returns a table describing what was done.
+int l_apply(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_keys(L, 1, "monge.apply",
+             {"map", "input", "output", "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels",
+              "progress"});
+  lua_getfield(L, 1, "map");
+  MapBox* box = lua_isstring(L, -1) ? nullptr : &check_map(L, -1);
+  host::LoadedMap loaded;
+  if (!box) {
+    loaded = host::load_map(lua_tostring(L, -1), host::Registry::global());
+  }
+  lua_pop(L, 1);
+  const host::LoadedMap& map = box ? box->map : loaded;
+  if (!map.module) throw std::runtime_error("monge.apply: 'map' (a map or a map file path) is required");
+  const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
+  if (input.empty() || output.empty()) throw std::runtime_error("monge.apply: 'input' and 'output' (file paths) are required");
+  host::StreamOptions o;
+  o.tiles.tile = static_cast<int64_t>(opt_number_field(L, 1, "tile", 0));
+  o.tiles.halo = static_cast<int64_t>(opt_number_field(L, 1, "halo", -1));
+  o.tiles.batch = static_cast<int64_t>(opt_number_field(L, 1, "batch", 0));
+  o.threads = static_cast<int>(opt_number_field(L, 1, "threads", at::get_num_threads()));
+  o.device = host::resolve_device(opt_string_field(L, 1, "device", "auto"), "monge.apply");
+  o.depth = opt_string_field(L, 1, "depth", "input");
+  o.colour = opt_string_field(L, 1, "colour", "per-channel");
+  o.max_pixels = static_cast<int64_t>(opt_number_field(L, 1, "max_pixels", double(o.max_pixels)));
+  o.progress = bool_field(L, "progress", false);
+  if (o.device != module_device(*map.module)) map.module->to(o.device);
+  const host::StreamReport r = host::apply_stream(map, input, output, o);
+  lua_createtable(L, 0, 8);
+  const std::pair<const char*, double> fields[] = {{"width", double(r.out_width)},   {"height", double(r.out_height)},
+                                                   {"in_width", double(r.in_width)}, {"in_height", double(r.in_height)},
+                                                   {"bands", double(r.bands)},       {"seconds", r.seconds},
+                                                   {"tile", double(r.plan.tile)},    {"halo", double(r.plan.halo)}};
+  for (const auto& [k, v] : fields) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+  }
+  lua_pushboolean(L, r.plan.blend ? 0 : 1);
+  lua_setfield(L, -2, "exact");
+  lua_pushstring(L, r.plan.why.c_str());
+  lua_setfield(L, -2, "plan");
   return 1;
 }
 
@@ -248,6 +300,7 @@ void open_train(lua_State* L) {
   lua_pop(L, 1);
   set_function<l_train>(L, "train");
   set_function<l_load_map>(L, "load_map");
+  set_function<l_apply>(L, "apply");
   set_function<l_cuda_available>(L, "cuda_available");
   get_or_create_table(L, -1, "metrics");
   set_function<l_psnr>(L, "psnr");

@@ -117,6 +117,11 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
   write_atomically(file, [&](const std::string& tmp) { archive.save_to(tmp); });
 }
 
+void describe_tiling(LoadedMap& map, const Network& network) {
+  map.receptive_radius = network.tileable() ? network.receptive_radius() : -1;
+  map.tile_alignment = std::max<int64_t>(1, network.tile_alignment());
+}
+
 LoadedMap load_map(const fs::path& file, const Registry& registry) {
   const std::string where = file.string();
   std::error_code ec;
@@ -176,6 +181,7 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
     out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
     auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
     out.module = net->build(out.info.shape);
+    describe_tiling(out, *net);
     torch::serialize::InputArchive weights;
     archive.read("weights", weights);
     out.module->load(weights);

@@ -35,7 +35,14 @@ struct LoadedMap {
   std::shared_ptr<Module> module;
   std::shared_ptr<ForwardOperator> op;  ///< nullptr when the map takes the measurement as it is
   MapInfo info;
+  /// What tiled application needs, as the network plugin declares it (see monge::Network); a
+  /// TorchScript map declares nothing: radius -1 (unknown), alignment 1.
+  int64_t receptive_radius = -1;
+  int64_t tile_alignment = 1;
 };
+
+/// Fills the tiling fields of `map` from the network plugin that built its module.
+void describe_tiling(LoadedMap& map, const Network& network);
 
 /// Writes a map file atomically (temporary file + rename). Throws monge::Error.
 void save_map(const std::filesystem::path& file, Module& module, const MapInfo& info);

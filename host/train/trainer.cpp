@@ -287,6 +287,7 @@ TrainResult train(const TrainConfig& c) {
 
   torch::manual_seed(c.seed);
   const NetworkShape map_shape{channels, channels, 1, height, width};
+  result.shape = map_shape;
   auto map = c.map_net->build(map_shape);
   auto ema = c.map_net->build(map_shape);
   auto potential = c.potential_net->build(NetworkShape{channels, 1, 1, height, width});

@@ -59,6 +59,7 @@ struct EvalPoint {
 
 struct TrainResult {
   std::shared_ptr<Module> map;  ///< the exported map (EMA), in eval mode
+  NetworkShape shape;           ///< what the map network was built for
   std::filesystem::path map_path;
   std::vector<EvalPoint> evals;
   int64_t iterations = 0;      ///< iterations run by this call

@@ -8,7 +8,7 @@ function(add_cli_test name code)
 endfunction()
 
 set(_m $<TARGET_FILE:monge>)
-add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 2\\.0" "LibTorch 1\\.13" COMMAND ${_m} --version)
+add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 3\\.0" "LibTorch 1\\.13" COMMAND ${_m} --version)
 add_cli_test(help 0 MATCH "Usage:" "monge .*run SCRIPT" "Exit codes:" "MONGE_PLUGIN_PATH" COMMAND ${_m} --help)
 add_cli_test(run_help 0 MATCH "arg\\[1\\.\\.n\\]" COMMAND ${_m} run --help)
 add_cli_test(no_command 2 MATCH "Usage:" COMMAND ${_m})
@@ -23,7 +23,7 @@ add_cli_test(plugins_kind 0 MATCH "^noise$" "^  gaussian " COMMAND ${_m} plugins
 add_cli_test(describe 0
   MATCH "^gaussian_blur 1\\.0\\.0 \\(operator\\)" "sigma +\\(number in \\[0\\.01, 100\\], default 1\\.5\\)"
         "size +\\(integer in \\[1, 101\\], default 13\\)" "padding +\\(choice: reflect\\|replicate\\|zeros\\|circular, default \"reflect\"\\)"
-        "built for: SDK 2\\.0, LibTorch 1\\.13"
+        "built for: SDK 3\\.0, LibTorch 1\\.13"
   COMMAND ${_m} plugins --describe gaussian_blur)
 add_cli_test(describe_unknown 3 MATCH "unknown plugin 'gausian_blur' \\(did you mean 'gaussian_blur'\\?\\)"
   COMMAND ${_m} plugins --describe gausian_blur)
@@ -40,9 +40,9 @@ add_cli_test(syntax_error 1 MATCH "line 1|:1:" COMMAND ${_m} run -e "local = 1")
 add_cli_test(eval 0 MATCH "^42$" COMMAND ${_m} run -e "print(require('monge').version and 42)")
 # A plugin built for another SDK major: skipped with a warning naming the file and both versions;
 # asking for it is an error repeating why.
-add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 2\\.0"
+add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 3\\.0"
   COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins)
-add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 2\\.0"
+add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 3\\.0"
   COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" run -e "require('monge').operator('future_op')")
 add_cli_test(bad_sdk_describe 3 MATCH "SDK 99\\.0" COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins --describe future_op)
 add_cli_test(duplicate_name 1 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*identity_copy\\.monge\\.so"
@@ -74,11 +74,20 @@ set_tests_properties(cli.info PROPERTIES DEPENDS lua.train_test)
 # `monge apply` with that map on measurements lua.train_test saved; then the errors a user meets.
 set(_map "${CMAKE_CURRENT_BINARY_DIR}/train_test/straight/map.pt")
 set(_grid "${CMAKE_CURRENT_BINARY_DIR}/train_test/measured.png")
-add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*applied\\.png .* s on cpu"
+add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*applied\\.png .* s on cpu, .* MPix/s, peak RSS [0-9]+ MiB; exact tiles with halo 12"
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/applied.png" --device cpu)
 set_tests_properties(cli.apply PROPERTIES DEPENDS lua.train_test)
 add_cli_test(apply_same_file 1 MATCH "is the input file; choose another output path"
   COMMAND ${_m} apply ${_map} ${_grid} ${_grid})
 set_tests_properties(cli.apply_same_file PROPERTIES DEPENDS lua.train_test)
 add_cli_test(apply_usage 2 MATCH "apply: give MAP INPUT OUTPUT" COMMAND ${_m} apply only-a-map.pt)
-add_cli_test(apply_help 0 MATCH "Usage: monge apply MAP INPUT OUTPUT" "TorchScript" COMMAND ${_m} apply --help)
+add_cli_test(apply_help 0 MATCH "Usage: monge apply MAP INPUT OUTPUT" "TorchScript" "--tile N" "--max-pixels N"
+  COMMAND ${_m} apply --help)
+add_cli_test(apply_bad_option 2 MATCH "apply: unknown option '--tiel' \\(did you mean '--tile'\\?\\)"
+  COMMAND ${_m} apply a.pt b.png c.png --tiel 64)
+add_cli_test(apply_bad_tile 1 MATCH "--tile 101 must be a positive multiple of 2 for this network"
+  COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/never.png" --tile 101)
+set_tests_properties(cli.apply_bad_tile PROPERTIES DEPENDS lua.train_test)
+add_cli_test(apply_max_pixels 1 MATCH "pixels is more than --max-pixels 100; raise the limit"
+  COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/never.png" --max-pixels 100)
+set_tests_properties(cli.apply_max_pixels PROPERTIES DEPENDS lua.train_test)

@@ -1,5 +1,6 @@
-// Applying maps to image files: monge map files and TorchScript modules, alpha carried through,
-// channel checks, atomic output and the errors a user meets.
+// Applying maps to images: exact tiling (tiles equal whole-image inference), the libvips streaming
+// apply with its formats, depths and alpha, monge map files and TorchScript modules, and the
+// errors a user meets (never a partial output file).
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -12,16 +13,118 @@
 #include <gtest/gtest.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/stream.hpp"
+#include "host/apply/tiling.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/train/map_file.hpp"
 
 namespace fs = std::filesystem;
-using monge::host::apply_file;
+using monge::host::LoadedMap;
 using monge::host::load_map;
 using monge::host::Registry;
+using monge::host::StreamOptions;
 
 namespace {
+
+const Registry& registry() {
+  static Registry* reg = [] {
+    auto* r = new Registry(Registry::default_dirs(false));
+    r->scan();
+    return r;
+  }();
+  return *reg;
+}
+
+// A unet map in memory with random weights (the untrained residual unet is the identity, which
+// any tiling reproduces), optionally behind an operator's lift.
+LoadedMap random_unet(int64_t channels, int64_t depth, const std::string& op = "", int64_t factor = 2) {
+  const auto params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", depth}}, monge::Kind::Network);
+  auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", params));
+  LoadedMap m;
+  torch::manual_seed(7);
+  m.module = net->build(monge::NetworkShape{channels, channels, 1, 0, 0});
+  {
+    // Variance-preserving random weights: activations stay of order one, as in a trained map.
+    torch::NoGradGuard no_grad;
+    for (auto& p : m.module->parameters()) p.normal_(0, p.dim() > 1 ? 1.0 / std::sqrt(double(p[0].numel())) : 0.1);
+  }
+  m.module->eval();
+  m.info.network = {"unet", params};
+  m.info.shape = monge::NetworkShape{channels, channels, 1, 0, 0};
+  monge::host::describe_tiling(m, *net);
+  if (!op.empty()) {
+    const auto op_params = registry().resolve(op, {{"factor", factor}}, monge::Kind::Operator);
+    m.op = std::dynamic_pointer_cast<monge::ForwardOperator>(registry().instantiate(op, op_params));
+  }
+  return m;
+}
+
+// Runs the tiled runner strip by strip, each strip given only the measurement rows it asks for,
+// as the streaming layer does.
+at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_t strip, int64_t halo = -1) {
+  monge::host::TileOptions o;
+  o.tile = tile;
+  o.halo = halo;
+  o.batch = 3;
+  monge::host::TileRunner runner(map, monge::host::plan_tiles(map, o, c10::kCPU), c10::kCPU, y.size(2), y.size(3));
+  std::vector<at::Tensor> parts;
+  for (int64_t oy = 0; oy < runner.out_height(); oy += strip) {
+    const int64_t oy1 = std::min(runner.out_height(), oy + strip);
+    const auto [lo, hi] = runner.input_rows(oy, oy1);
+    parts.push_back(runner.run(y.narrow(2, lo, hi - lo), lo, oy, oy1));
+  }
+  return at::cat(parts, 2);
+}
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+TEST(Tiling, TilesEqualWholeImageInference) {
+  struct Case {
+    const char* what;
+    int64_t channels, depth, h, w, tile, strip;
+    const char* op;
+  };
+  const Case cases[] = {
+      {"grey, odd size, many tiles", 1, 2, 75, 53, 16, 16},
+      {"grey, strips of 3 tile rows", 1, 2, 75, 53, 16, 48},
+      {"RGB, depth 3 (alignment 8)", 3, 3, 45, 70, 24, 24},
+      {"smaller than one tile", 1, 2, 13, 20, 64, 64},
+      {"SR x2 through the bicubic lift", 1, 2, 29, 37, 16, 16},
+      {"SR x3 RGB", 3, 1, 17, 23, 12, 12},
+  };
+  for (const Case& c : cases) {
+    const LoadedMap map = random_unet(c.channels, c.depth, c.op ? "downsample" : "", c.channels == 3 && c.op ? 3 : 2);
+    at::Tensor y = torch::rand({2, c.channels, c.h, c.w}) * 2 - 1;
+    const at::Tensor whole = monge::host::restore_whole(map, y, c10::kCPU);
+    const at::Tensor tiles = tiled(map, y, c.tile, c.strip);
+    ASSERT_EQ(tiles.sizes(), whole.sizes()) << c.what;
+    EXPECT_LE(max_diff(tiles, whole), 1e-4) << c.what;
+    // The network really reaches beyond a tile: too small a halo changes the output.
+    if (c.h > c.tile) EXPECT_GT(max_diff(tiled(map, y, c.tile, c.strip, 2), whole), 1e-3) << c.what;
+  }
+}
+
+TEST(Tiling, BlendedTilesForUnknownReceptiveFieldsAreSeamless) {
+  LoadedMap map = random_unet(1, 2);
+  map.receptive_radius = -1;  // as a TorchScript map: nothing declared
+  monge::host::TileOptions o;
+  o.tile = 16;
+  const auto plan = monge::host::plan_tiles(map, o, c10::kCPU);
+  EXPECT_TRUE(plan.blend);
+  EXPECT_EQ(plan.halo, 4);
+  EXPECT_NE(plan.why.find("blended"), std::string::npos) << plan.why;
+  at::Tensor y = torch::rand({1, 1, 61, 45}) * 2 - 1;
+  // Windows are fixed by position, so how the rows are cut into strips does not matter.
+  const at::Tensor a = tiled(map, y, 16, 16), b = tiled(map, y, 16, 40);
+  EXPECT_LE(max_diff(a, b), 1e-5);
+  const at::Tensor whole = monge::host::restore_whole(map, y, c10::kCPU);
+  // A wider overlap brings the blend closer to whole-image inference.
+  const double narrow = (a - whole).abs().mean().item<double>();
+  const double wide = (tiled(map, y, 16, 16, 12) - whole).abs().mean().item<double>();
+  EXPECT_LT(wide, narrow);
+  EXPECT_LE(a.abs().max().item<double>(), 1.0);
+}
 
 class Apply : public ::testing::Test {
  protected:
@@ -33,14 +136,29 @@ class Apply : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static const Registry& registry() {
-    static Registry* reg = [] {
-      auto* r = new Registry(Registry::default_dirs(false));
-      r->scan();
-      return r;
-    }();
-    return *reg;
+  static StreamOptions options(int64_t tile = 32) {
+    StreamOptions o;
+    o.tiles.tile = tile;
+    o.threads = 2;
+    return o;
   }
+
+  monge::host::StreamReport apply(const LoadedMap& map, const fs::path& in, const std::string& out,
+                                  StreamOptions o = options()) const {
+    return monge::host::apply_stream(map, in, out, o);
+  }
+
+  std::string error_of(const LoadedMap& map, const fs::path& in, const std::string& out, StreamOptions o = options()) const {
+    try {
+      apply(map, in, out, o);
+    } catch (const monge::Error& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+
+  // Files in the test directory: a failed apply must leave no temporary or partial file.
+  size_t files() const { return size_t(std::distance(fs::directory_iterator(dir_), fs::directory_iterator())); }
 
   // A TorchScript map out(x) = 0.5 x, saved as PyTorch's torch.jit.save would.
   fs::path scripted_half() const {
@@ -54,11 +172,11 @@ def forward(self, x):
     return file;
   }
 
-  // A monge map file: a 1-channel unet from the plugin, identity at init (residual).
-  fs::path unet_map(int64_t channels, const std::optional<monge::host::PluginSpec>& op = std::nullopt) const {
+  // A monge map file: a unet from the plugin, the identity at initialisation (residual).
+  fs::path identity_map(int64_t channels, const std::optional<monge::host::PluginSpec>& op = std::nullopt) const {
     monge::host::MapInfo info;
     info.network.name = "unet";
-    info.network.params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
+    info.network.params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{2}}}, monge::Kind::Network);
     info.shape = monge::NetworkShape{channels, channels, 1, 8, 8};
     info.op = op;
     auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", info.network.params));
@@ -68,74 +186,161 @@ def forward(self, x):
     return file;
   }
 
+  // Raw samples of an image file, as stored (for bit-exact comparisons).
+  static at::Tensor raw(const fs::path& file, int bits) {
+    at::Tensor v = monge::image::load(file).add(1);  // [0, 2]
+    return bits == 8 ? v.mul(127.5).round() : bits == 16 ? v.mul(32767.5).round() : v.mul(0.5);
+  }
+
   fs::path dir_;
 };
 
-TEST_F(Apply, TorchScriptMapRunsAndAlphaIsCarriedThrough) {
+TEST_F(Apply, StreamedOutputEqualsWholeImageInference) {
+  // Through files: 16-bit PNG in, float TIFF out, small tiles; and an RGB image with a grey map,
+  // restored channel by channel.
+  const LoadedMap map = random_unet(1, 2);
+  at::Tensor image = torch::rand({1, 83, 67}) * 2 - 1;
+  monge::image::save(image, dir_ / "in.png", 16);
+  const at::Tensor y = monge::image::load(dir_ / "in.png");
+  const auto r = apply(map, dir_ / "in.png", (dir_ / "out.tif").string(), [] {
+    auto o = options(16);
+    o.depth = "float";
+    return o;
+  }());
+  EXPECT_EQ(r.out_width, 67);
+  EXPECT_EQ(r.out_height, 83);
+  EXPECT_FALSE(r.plan.blend);
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "out.tif"), monge::host::restore_whole(map, y.unsqueeze(0), c10::kCPU)[0]),
+            1e-4);
+
+  monge::image::save(torch::rand({3, 40, 50}) * 2 - 1, dir_ / "rgb.png", 16);
+  const at::Tensor rgb = monge::image::load(dir_ / "rgb.png");
+  auto o = options(16);
+  o.depth = "float";
+  apply(map, dir_ / "rgb.png", (dir_ / "rgb.tif").string(), o);
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "rgb.tif"), monge::host::restore_whole(map, rgb.unsqueeze(1), c10::kCPU).squeeze(1)),
+            1e-4);
+}
+
+TEST_F(Apply, FormatsAndDepthsRoundTripThroughTheIdentity) {
+  // The untrained residual unet is exactly the identity: every format and depth must come back
+  // bit for bit, alpha included.
+  const auto grey = load_map(identity_map(1), registry());
+  const auto rgb = load_map(identity_map(3), registry());
+  struct Case {
+    const char* in;
+    const char* out;
+    int bits, channels;
+  };
+  const Case cases[] = {
+      {"g8.png", "g8_out.png", 8, 1},       {"ga8.png", "ga8_out.png", 8, 2},
+      {"g16.png", "g16_out.png", 16, 1},    {"rgba16.png", "rgba16_out.tif", 16, 4},
+      {"gf.tif", "gf_out.tif", 32, 1},      {"rgbf.tif", "rgbf_out.tif[compression=deflate]", 32, 3},
+      {"g16.tif", "g16_out.tif[tile,pyramid,compression=deflate,bigtiff]", 16, 1},
+      {"rgb8.png", "rgb8_out.webp[lossless]", 8, 3},
+  };
+  for (const Case& c : cases) {
+    at::Tensor image = torch::rand({c.channels, 45, 38}) * 2 - 1;
+    monge::image::save(image, dir_ / c.in, c.bits);
+    const auto& map = c.channels >= 3 ? rgb : grey;
+    const auto r = apply(map, dir_ / c.in, (dir_ / c.out).string());
+    EXPECT_EQ(r.alpha, c.channels == 2 || c.channels == 4) << c.in;
+    std::string out = c.out;
+    out = out.substr(0, out.find('['));
+    const at::Tensor a = raw(dir_ / out, c.bits), b = raw(dir_ / c.in, c.bits);
+    if (c.bits == 16) EXPECT_TRUE((a.remainder(257) != 0).any().item<bool>()) << c.in << " is not really 16-bit";
+    // Integer samples come back bit for bit; float ones up to the rounding of [0, 1] -> [-1, 1].
+    if (c.bits == 32) EXPECT_LE(max_diff(a, b), 1e-7) << c.in << " -> " << c.out;
+    else EXPECT_TRUE(a.equal(b)) << c.in << " -> " << c.out;
+    if (c.channels == 2 || c.channels == 4) EXPECT_TRUE(a[c.channels - 1].equal(b[c.channels - 1])) << "alpha of " << c.in;
+  }
+  // Depth conversion: 16-bit in, 8-bit out; the alpha follows the depth.
+  monge::image::save(torch::rand({2, 20, 30}) * 2 - 1, dir_ / "ga16.png", 16);
+  auto o = options();
+  o.depth = "8";
+  apply(grey, dir_ / "ga16.png", (dir_ / "ga16_8.png").string(), o);
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "ga16_8.png"), monge::image::load(dir_ / "ga16.png")), 1.0 / 255 + 1e-6);
+  // JPEG is lossy but must run.
+  monge::image::save(torch::zeros({1, 16, 16}), dir_ / "flat.png");
+  apply(grey, dir_ / "flat.png", (dir_ / "flat.jpg[Q=95]").string());
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "flat.jpg"), torch::zeros({1, 16, 16})), 2.0 / 255);
+}
+
+TEST_F(Apply, AlphaIsCarriedThroughAndEnlargedBySuperResolutionMaps) {
+  monge::host::PluginSpec op{"downsample", registry().resolve("downsample", {{"factor", int64_t{2}}}, monge::Kind::Operator)};
+  const auto sr = load_map(identity_map(1, op), registry());
+  at::Tensor image = torch::rand({2, 11, 13}) * 2 - 1;  // grey + alpha
+  monge::image::save(image, dir_ / "small.png");
+  const auto r = apply(sr, dir_ / "small.png", (dir_ / "big.png").string());
+  EXPECT_EQ(r.out_width, 26);
+  EXPECT_EQ(r.out_height, 22);
+  const at::Tensor in = raw(dir_ / "small.png", 8), out = raw(dir_ / "big.png", 8);
+  ASSERT_EQ(out.size(0), 2);
+  EXPECT_TRUE(out[1].equal(in[1].repeat_interleave(2, 0).repeat_interleave(2, 1))) << "alpha changed";
+  // The colour is the bicubic lift (identity network), as in whole-image inference.
+  const at::Tensor expect = monge::host::restore_whole(sr, monge::image::load(dir_ / "small.png").narrow(0, 0, 1).unsqueeze(0), c10::kCPU);
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "big.png")[0], expect[0][0]), 1.0 / 255 + 1e-6);
+}
+
+TEST_F(Apply, GreyMapsOnRgbImagesPerChannelOrOnLuminance) {
+  const auto grey = load_map(identity_map(1), registry());
+  monge::image::save(torch::rand({3, 20, 24}) * 2 - 1, dir_ / "rgb.png");
+  apply(grey, dir_ / "rgb.png", (dir_ / "pc.png").string());
+  EXPECT_TRUE(raw(dir_ / "pc.png", 8).equal(raw(dir_ / "rgb.png", 8)));
+  auto o = options();
+  o.colour = "luminance";
+  apply(grey, dir_ / "rgb.png", (dir_ / "lum.png").string(), o);
+  // Y'CbCr there and back, rounded to 8 bits once.
+  EXPECT_LE(max_diff(raw(dir_ / "lum.png", 8), raw(dir_ / "rgb.png", 8)), 1.0);
+}
+
+TEST_F(Apply, TorchScriptMapsAreBlendedAndStillRun) {
   const auto map = load_map(scripted_half(), registry());
   EXPECT_EQ(map.info.network.name, "torchscript");
-  // Grey + alpha: the TorchScript map does not say how many channels it takes, so the image is
-  // passed as it is (both channels halved); an RGB image likewise.
-  at::Tensor rgb = torch::linspace(-1, 1, 3 * 5 * 7).reshape({3, 5, 7});
+  EXPECT_EQ(map.receptive_radius, -1);
+  at::Tensor rgb = torch::linspace(-1, 1, 3 * 50 * 70).reshape({3, 50, 70});
   monge::image::save(rgb, dir_ / "in.png");
-  const auto r = apply_file(map, dir_ / "in.png", dir_ / "out.png", c10::kCPU);
-  EXPECT_EQ(r.out_width, 7);
-  EXPECT_EQ(r.channels, 3);
+  const auto r = apply(map, dir_ / "in.png", (dir_ / "out.png").string());
+  EXPECT_TRUE(r.plan.blend);
+  EXPECT_EQ(r.bands, 3);
   const at::Tensor in = monge::image::load(dir_ / "in.png"), out = monge::image::load(dir_ / "out.png");
-  EXPECT_LE((out - in * 0.5).abs().max().item<double>(), 1.0 / 255 + 1e-6);
+  EXPECT_LE(max_diff(out, in * 0.5), 1.0 / 255 + 1e-6);  // a pointwise map: blending is exact
 }
 
-TEST_F(Apply, MongeMapKeepsAlphaAndChecksChannels) {
-  const auto grey = load_map(unet_map(1), registry());
-  at::Tensor image = torch::rand({2, 9, 11}) * 2 - 1;  // grey + alpha
-  monge::image::save(image, dir_ / "ga.png");
-  apply_file(grey, dir_ / "ga.png", dir_ / "ga_out.png", c10::kCPU);
-  const at::Tensor in = monge::image::load(dir_ / "ga.png"), out = monge::image::load(dir_ / "ga_out.png");
-  ASSERT_EQ(out.size(0), 2);
-  EXPECT_TRUE(out[1].equal(in[1])) << "alpha changed";
-  EXPECT_LE((out[0] - in[0]).abs().max().item<double>(), 1.0 / 255 + 1e-6);  // identity at init
-
-  // An RGB image for a grey map: a clear error, and no output file appears.
-  monge::image::save(torch::zeros({3, 8, 8}), dir_ / "rgb.png");
-  try {
-    apply_file(grey, dir_ / "rgb.png", dir_ / "rgb_out.png", c10::kCPU);
-    FAIL();
-  } catch (const monge::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("the map takes 1-channel images (grey), this image has 3 channel(s)"),
-              std::string::npos)
-        << e.what();
-  }
-  EXPECT_FALSE(fs::exists(dir_ / "rgb_out.png"));
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 4);  // map, 3 images: no temporary files
-}
-
-TEST_F(Apply, TheOperatorsLiftRunsFirst) {
-  // A super-resolution map: downsample's lift (bicubic x2) makes a 6x5 input 12x10.
-  monge::host::PluginSpec op{"downsample", registry().resolve("downsample", {{"factor", int64_t{2}}}, monge::Kind::Operator)};
-  const auto sr = load_map(unet_map(1, op), registry());
-  monge::image::save(torch::zeros({1, 5, 6}), dir_ / "small.png");
-  const auto r = apply_file(sr, dir_ / "small.png", dir_ / "big.png", c10::kCPU);
-  EXPECT_EQ(r.out_width, 12);
-  EXPECT_EQ(r.out_height, 10);
-}
-
-TEST_F(Apply, BadInputsAreClearErrors) {
-  const auto map = load_map(scripted_half(), registry());
-  auto error_of = [&](const fs::path& in, const fs::path& out) {
-    try {
-      apply_file(map, in, out, c10::kCPU);
-    } catch (const monge::Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  monge::image::save(torch::zeros({1, 4, 4}), dir_ / "a.png");
-  EXPECT_NE(error_of(dir_ / "a.png", dir_ / "a.png").find("is the input file"), std::string::npos);
-  EXPECT_NE(error_of(dir_ / "nope.png", dir_ / "b.png").find("nope.png: no such image file"), std::string::npos);
-  EXPECT_NE(error_of(dir_ / "a.png", dir_ / "missing" / "b.png").find("does not exist"), std::string::npos);
+TEST_F(Apply, BadInputsAreClearErrorsAndLeaveNoFiles) {
+  const auto grey = load_map(identity_map(1), registry());
+  const auto rgb = load_map(identity_map(3), registry());
+  monge::image::save(torch::zeros({1, 40, 40}), dir_ / "a.png");
+  monge::image::save(torch::zeros({1, 40, 40}), dir_ / "a16.png", 16);
   std::ofstream(dir_ / "junk.png") << "not an image";
-  EXPECT_NE(error_of(dir_ / "junk.png", dir_ / "b.png").find("junk.png: cannot read image"), std::string::npos);
-  EXPECT_FALSE(fs::exists(dir_ / "b.png"));
+  // A truncated file: the header reads, the pixels run out part-way through the stream.
+  monge::image::save(torch::rand({1, 300, 300}) * 2 - 1, dir_ / "big.png");
+  fs::copy_file(dir_ / "big.png", dir_ / "cut.png");
+  fs::resize_file(dir_ / "cut.png", fs::file_size(dir_ / "big.png") / 2);
+  fs::remove(dir_ / "big.png");
+  const size_t before = files();
+  auto expect_error = [&](const std::string& err, const std::string& want) {
+    EXPECT_NE(err.find(want), std::string::npos) << "got: " << err << "\nwanted: " << want;
+    EXPECT_EQ(files(), before) << "a file was left behind after: " << err;
+  };
+  const std::string b = (dir_ / "b.png").string();
+  expect_error(error_of(grey, dir_ / "a.png", (dir_ / "a.png").string()), "is the input file");
+  expect_error(error_of(grey, dir_ / "nope.png", b), "nope.png: no such image file");
+  expect_error(error_of(grey, dir_ / "a.png", (dir_ / "missing" / "b.png").string()), "does not exist");
+  expect_error(error_of(grey, dir_ / "a.png", (dir_ / "b.xyz").string()), "no image format for the extension '.xyz'");
+  expect_error(error_of(rgb, dir_ / "a.png", b), "the map takes RGB images (3 channel(s)) and this image is grey");
+  expect_error(error_of(grey, dir_ / "a16.png", (dir_ / "b.jpg").string()), "JPEG holds 8-bit images only");
+  auto o = options();
+  o.depth = "float";
+  expect_error(error_of(grey, dir_ / "a.png", b, o), "PNG holds 8- and 16-bit images only");
+  o = options();
+  o.max_pixels = 1000;
+  expect_error(error_of(grey, dir_ / "a.png", b, o), "40 x 40 pixels is more than --max-pixels 1000");
+
+  expect_error(error_of(grey, dir_ / "junk.png", b), "junk.png: cannot read image");
+  const std::string err = error_of(grey, dir_ / "cut.png", b);
+  expect_error(err, "cut.png -> " + b + ": ");
+  expect_error(err, "no output was written");
 
   std::ofstream(dir_ / "junk.pt") << "not a map";
   try {

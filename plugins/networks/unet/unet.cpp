@@ -176,6 +176,10 @@ class UNet final : public monge::Network {
 
   bool tileable() const override { return true; }
 
+  // depth stride-2 convolutions: feature grids line up with the image's only when a tile starts
+  // at a multiple of 2^depth.
+  int64_t tile_alignment() const override { return int64_t(1) << cfg_.depth; }
+
   static monge::Schema schema() {
     return monge::Schema{}
         .integer("channels", 32, 4, 512, "base width (channels at full resolution; doubles per level, capped at 1024)")

@@ -48,6 +48,10 @@ class Downsample final : public monge::ForwardOperator {
 
   int64_t scale_factor() const override { return factor_; }
 
+  // Bicubic upsampling (align_corners = false) reads the 4 x 4 measurements around
+  // (i + 0.5) / factor - 0.5, i.e. at most 2 pixels from i / factor.
+  int64_t lift_radius() const override { return 2; }
+
   static monge::Schema schema() {
     return monge::Schema{}.integer("factor", 2, 2, 16, "downsampling factor per side (height and width must be multiples)");
   }

@@ -28,7 +28,8 @@ std::string shape_text(at::IntArrayRef sizes) {
 class TorchScriptOperator final : public monge::ForwardOperator {
  public:
   explicit TorchScriptOperator(const monge::Params& p)
-      : file_(p.string("file")), lipschitz_(p.real("lipschitz")), monotone_(p.boolean("monotone")) {
+      : file_(p.string("file")), lipschitz_(p.real("lipschitz")), monotone_(p.boolean("monotone")),
+        lift_radius_(p.integer("lift_radius")) {
     if (file_.empty())
       throw monge::Error("torchscript: 'file' (a TorchScript file saved with torch.jit.save) is required");
     std::error_code ec;
@@ -64,11 +65,17 @@ class TorchScriptOperator final : public monge::ForwardOperator {
   }
   bool monotone() const override { return monotone_; }
 
+  // Without a lift method Q is the identity; a scripted lift's reach is whatever the user declares.
+  int64_t lift_radius() const override { return has_lift_ ? lift_radius_ : 0; }
+
   static monge::Schema schema() {
     return monge::Schema{}
         .string("file", "", "TorchScript file: forward(x) is A; a lift(y) method, if present, is Q")
         .real("lipschitz", 0, 0, 1e9, "a known Lipschitz bound of A (0: unknown)")
-        .boolean("monotone", false, "declare A monotone (<A(x1) - A(x2), x1 - x2> >= 0), e.g. a pointwise nondecreasing map");
+        .boolean("monotone", false, "declare A monotone (<A(x1) - A(x2), x1 - x2> >= 0), e.g. a pointwise nondecreasing map")
+        .integer("lift_radius", -1, -1, 4096,
+                 "how many measurement pixels the module's lift reads around each position, for exact tiled "
+                 "apply (-1: unknown, tiles are blended)");
   }
 
  private:
@@ -90,6 +97,7 @@ class TorchScriptOperator final : public monge::ForwardOperator {
   std::string file_;
   double lipschitz_;
   bool monotone_;
+  int64_t lift_radius_;
   bool has_lift_ = false;
   mutable torch::jit::Module module_;
   mutable std::mutex mutex_;  // Method calls on one module are not documented as thread-safe

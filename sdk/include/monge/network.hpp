@@ -39,6 +39,11 @@ class MONGE_SDK_API Network : public Plugin {
   /// False when the network mixes statistics over the whole image, so tiles cannot reproduce
   /// whole-image output exactly.
   virtual bool tileable() const { return receptive_radius() >= 0; }
+
+  /// Tiles cut from an image must start at multiples of this many input pixels for the network to
+  /// reproduce its whole-image output (2^d for a network with d stride-2 downsamplings, whose
+  /// feature grids are anchored at the image's top-left corner).
+  virtual int64_t tile_alignment() const { return 1; }
 };
 
 }  // namespace monge

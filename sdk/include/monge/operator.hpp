@@ -39,6 +39,14 @@ class MONGE_SDK_API ForwardOperator : public Plugin {
 
   /// How many times larger (per side) a signal is than its measurement (2 for 2x downsampling).
   virtual int64_t scale_factor() const { return 1; }
+
+  /// How far the lift reaches, in measurement pixels: Q(y) at signal pixel i depends only on
+  /// measurements within this distance of i / scale_factor() (per axis), and is unchanged by
+  /// shifting y by whole pixels away from the border. The tiled apply of large images cuts the
+  /// measurement with this margin. 0 fits the default identity lift; an operator that overrides
+  /// lift() must override this too (2 for bicubic upsampling), or return -1 when it cannot say,
+  /// in which case images are restored in blended, overlapping tiles that are not exact.
+  virtual int64_t lift_radius() const { return 0; }
 };
 
 }  // namespace monge

@@ -12,8 +12,10 @@
 ///        costs) and
 ///        Solver::scale_learning_rates() (for divergence rollback), SolverContext::total_steps
 ///        (for schedules): new virtual functions and members change the interfaces' layout.
+///   3.0  ForwardOperator::lift_radius() and Network::tile_alignment() (for exact tiled apply of
+///        large images): new virtual functions change the interfaces' layout.
 
-#define MONGE_SDK_MAJOR 2
+#define MONGE_SDK_MAJOR 3
 #define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 

@@ -1,0 +1,420 @@
+#include "host/apply/stream.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include "host/image/vips_util.hpp"
+
+namespace fs = std::filesystem;
+
+namespace monge::host {
+
+#ifdef MONGE_WITH_VIPS
+
+namespace {
+
+using image::ImagePtr;
+using image::take_vips_error;
+
+// Splits "out.tif[tile,compression=deflate]" into the file and its libvips options.
+std::pair<std::string, std::string> split_options(const std::string& spec) {
+  if (!spec.empty() && spec.back() == ']') {
+    const auto open = spec.rfind('[');
+    if (open != std::string::npos && open > 0) return {spec.substr(0, open), spec.substr(open)};
+  }
+  return {spec, ""};
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+const char* format_name(VipsBandFormat f) {
+  switch (f) {
+    case VIPS_FORMAT_UCHAR: return "8-bit";
+    case VIPS_FORMAT_USHORT: return "16-bit";
+    case VIPS_FORMAT_FLOAT: return "float";
+    default: return vips_enum_nick(VIPS_TYPE_BAND_FORMAT, f);
+  }
+}
+
+at::ScalarType storage_type(VipsBandFormat f) {
+  return f == VIPS_FORMAT_UCHAR ? at::kByte : f == VIPS_FORMAT_USHORT ? at::kShort : at::kFloat;
+}
+
+double full_scale(VipsBandFormat f) { return f == VIPS_FORMAT_UCHAR ? 255.0 : f == VIPS_FORMAT_USHORT ? 65535.0 : 1.0; }
+
+// Raw samples (any shape, storage type of `f`) as float values of [0, full scale]; always a new
+// tensor (the raw rows stay in the buffer for the next strip).
+at::Tensor widen(const at::Tensor& raw, VipsBandFormat f) {
+  return f == VIPS_FORMAT_USHORT ? raw.to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat) : raw.to(at::kFloat, false, true);
+}
+
+// Values of [0, full scale of `f`] rounded into `f`'s storage (16-bit through int32 so that the
+// bit pattern of values above 32767 is kept in the int16 tensor).
+at::Tensor narrow_to(const at::Tensor& values, VipsBandFormat f) {
+  if (f == VIPS_FORMAT_FLOAT) return values.to(at::kFloat);
+  at::Tensor r = values.round().clamp(0, full_scale(f));
+  return f == VIPS_FORMAT_UCHAR ? r.to(at::kByte) : r.to(at::kInt).to(at::kShort);
+}
+
+// Which sample formats a saver can hold, by its libvips class name.
+bool saver_holds(const std::string& saver, VipsBandFormat f, bool alpha, std::string& why) {
+  const std::string s = lower(saver);
+  auto any = [&](std::initializer_list<const char*> names) {
+    return std::any_of(names.begin(), names.end(), [&](const char* n) { return s.find(n) != std::string::npos; });
+  };
+  if (any({"tiff", "vipssave", "vipsfile", "fits", "matrix"})) return true;
+  if (any({"png"})) {
+    if (f == VIPS_FORMAT_FLOAT) return why = "PNG holds 8- and 16-bit images only", false;
+    return true;
+  }
+  if (any({"jpeg", "jpg"})) {
+    if (alpha) return why = "JPEG cannot hold an alpha channel", false;
+    if (f != VIPS_FORMAT_UCHAR) return why = "JPEG holds 8-bit images only", false;
+    return true;
+  }
+  if (f != VIPS_FORMAT_UCHAR) return why = "this format (" + saver + ") is written as 8-bit only", false;
+  return true;
+}
+
+// Everything the generate callback needs; shared by libvips' worker threads, used under `mutex`.
+struct Job {
+  const LoadedMap* map = nullptr;
+  std::unique_ptr<TileRunner> runner;
+  VipsImage* in = nullptr;
+  int64_t width = 0, height = 0;    // input
+  int bands = 0, colour = 0;        // input bands; colour bands (without alpha)
+  bool alpha = false;
+  enum class Mode { Direct, PerChannel, Luminance } mode = Mode::Direct;
+  VipsBandFormat in_fmt = VIPS_FORMAT_UCHAR, out_fmt = VIPS_FORMAT_UCHAR;
+  int64_t strip = 0;                // output rows per strip (the tile cache's tile height)
+  int threads = 1;
+  std::mutex mutex;
+  at::Tensor buf;                   // input rows [buf_lo, buf_hi) x width x bands, storage type
+  int64_t buf_lo = 0, buf_hi = 0;
+  std::set<int64_t> done;           // tops of the strips already computed
+  std::string input_name;
+  std::string error;                // the first failure inside generate, as the user should see it
+};
+
+void* start_sequence(VipsImage*, void* a, void*) { return vips_region_new(static_cast<Job*>(a)->in); }
+
+int stop_sequence(void* seq, void*, void*) {
+  g_object_unref(seq);
+  return 0;
+}
+
+// Makes input rows [lo, hi) available in the buffer, reading forward only, and returns them.
+at::Tensor input_rows(Job& job, VipsRegion* region, int64_t lo, int64_t hi) {
+  if (lo < job.buf_lo)
+    throw Error("internal error: input row " + std::to_string(lo) + " was already released (rows are read top to bottom)");
+  if (hi > job.buf_hi) {
+    VipsRect r{0, int(job.buf_hi), int(job.width), int(hi - job.buf_hi)};
+    if (vips_region_prepare(region, &r) != 0) {
+      std::string why = take_vips_error();
+      for (char& c : why)
+        if (c == '\n') c = ';';
+      throw Error("cannot decode rows " + std::to_string(r.top) + ".." + std::to_string(r.top + r.height) + " of " +
+                  job.input_name + " (" + why + "); the file is truncated or corrupt");
+    }
+    const int64_t row_bytes = job.width * job.bands * int64_t(VIPS_IMAGE_SIZEOF_ELEMENT(job.in));
+    at::Tensor fresh = at::empty({hi - job.buf_hi, job.width, job.bands}, storage_type(job.in_fmt));
+    auto* dst = static_cast<uint8_t*>(fresh.data_ptr());
+    for (int y = 0; y < r.height; ++y)
+      std::memcpy(dst + y * row_bytes, VIPS_REGION_ADDR(region, 0, r.top + y), size_t(row_bytes));
+    job.buf = job.buf.defined() ? at::cat({job.buf, fresh}, 0) : fresh;
+    job.buf_hi = hi;
+  }
+  return job.buf.narrow(0, lo - job.buf_lo, hi - lo);
+}
+
+// Drops buffered rows that no strip still to come can need.
+void release_rows(Job& job) {
+  int64_t top = 0;
+  while (job.done.count(top)) top += job.strip;
+  const int64_t out_h = job.runner->out_height();
+  if (top >= out_h) {
+    job.buf = at::Tensor(), job.buf_lo = job.buf_hi;
+    return;
+  }
+  const int64_t keep = std::min(job.runner->input_rows(top, std::min(out_h, top + job.strip)).first, top / job.runner->plan().scale());
+  if (keep > job.buf_lo) {
+    job.buf = job.buf.narrow(0, keep - job.buf_lo, job.buf_hi - keep).clone();
+    job.buf_lo = keep;
+  }
+}
+
+// RGB <-> Y'CbCr (BT.601, full range), on values in [-1, 1] (N x 3 x H x W).
+at::Tensor to_ycbcr(const at::Tensor& rgb) {
+  at::Tensor r = rgb.narrow(1, 0, 1), g = rgb.narrow(1, 1, 1), b = rgb.narrow(1, 2, 1);
+  at::Tensor y = 0.299 * r + 0.587 * g + 0.114 * b;
+  return at::cat({y, (b - y) / 1.772, (r - y) / 1.402}, 1);
+}
+at::Tensor from_ycbcr(const at::Tensor& ycc) {
+  at::Tensor y = ycc.narrow(1, 0, 1), cb = ycc.narrow(1, 1, 1), cr = ycc.narrow(1, 2, 1);
+  at::Tensor r = y + 1.402 * cr, b = y + 1.772 * cb;
+  at::Tensor g = (y - 0.299 * r - 0.114 * b) / 0.587;
+  return at::cat({r, g, b}, 1).clamp(-1, 1);
+}
+
+// Output rows [oy0, oy1) of all bands, height x out_width x bands in the output storage type.
+at::Tensor compute_rows(Job& job, VipsRegion* region, int64_t oy0, int64_t oy1) {
+  TileRunner& runner = *job.runner;
+  const int64_t k = runner.plan().scale();
+  auto [lo, hi] = runner.input_rows(oy0, oy1);
+  lo = std::min(lo, oy0 / k), hi = std::max(hi, (oy1 + k - 1) / k);  // the alpha rows too
+  const at::Tensor raw = input_rows(job, region, lo, hi);             // rows x W x bands
+  at::Tensor colour = widen(raw.narrow(2, 0, job.colour), job.in_fmt)
+                          .permute({2, 0, 1})
+                          .unsqueeze(0)
+                          .mul_(2.0 / full_scale(job.in_fmt))
+                          .sub_(1.0);  // 1 x C x rows x W in [-1, 1]
+  at::Tensor out;                      // 1 x C x h x W_out in [-1, 1]
+  switch (job.mode) {
+    case Job::Mode::Direct: out = runner.run(colour, lo, oy0, oy1); break;
+    case Job::Mode::PerChannel: out = runner.run(colour.transpose(0, 1), lo, oy0, oy1).transpose(0, 1); break;
+    case Job::Mode::Luminance: {
+      at::Tensor ycc = to_ycbcr(colour);
+      at::Tensor y = runner.run(ycc.narrow(1, 0, 1).contiguous(), lo, oy0, oy1);
+      at::Tensor chroma = ycc.narrow(1, 1, 2);
+      if (k > 1) chroma = at::upsample_bicubic2d(chroma, {chroma.size(2) * k, chroma.size(3) * k}, false);
+      out = from_ycbcr(at::cat({y, chroma.narrow(2, oy0 - lo * k, oy1 - oy0)}, 1));
+      break;
+    }
+  }
+  if (out.size(1) != job.colour)
+    throw Error("the map returned " + std::to_string(out.size(1)) + " channel(s) for a " + std::to_string(job.colour) +
+                "-channel image; only maps that keep the number of channels can be applied to files");
+  at::Tensor values = narrow_to(out[0].add(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt);
+  if (job.alpha) {
+    at::Tensor a = raw.narrow(2, job.colour, 1);  // rows x W x 1, untouched
+    if (job.out_fmt != job.in_fmt) a = narrow_to(widen(a, job.in_fmt).mul_(full_scale(job.out_fmt) / full_scale(job.in_fmt)), job.out_fmt);
+    const at::Tensor rows = at::arange(oy0, oy1, at::kLong).div(k, "floor") - lo;
+    a = a.index_select(0, rows);
+    if (k > 1) a = a.repeat_interleave(k, 1);
+    values = at::cat({values, a}, 2);
+  }
+  return values.contiguous();
+}
+
+int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
+  Job& job = *static_cast<Job*>(a);
+  const VipsRect& r = out->valid;
+  try {
+    std::lock_guard<std::mutex> lock(job.mutex);
+    if (at::get_num_threads() != job.threads) at::set_num_threads(job.threads);  // per thread under OpenMP
+    const at::Tensor rows = compute_rows(job, static_cast<VipsRegion*>(seq), r.top, int64_t(r.top) + r.height);
+    const int64_t px = int64_t(VIPS_IMAGE_SIZEOF_PEL(out->im));
+    const auto* src = static_cast<const uint8_t*>(rows.data_ptr());
+    const int64_t src_row = rows.size(1) * px;
+    for (int y = 0; y < r.height; ++y)
+      std::memcpy(VIPS_REGION_ADDR(out, r.left, r.top + y), src + y * src_row + r.left * px, size_t(r.width * px));
+    if (r.left == 0 && r.width == out->im->Xsize && r.top % job.strip == 0) job.done.insert(r.top);
+    release_rows(job);
+    return 0;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+    {
+      std::lock_guard<std::mutex> lock(job.mutex);
+      if (job.error.empty()) job.error = msg;
+    }
+    vips_error("monge", "%s", msg.c_str());
+    return -1;
+  }
+}
+
+struct Progress {
+  bool tty;
+  double last = -1;
+  int last_decile = -1;
+};
+
+void on_eval(VipsImage*, VipsProgress* p, void* data) {
+  auto* pr = static_cast<Progress*>(data);
+  const double run = g_timer_elapsed(p->start, nullptr);
+  const int decile = p->percent / 10;
+  if (pr->tty ? run - pr->last < 0.25 : decile == pr->last_decile) return;
+  pr->last = run, pr->last_decile = decile;
+  const double mpix = run > 0 ? double(p->npels) / run / 1e6 : 0;
+  char line[160];
+  std::snprintf(line, sizeof line, "apply: %3d%%  %.1f of %.1f MPix  %.2f MPix/s  ETA %d s", p->percent, double(p->npels) / 1e6,
+                double(p->tpels) / 1e6, mpix, p->eta);
+  if (pr->tty) std::fprintf(stderr, "\r%s\033[K", line);
+  else std::fprintf(stderr, "%s\n", line);
+}
+
+void on_posteval(VipsImage*, VipsProgress*, void* data) {
+  if (static_cast<Progress*>(data)->tty) std::fprintf(stderr, "\r\033[K");
+}
+
+}  // namespace
+
+StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std::string& output_spec,
+                          const StreamOptions& opt) {
+  image::ensure_vips();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string in_name = input.string();
+  const auto [out_file, out_options] = split_options(output_spec);
+  const fs::path output(out_file);
+  std::error_code ec;
+
+  // Checks that cost nothing come first: paths, then the input's header.
+  if (!fs::is_regular_file(input, ec)) throw Error(in_name + ": no such image file");
+  if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
+    throw Error("apply: the output " + out_file + " is the input file; choose another output path");
+  const fs::path dir = output.has_parent_path() ? output.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) throw Error(out_file + ": the output directory " + dir.string() + " does not exist");
+  if (access(dir.c_str(), W_OK) != 0) throw Error(out_file + ": the output directory " + dir.string() + " is not writable");
+  const char* saver = vips_foreign_find_save(out_file.c_str());
+  if (!saver) {
+    vips_error_clear();
+    throw Error(out_file + ": no image format for the extension '" + output.extension().string() +
+                "' (use .tif, .png, .jpg, .webp, ...)");
+  }
+  if (opt.colour != "per-channel" && opt.colour != "luminance")
+    throw Error("apply: colour mode must be 'per-channel' or 'luminance', got '" + opt.colour + "'");
+
+  ImagePtr in(vips_image_new_from_file(in_name.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_ERROR,
+                                       nullptr));
+  if (!in) {
+    const std::string why = take_vips_error();
+    throw Error(in_name + ": cannot read image (" + (why.empty() ? "not a format libvips can read, or corrupt" : why) + ")");
+  }
+  Job job;
+  job.map = &map;
+  job.in = in.get();
+  job.input_name = in_name;
+  job.width = vips_image_get_width(in.get());
+  job.height = vips_image_get_height(in.get());
+  job.bands = vips_image_get_bands(in.get());
+  job.in_fmt = vips_image_get_format(in.get());
+  if (opt.max_pixels > 0 && job.width * job.height > opt.max_pixels)
+    throw Error(in_name + ": " + std::to_string(job.width) + " x " + std::to_string(job.height) + " pixels is more than --max-pixels " +
+                std::to_string(opt.max_pixels) + "; raise the limit if the file is trusted");
+  if (job.in_fmt == VIPS_FORMAT_DOUBLE) {
+    VipsImage* f = nullptr;
+    if (vips_cast(in.get(), &f, VIPS_FORMAT_FLOAT, nullptr) != 0) throw Error(in_name + ": " + take_vips_error());
+    in.reset(f), job.in = f, job.in_fmt = VIPS_FORMAT_FLOAT;
+  }
+  if (job.in_fmt != VIPS_FORMAT_UCHAR && job.in_fmt != VIPS_FORMAT_USHORT && job.in_fmt != VIPS_FORMAT_FLOAT)
+    throw Error(in_name + ": " + std::string(format_name(job.in_fmt)) +
+                " samples are not supported (8-bit, 16-bit and float are); convert the image first, e.g. with vips cast");
+  if (vips_image_get_coding(in.get()) != VIPS_CODING_NONE)
+    throw Error(in_name + ": coded images (LABQ, RAD) are not supported; decode the image first");
+
+  job.alpha = (job.bands == 2 || job.bands == 4) && vips_image_hasalpha(in.get());
+  job.colour = job.bands - (job.alpha ? 1 : 0);
+  const int64_t want = map.info.shape.in_channels;  // 0: a TorchScript map, takes what it is given
+  if (job.colour != 1 && job.colour != 3)
+    throw Error(in_name + ": " + std::to_string(job.bands) + " bands" + (job.alpha ? " with alpha" : "") +
+                " is neither grey nor RGB (with or without alpha); convert it first, e.g. vips colourspace in out srgb");
+  if (want == 0 || want == job.colour) {
+    job.mode = Job::Mode::Direct;
+  } else if (want == 1 && job.colour == 3) {
+    job.mode = opt.colour == "luminance" ? Job::Mode::Luminance : Job::Mode::PerChannel;
+  } else {
+    throw Error(in_name + ": the map takes " + std::string(want == 1 ? "grey" : "RGB") + " images (" + std::to_string(want) +
+                " channel(s)) and this image is " + (job.colour == 1 ? "grey" : "RGB") +
+                "; convert it first, e.g. vips colourspace in.png out.png " + (want == 1 ? "b-w" : "srgb"));
+  }
+
+  if (opt.depth == "input") job.out_fmt = job.in_fmt;
+  else if (opt.depth == "8") job.out_fmt = VIPS_FORMAT_UCHAR;
+  else if (opt.depth == "16") job.out_fmt = VIPS_FORMAT_USHORT;
+  else if (opt.depth == "float") job.out_fmt = VIPS_FORMAT_FLOAT;
+  else throw Error("apply: --depth must be input, 8, 16 or float, got '" + opt.depth + "'");
+  std::string why;
+  if (!saver_holds(saver, job.out_fmt, job.alpha, why))
+    throw Error(out_file + ": " + why + " (this output would be " + format_name(job.out_fmt) + (job.alpha ? " with alpha" : "") +
+                "); write .tif or .png, or choose --depth 8");
+
+  const TilePlan plan = plan_tiles(map, opt.tiles, opt.device);
+  job.runner = std::make_unique<TileRunner>(map, plan, opt.device, job.height, job.width);
+  const int64_t out_w = job.runner->out_width(), out_h = job.runner->out_height();
+  if (opt.max_pixels > 0 && out_w * out_h > opt.max_pixels)
+    throw Error(in_name + ": the output would have " + std::to_string(out_w) + " x " + std::to_string(out_h) +
+                " pixels, more than --max-pixels " + std::to_string(opt.max_pixels));
+  if (out_w > INT32_MAX / 2 || out_h > INT32_MAX / 2) throw Error(in_name + ": the output would be too large for libvips");
+  job.strip = plan.tile * plan.net_scale * (plan.blend ? 4 : 1);
+  job.threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+
+  // The output image, generated on demand strip by strip; a tile cache of whole-width strips makes
+  // every request to `generate` exactly one strip, whatever the saver asks for.
+  const int out_bands = job.bands;
+  ImagePtr gen(vips_image_new());
+  if (vips_image_pipelinev(gen.get(), VIPS_DEMAND_STYLE_FATSTRIP, in.get(), nullptr) != 0)
+    throw Error(take_vips_error());
+  VipsInterpretation interp = vips_image_get_interpretation(in.get());
+  if (job.out_fmt != job.in_fmt) {
+    const bool rgb = job.colour == 3;
+    interp = job.out_fmt == VIPS_FORMAT_USHORT ? (rgb ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_GREY16)
+                                               : (rgb ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W);
+  }
+  const double k = double(plan.scale());
+  vips_image_init_fields(gen.get(), int(out_w), int(out_h), out_bands, job.out_fmt, VIPS_CODING_NONE, interp,
+                         in->Xres * k, in->Yres * k);
+  if (vips_image_generate(gen.get(), start_sequence, generate, stop_sequence, &job, nullptr) != 0)
+    throw Error(take_vips_error());
+  VipsImage* cached_raw = nullptr;
+  if (vips_tilecache(gen.get(), &cached_raw, "tile_width", int(out_w), "tile_height", int(job.strip), "max_tiles", 3,
+                     "access", VIPS_ACCESS_SEQUENTIAL, "threaded", TRUE, nullptr) != 0)
+    throw Error(take_vips_error());
+  ImagePtr cached(cached_raw);
+
+  Progress progress{isatty(STDERR_FILENO) != 0};
+  if (opt.progress) {
+    vips_image_set_progress(cached.get(), TRUE);
+    g_signal_connect(cached.get(), "eval", G_CALLBACK(on_eval), &progress);
+    g_signal_connect(cached.get(), "posteval", G_CALLBACK(on_posteval), &progress);
+  }
+
+  // One strip is computed at a time (the network uses the cores); libvips' own threads would
+  // only wait on it, so the pipeline runs with one worker plus the saver's write-behind thread.
+  const int concurrency = vips_concurrency_get();
+  vips_concurrency_set(1);
+  const fs::path tmp = dir / ("." + output.stem().string() + ".monge-" + std::to_string(getpid()) + output.extension().string());
+  const int rc = vips_image_write_to_file(cached.get(), (tmp.string() + out_options).c_str(), nullptr);
+  vips_concurrency_set(concurrency);
+  if (rc != 0) {
+    fs::remove(tmp, ec);
+    std::string msg = take_vips_error();
+    if (!job.error.empty()) msg = job.error;  // what went wrong, rather than the saver's follow-up
+    for (char& c : msg)
+      if (c == '\n') c = ';';
+    throw Error(in_name + " -> " + out_file + ": " + (msg.empty() ? "the write failed" : msg) + "; no output was written");
+  }
+  fs::rename(tmp, output, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(out_file + ": cannot move the finished image into place (" + ec.message() + ")");
+  }
+  StreamReport rep;
+  rep.in_height = job.height, rep.in_width = job.width, rep.out_height = out_h, rep.out_width = out_w;
+  rep.bands = out_bands, rep.alpha = job.alpha, rep.plan = plan;
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+#else
+
+StreamReport apply_stream(const LoadedMap&, const fs::path& input, const std::string&, const StreamOptions&) {
+  throw Error(input.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be read");
+}
+
+#endif
+
+}  // namespace monge::host

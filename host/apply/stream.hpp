@@ -1,0 +1,47 @@
+#pragma once
+// Streaming apply: a map run over an image of any size through libvips, in flat memory.
+//
+// The input is opened for sequential access and read strictly top to bottom into a rolling buffer
+// of rows; the output is a libvips image generated on demand, one strip of tiles at a time (see
+// tiling.hpp), and written progressively by libvips' saver to a temporary file that is renamed
+// over OUTPUT only when everything succeeded.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <c10/core/Device.h>
+
+#include "host/apply/tiling.hpp"
+#include "host/train/map_file.hpp"
+
+namespace monge::host {
+
+struct StreamOptions {
+  TileOptions tiles;
+  c10::Device device = c10::kCPU;
+  int threads = 0;                       ///< LibTorch threads for the network (0: all cores)
+  int64_t max_pixels = 10'000'000'000;   ///< refuse inputs or outputs with more pixels (0: no limit)
+  std::string colour = "per-channel";    ///< a grey map on an RGB image: "per-channel" or "luminance"
+  std::string depth = "input";           ///< output sample format: "input", "8", "16" or "float"
+  bool progress = false;                 ///< a progress line on stderr (rate, ETA)
+};
+
+struct StreamReport {
+  int64_t in_height = 0, in_width = 0, out_height = 0, out_width = 0, bands = 0;
+  bool alpha = false;
+  TilePlan plan;
+  double seconds = 0;
+};
+
+/// Restores `input` with `map` and writes `output`. `output` may carry libvips save options in
+/// brackets, e.g. "out.tif[tile,pyramid,compression=deflate,bigtiff]" or "out.jpg[Q=90]"; the
+/// format follows the extension. 8-bit, 16-bit and float ([0, 1]) inputs are read at full
+/// precision and written at the input's depth unless `depth` says otherwise; an alpha channel is
+/// copied through untouched (repeated k x k for a map that enlarges k times). Throws monge::Error
+/// naming the file for an unreadable, truncated or too large input, a map/image channel mismatch,
+/// an output format that cannot hold the result, or a failed write; no output file is then left.
+StreamReport apply_stream(const LoadedMap& map, const std::filesystem::path& input, const std::string& output,
+                          const StreamOptions& options);
+
+}  // namespace monge::host

@@ -1,0 +1,201 @@
+#include "host/apply/tiling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/torch.h>
+
+namespace monge::host {
+
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
+
+// 1-D Gaussian weights over a window [w0, w1) centred on its cell [c0, c1), clamped below.
+at::Tensor blend_weights(int64_t w0, int64_t w1, int64_t c0, int64_t c1, int64_t span) {
+  const double centre = 0.5 * double(c0 + c1 - 1), sigma = double(span) / 8.0;
+  at::Tensor pos = at::arange(w0, w1, at::kDouble);
+  return at::exp(-0.5 * at::pow((pos - centre) / sigma, 2)).clamp_min(1e-3).to(at::kFloat);
+}
+
+}  // namespace
+
+TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device device) {
+  TilePlan p;
+  p.lift_scale = map.op ? std::max<int64_t>(1, map.op->scale_factor()) : 1;
+  p.net_scale = std::max<int64_t>(1, map.info.shape.scale);
+  p.align = std::max<int64_t>(1, map.tile_alignment);
+  const bool gpu = device.is_cuda();
+  p.tile = opt.tile > 0 ? opt.tile : (gpu ? 1024 : 512);
+  if (p.tile < p.align || p.tile % p.align != 0)
+    throw Error("apply: --tile " + std::to_string(p.tile) + " must be a positive multiple of " + std::to_string(p.align) +
+                " for this network (its tiles must start on its downsampling grid)");
+  const int64_t lift_radius = map.op ? map.op->lift_radius() : 0;
+  const std::string net = "network '" + map.info.network.name + "'";  // used as "the <net>"
+  if (opt.halo >= 0) {
+    p.halo = opt.halo;
+    if (map.receptive_radius >= 0 && lift_radius >= 0) {
+      p.why = "halo " + std::to_string(p.halo) + " (--halo; the " + net + " reaches " +
+              std::to_string(map.receptive_radius) + " pixels" +
+              (p.halo < map.receptive_radius ? ", so tiles will differ slightly from whole-image output)" : ")");
+    } else {
+      p.blend = true;
+      p.why = "blended tiles overlapping by 2 x " + std::to_string(p.halo) + " (--halo; the " + net +
+              (map.receptive_radius < 0 ? " declares no finite receptive radius)" : " is behind a lift that declares no radius)");
+    }
+  } else if (map.receptive_radius >= 0 && lift_radius >= 0) {
+    p.halo = map.receptive_radius;
+    p.why = "exact tiles with halo " + std::to_string(p.halo) + " (the receptive radius of the " + net + ")";
+  } else {
+    p.blend = true;
+    p.halo = p.tile / 4;
+    p.why = "blended tiles overlapping by 2 x " + std::to_string(p.halo) + " (the " + net +
+            (map.receptive_radius < 0 ? " declares no finite receptive radius" : " is behind a lift that declares no radius") +
+            "; give --halo to choose the overlap)";
+  }
+  if (p.blend && p.halo >= p.tile)
+    throw Error("apply: the overlap (--halo " + std::to_string(p.halo) + ") must be smaller than the tile (" +
+                std::to_string(p.tile) + ")");
+  p.lift_halo = std::max<int64_t>(0, lift_radius) + 1;
+  const int64_t window = p.tile + 2 * p.halo + p.align;
+  const double budget = gpu ? 16e6 : 1e6;
+  p.batch = opt.batch > 0 ? opt.batch : std::max<int64_t>(1, int64_t(budget / double(window * window)));
+  return p;
+}
+
+TileRunner::TileRunner(const LoadedMap& map, TilePlan plan, c10::Device device, int64_t height, int64_t width)
+    : map_(map), plan_(std::move(plan)), device_(device), height_(height), width_(width) {
+  if (height < 1 || width < 1) throw Error("apply: empty image");
+}
+
+// The window of network-input pixels computed for cell [c0, c1) of an axis of `size` pixels.
+std::pair<int64_t, int64_t> TileRunner::window_span(int64_t c0, int64_t c1, int64_t size) const {
+  const int64_t w0 = std::max<int64_t>(0, c0 - plan_.halo) / plan_.align * plan_.align;
+  return {w0, std::min(size, c1 + plan_.halo)};
+}
+
+// Measurement pixels the lift needs for network-input window [w0, w1) of an axis of `size`
+// measurement pixels.
+std::pair<int64_t, int64_t> TileRunner::measurement_span(int64_t w0, int64_t w1, int64_t size) const {
+  const int64_t k = plan_.lift_scale;
+  return {std::max<int64_t>(0, floor_div(w0, k) - plan_.lift_halo), std::min(size, ceil_div(w1, k) + plan_.lift_halo)};
+}
+
+std::vector<TileRunner::Window> TileRunner::windows_for(int64_t q0, int64_t q1) const {
+  const int64_t t = plan_.tile, hq = height_ * plan_.lift_scale, wq = width_ * plan_.lift_scale;
+  // Exact: the cells that hold [q0, q1). Blend: every window reaching into [q0, q1); a window
+  // reaches halo + align pixels beyond its cell at most.
+  const int64_t reach = plan_.blend ? plan_.halo + plan_.align : 0;
+  std::vector<Window> out;
+  for (int64_t cy = std::max<int64_t>(0, floor_div(q0 - reach, t)); cy * t < std::min(hq, q1 + reach); ++cy) {
+    const int64_t cy0 = cy * t, cy1 = std::min(hq, cy0 + t);
+    const auto [y0, y1] = window_span(cy0, cy1, hq);
+    const bool used = plan_.blend ? (y0 < q1 && y1 > q0) : (cy0 < q1 && cy1 > q0);
+    if (!used) continue;
+    for (int64_t cx0 = 0; cx0 < wq; cx0 += t) {
+      const int64_t cx1 = std::min(wq, cx0 + t);
+      const auto [x0, x1] = window_span(cx0, cx1, wq);
+      out.push_back({y0, y1, x0, x1, cy0, cy1, cx0, cx1});
+    }
+  }
+  return out;
+}
+
+std::pair<int64_t, int64_t> TileRunner::input_rows(int64_t oy0, int64_t oy1) const {
+  const int64_t hq = height_ * plan_.lift_scale;
+  const int64_t q0 = floor_div(oy0, plan_.net_scale), q1 = std::min(hq, ceil_div(oy1, plan_.net_scale));
+  int64_t first = height_, last = 0;
+  for (const Window& w : windows_for(q0, q1)) {
+    const auto [m0, m1] = measurement_span(w.y0, w.y1, height_);
+    first = std::min(first, m0), last = std::max(last, m1);
+  }
+  return {std::min(first, last), last};
+}
+
+at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1) {
+  c10::InferenceMode guard;  // thread-local: set here, in whichever thread calls
+  const int64_t ks = plan_.lift_scale, kn = plan_.net_scale, t = plan_.tile;
+  const int64_t hq = height_ * ks, wq = width_ * ks;
+  if (rows.dim() != 4 || rows.size(3) != width_)
+    throw Error("apply: tile rows must be N x C x rows x " + std::to_string(width_));
+  if (oy0 < 0 || oy1 <= oy0 || oy1 > out_height())
+    throw Error("apply: output rows " + std::to_string(oy0) + ".." + std::to_string(oy1) + " are outside the image");
+  const auto need = input_rows(oy0, oy1);
+  if (row0 > need.first || row0 + rows.size(2) < need.second)
+    throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + rows.size(2)) +
+                " do not cover the needed " + std::to_string(need.first) + ".." + std::to_string(need.second));
+  const int64_t n = rows.size(0);
+  const int64_t q0 = floor_div(oy0, kn), q1 = std::min(hq, ceil_div(oy1, kn));
+  const int64_t out_w = wq * kn;
+  const std::vector<Window> windows = windows_for(q0, q1);
+  at::Tensor num, den;  // output over network-input rows [q0, q1), scaled by kn
+
+  // Lifted network inputs of each window, grouped by shape so that equal windows share a call.
+  std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < windows.size(); ++i)
+    groups[{windows[i].y1 - windows[i].y0, windows[i].x1 - windows[i].x0}].push_back(i);
+
+  auto place = [&](const Window& w, const at::Tensor& out) {  // out: n x C x (h kn) x (w kn)
+    if (!plan_.blend) {  // the cell's rows inside [q0, q1), all of its columns
+      const int64_t ys = std::max(q0, w.cy0), ye = std::min(q1, w.cy1);
+      num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
+          .narrow(3, w.cx0 * kn, (w.cx1 - w.cx0) * kn)
+          .copy_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (w.cx0 - w.x0) * kn, (w.cx1 - w.cx0) * kn));
+      return;
+    }
+    const int64_t ys = std::max(q0, w.y0), ye = std::min(q1, w.y1);
+    const int64_t span = (t + 2 * plan_.halo) * kn;
+    at::Tensor wy = blend_weights(ys * kn, ye * kn, w.cy0 * kn, (w.cy0 + t) * kn, span);
+    at::Tensor wx = blend_weights(w.x0 * kn, w.x1 * kn, w.cx0 * kn, (w.cx0 + t) * kn, span);
+    at::Tensor weight = wy.unsqueeze(1) * wx.unsqueeze(0);
+    num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
+        .narrow(3, w.x0 * kn, (w.x1 - w.x0) * kn)
+        .add_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn) * weight);
+    den.narrow(0, (ys - q0) * kn, (ye - ys) * kn).narrow(1, w.x0 * kn, (w.x1 - w.x0) * kn).add_(weight);
+  };
+
+  // Network calls by shape; results are placed afterwards in window order, so that a pixel's
+  // blended value does not depend on which strip asked for it.
+  std::vector<at::Tensor> results(windows.size());
+  for (const auto& [shape, members] : groups) {
+    for (size_t b = 0; b < members.size(); b += size_t(plan_.batch)) {
+      const size_t e = std::min(members.size(), b + size_t(plan_.batch));
+      std::vector<at::Tensor> inputs;
+      for (size_t m = b; m < e; ++m) {
+        const Window& w = windows[members[m]];
+        const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
+        const auto [mx0, mx1] = measurement_span(w.x0, w.x1, width_);
+        at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0).to(device_, at::kFloat);
+        at::Tensor q = map_.op ? map_.op->lift(y) : y;
+        inputs.push_back(q.narrow(2, w.y0 - my0 * ks, w.y1 - w.y0).narrow(3, w.x0 - mx0 * ks, w.x1 - w.x0));
+      }
+      at::Tensor out = map_.module->forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);
+      const int64_t want_h = shape.first * kn, want_w = shape.second * kn;
+      if (out.dim() != 4 || out.size(0) != int64_t(e - b) * n || out.size(2) != want_h || out.size(3) != want_w)
+        throw Error("apply: the map returned a " + std::to_string(out.dim() == 4 ? out.size(2) : -1) + " x " +
+                    std::to_string(out.dim() == 4 ? out.size(3) : -1) + " output for a " + std::to_string(shape.first) +
+                    " x " + std::to_string(shape.second) + " tile, expected " + std::to_string(want_h) + " x " +
+                    std::to_string(want_w) + " (only maps whose output is a fixed multiple of their input can be tiled)");
+      for (size_t m = b; m < e; ++m) results[members[m]] = out.narrow(0, int64_t(m - b) * n, n);
+    }
+  }
+  num = at::zeros({n, results.front().size(1), (q1 - q0) * kn, out_w}, at::kFloat);
+  if (plan_.blend) den = at::zeros({(q1 - q0) * kn, out_w}, at::kFloat);
+  for (size_t i = 0; i < windows.size(); ++i) place(windows[i], results[i]);
+  if (plan_.blend) num.div_(den);
+  // Output rows [oy0, oy1) out of network-input rows [q0, q1) scaled by kn.
+  return num.narrow(2, oy0 - q0 * kn, std::min(oy1, q1 * kn) - oy0);
+}
+
+at::Tensor restore_whole(const LoadedMap& map, const at::Tensor& y, c10::Device device) {
+  c10::InferenceMode guard;
+  at::Tensor q = y.to(device, at::kFloat);
+  if (map.op) q = map.op->lift(q);
+  return map.module->forward(q).clamp(-1, 1).to(c10::kCPU, at::kFloat);
+}
+
+}  // namespace monge::host

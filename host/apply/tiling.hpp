@@ -1,0 +1,92 @@
+#pragma once
+// Tiled application of a map to images of any size, in tensor space (the libvips streaming layer
+// feeds it rows of the measurement and takes rows of the output).
+//
+// Three pixel grids are involved: the measurement y (H x W), the lifted measurement Q(y) that the
+// network reads (H ks x W ks, ks = the operator's scale factor) and the output (H ks kn x W ks kn,
+// kn = the network's own scale, 1 for monge's networks). Tiles are cells of `tile` x `tile`
+// pixels of the Q grid. Each is computed from a window around it:
+//   - exact mode: the window is the cell grown by `halo` >= the network's receptive radius, its
+//     start rounded down to a multiple of the network's tile alignment (2^depth for a U-Net), and
+//     the measurement is cut with `lift_halo` more pixels for the lift. The cell's output then
+//     equals the whole-image output (up to float rounding), borders included, because windows that
+//     touch the image border see the same border handling as the whole image does.
+//   - blend mode (receptive field unknown): windows overlap by 2 halo and are averaged with
+//     Gaussian weights (sigma = window / 8, weights >= 1e-3). Not exact, but without seams.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include "host/train/map_file.hpp"
+
+namespace monge::host {
+
+struct TileOptions {
+  int64_t tile = 0;    ///< tile side in pixels of the network's input grid; 0: 512 (CPU) or 1024 (GPU)
+  int64_t halo = -1;   ///< margin around each tile; -1: the network's receptive radius
+  int64_t batch = 0;   ///< windows per network call; 0: as many as make about 1 MPix (CPU) or 16 MPix (GPU)
+};
+
+struct TilePlan {
+  int64_t lift_scale = 1;  ///< network-input pixels per measurement pixel and axis (the lift's factor)
+  int64_t net_scale = 1;   ///< output pixels per network-input pixel and axis
+  int64_t tile = 512;      ///< cell side, network-input pixels
+  int64_t halo = 0;        ///< margin around each cell, network-input pixels
+  int64_t align = 1;       ///< windows start at multiples of this, network-input pixels
+  int64_t lift_halo = 0;   ///< extra measurement pixels read around a window for the lift
+  int64_t batch = 1;       ///< windows per network call
+  bool blend = false;      ///< overlapping windows blended (receptive field unknown): not exact
+  std::string why;         ///< how the halo was chosen, for messages and reports
+
+  int64_t scale() const { return lift_scale * net_scale; }
+};
+
+/// Plans the tiling of `map` from what its network and operator declare (receptive radius, tile
+/// alignment, lift radius and scale) and the user's overrides. Throws monge::Error for options
+/// that cannot work (a tile smaller than the alignment, a halo below the receptive radius is
+/// accepted but noted in `why`).
+TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device device);
+
+/// Runs a map over horizontal strips of an image of `height` x `width` measurement pixels.
+class TileRunner {
+ public:
+  TileRunner(const LoadedMap& map, TilePlan plan, c10::Device device, int64_t height, int64_t width);
+
+  const TilePlan& plan() const { return plan_; }
+  int64_t out_height() const { return height_ * plan_.scale(); }
+  int64_t out_width() const { return width_ * plan_.scale(); }
+
+  /// Measurement rows [first, last) that output rows [oy0, oy1) depend on.
+  std::pair<int64_t, int64_t> input_rows(int64_t oy0, int64_t oy1) const;
+
+  /// Output rows [oy0, oy1) over the full width, N x C_out x (oy1 - oy0) x out_width(), float32
+  /// on the CPU, clamped to [-1, 1]. `rows` holds measurement rows [row0, row0 + rows.size(2))
+  /// over the full width (N x C x rows x width, values in [-1, 1]) and must cover input_rows().
+  at::Tensor run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1);
+
+ private:
+  struct Window {
+    int64_t y0, y1, x0, x1;          // network-input pixels computed
+    int64_t cy0, cy1, cx0, cx1;      // the cell they are computed for
+  };
+  /// The windows that contribute to network-input rows [q0, q1), over the full width.
+  std::vector<Window> windows_for(int64_t q0, int64_t q1) const;
+  std::pair<int64_t, int64_t> window_span(int64_t c0, int64_t c1, int64_t size) const;
+  std::pair<int64_t, int64_t> measurement_span(int64_t w0, int64_t w1, int64_t size) const;
+
+  const LoadedMap& map_;
+  TilePlan plan_;
+  c10::Device device_;
+  int64_t height_, width_;  // measurement
+};
+
+/// Whole-image reference: T(Q(y)) of one batch N x C x H x W in one network call (what the tiled
+/// runner must reproduce), clamped to [-1, 1], float32 on the CPU.
+at::Tensor restore_whole(const LoadedMap& map, const at::Tensor& y, c10::Device device);
+
+}  // namespace monge::host
