@@ -4,6 +4,7 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include <torch/version.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/core/registry.hpp"
 #include "host/train/map_file.hpp"
@@ -40,6 +42,9 @@ Usage:
                                               restore an image of any size with a map file (or a
                                               TorchScript module), streamed in exact tiles; OUT is
                                               written atomically
+  monge [OPTIONS] batch MAP INPUT... --out DIR [--shard I/N ...]
+                                              restore folders, lists and tar archives; resumable
+                                              (JSONL manifest), sharded across processes
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -246,17 +251,24 @@ int64_t parse_count(const std::string& text, bool allow_zero = false) {
   return n;
 }
 
-int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
-  std::vector<std::string> files;
-  std::string device = "auto";
+// Command-line arguments of `apply` and `batch`: the per-image options they share, plus the
+// extra options `extra` (name -> takes a value) that the caller handles itself.
+struct ApplyArgs {
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> extra;  // option, value ("" for flags)
   monge::host::StreamOptions so;
-  so.threads = opt.threads;
-  so.progress = !opt.quiet;
+  std::string device = "auto";
+  bool help = false;
+};
+
+// Returns an error message for a bad command line, or "".
+std::string parse_apply_args(const std::string& cmd, const std::vector<std::string>& args,
+                             const std::map<std::string, bool>& extra, ApplyArgs& out) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
-      std::cout << kApplyHelp;
-      return kExitOk;
+      out.help = true;
+      return "";
     }
     auto value = [&]() -> std::optional<std::string> {
       if (i + 1 >= args.size()) return std::nullopt;
@@ -266,38 +278,63 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
       const auto v = value();
       return v && (into = parse_count(*v, allow_zero)) >= 0;
     };
+    auto& so = out.so;
     if (a == "--device") {
       const auto v = value();
-      if (!v) return usage_error("apply: --device needs auto, cpu or cuda");
-      device = *v;
+      if (!v) return cmd + ": --device needs auto, cpu or cuda";
+      out.device = *v;
     } else if (a == "--tile") {
-      if (!count(so.tiles.tile, false)) return usage_error("apply: --tile needs a positive number of pixels");
+      if (!count(so.tiles.tile, false)) return cmd + ": --tile needs a positive number of pixels";
     } else if (a == "--halo") {
-      if (!count(so.tiles.halo, true)) return usage_error("apply: --halo needs a number of pixels (0 or more)");
+      if (!count(so.tiles.halo, true)) return cmd + ": --halo needs a number of pixels (0 or more)";
     } else if (a == "--batch") {
-      if (!count(so.tiles.batch, false)) return usage_error("apply: --batch needs a positive number of tiles");
+      if (!count(so.tiles.batch, false)) return cmd + ": --batch needs a positive number of tiles";
     } else if (a == "--max-pixels") {
-      if (!count(so.max_pixels, true)) return usage_error("apply: --max-pixels needs a number of pixels (0: no limit)");
+      if (!count(so.max_pixels, true)) return cmd + ": --max-pixels needs a number of pixels (0: no limit)";
     } else if (a == "--threads") {
       int64_t n = 0;
-      if (!count(n, false) || n > 4096) return usage_error("apply: --threads needs a positive integer");
+      if (!count(n, false) || n > 4096) return cmd + ": --threads needs a positive integer";
       so.threads = int(n);
     } else if (a == "--depth" || a == "--colour" || a == "--color") {
       const auto v = value();
-      if (!v) return usage_error("apply: " + a + " needs a value (see monge apply --help)");
+      if (!v) return cmd + ": " + a + " needs a value (see monge " + cmd + " --help)";
       (a == "--depth" ? so.depth : so.colour) = *v;
     } else if (a == "--no-progress") {
       so.progress = false;
+    } else if (extra.count(a)) {
+      if (extra.at(a)) {
+        const auto v = value();
+        if (!v) return cmd + ": " + a + " needs a value (see monge " + cmd + " --help)";
+        out.extra.emplace_back(a, *v);
+      } else {
+        out.extra.emplace_back(a, "");
+      }
     } else if (!a.empty() && a[0] == '-' && a != "-") {
-      const std::string hint = monge::did_you_mean(a, {"--tile", "--halo", "--batch", "--threads", "--device", "--depth",
-                                                       "--colour", "--max-pixels", "--no-progress"});
-      return usage_error("apply: unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
+                                        "--depth", "--colour", "--max-pixels", "--no-progress"};
+      for (const auto& [k, v] : extra) known.push_back(k);
+      const std::string hint = monge::did_you_mean(a, known);
+      return cmd + ": unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
     } else {
-      files.push_back(a);
+      out.positional.push_back(a);
     }
   }
+  return "";
+}
+
+int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
+  ApplyArgs pa;
+  pa.so.threads = opt.threads;
+  pa.so.progress = !opt.quiet;
+  if (const std::string err = parse_apply_args("apply", args, {}, pa); !err.empty()) return usage_error(err);
+  if (pa.help) {
+    std::cout << kApplyHelp;
+    return kExitOk;
+  }
+  const auto& files = pa.positional;
+  auto& so = pa.so;
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
-  so.device = monge::host::resolve_device(device, "apply");
+  so.device = monge::host::resolve_device(pa.device, "apply");
   if (so.threads > 0) at::set_num_threads(so.threads);
   const auto map = monge::host::load_map(files[0], registry(opt));
   const auto r = monge::host::apply_stream(map, files[1], files[2], so);
@@ -308,6 +345,77 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
               << so.device.str() << ", " << std::setprecision(1) << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
               << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why << "\n";
   return kExitOk;
+}
+
+constexpr const char* kBatchHelp = R"(Usage: monge batch MAP INPUT... --out DIR [OPTIONS]
+
+Restores every image of the inputs with the map in MAP, one `monge apply` each (streamed, exact
+tiles; every apply option below works the same), into DIR, whose tree mirrors the inputs.
+
+INPUT: a folder (walked recursively), a list file (@FILE, or a .txt/.lst file: one path per line,
+relative to the list, # comments), a tar archive (.tar, .tar.gz, .tgz) or an image. With several
+inputs each one's outputs go under DIR/<its name>/. Without --include, files with the extensions
+libvips commonly reads are taken (png, jpg, jpeg, tif, tiff, webp, ...).
+
+DIR/manifest.jsonl (DIR/manifest.shard-I-of-N.jsonl per shard) gets one line per file: key,
+input, output, status (ok or error), error, seconds, sizes, shard, host, pid, time. A re-run reads
+every manifest in DIR and skips what is done (status ok and the output present); inputs that
+failed are skipped too unless --retry-failed. A corrupt or unreadable input is recorded and
+skipped, never fatal. Outputs are written atomically, so a killed run loses only the file in hand.
+
+Options:
+  --out DIR          output folder (created if missing); required
+  --include GLOB     take only files whose path or name matches (repeatable)
+  --exclude GLOB     skip files whose path or name matches (repeatable)
+  --format EXT       output format for every file, with optional libvips options in brackets,
+                     e.g. tif[compression=deflate] (default: each input's own extension)
+  --shard I/N        handle shard I (0-based) of N; default from SLURM_ARRAY_TASK_ID/COUNT,
+                     SLURM_PROCID/NTASKS, OMPI_COMM_WORLD_RANK/SIZE or RANK/WORLD_SIZE, else 0/1.
+                     Each file belongs to exactly one shard (a hash of its path)
+  --retry-failed     redo inputs an earlier run recorded as failed
+  --tile N, --halo N, --batch N, --threads N, --device D, --depth D, --colour M, --max-pixels N,
+  --no-progress      as for monge apply (see monge apply --help)
+
+Exit code 0 when every file of the shard is done, 1 when some failed (see the manifest).
+)";
+
+int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
+  ApplyArgs pa;
+  pa.so.threads = opt.threads;
+  pa.so.progress = !opt.quiet;
+  const std::map<std::string, bool> extra = {{"--out", true},    {"--include", true}, {"--exclude", true},
+                                             {"--format", true}, {"--shard", true},   {"--retry-failed", false}};
+  if (const std::string err = parse_apply_args("batch", args, extra, pa); !err.empty()) return usage_error(err);
+  if (pa.help) {
+    std::cout << kBatchHelp;
+    return kExitOk;
+  }
+  monge::host::BatchOptions bo;
+  std::string shard;
+  for (const auto& [k, v] : pa.extra) {
+    if (k == "--out") bo.out = v;
+    else if (k == "--include") bo.include.push_back(v);
+    else if (k == "--exclude") bo.exclude.push_back(v);
+    else if (k == "--format") bo.format = v;
+    else if (k == "--shard") shard = v;
+    else if (k == "--retry-failed") bo.retry_failed = true;
+  }
+  if (pa.positional.size() < 2) return usage_error("batch: give MAP and at least one INPUT (monge batch map.pt scans/ --out restored/)");
+  if (bo.out.empty()) return usage_error("batch: --out DIR is required");
+  bo.shard = monge::host::resolve_shard(shard);
+  bo.progress = pa.so.progress;
+  bo.apply = pa.so;
+  bo.apply.device = monge::host::resolve_device(pa.device, "batch");
+  if (bo.apply.threads > 0) at::set_num_threads(bo.apply.threads);
+  const auto map = monge::host::load_map(pa.positional[0], registry(opt));
+  const std::vector<std::string> inputs(pa.positional.begin() + 1, pa.positional.end());
+  const auto r = monge::host::run_batch(map, inputs, bo);
+  if (!opt.quiet)
+    std::cerr << "batch: shard " << bo.shard.index << "/" << bo.shard.count << ": " << r.ok << " restored, " << r.failed
+              << " failed, " << r.already << " done before, " << r.failed_before << " failed before, in " << std::fixed
+              << std::setprecision(1) << r.seconds << " s (" << r.mpix << " MPix written); manifest " << r.manifest.string()
+              << "\n";
+  return r.failed > 0 ? kExitError : kExitOk;
 }
 
 int cmd_run(const Options& opt, const std::vector<std::string>& args) {
@@ -373,15 +481,17 @@ int main(int argc, char** argv) {
     if (cmd == "plugins") return cmd_plugins(opt, args);
     if (cmd == "info") return cmd_info(opt, args);
     if (cmd == "apply") return cmd_apply(opt, args);
+    if (cmd == "batch") return cmd_batch(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
       else if (!args.empty() && args[0] == "plugins") std::cout << kPluginsHelp;
       else if (!args.empty() && args[0] == "apply") std::cout << kApplyHelp;
+      else if (!args.empty() && args[0] == "batch") std::cout << kBatchHelp;
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

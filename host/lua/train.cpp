@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/core/registry.hpp"
 #include "host/lua/bindings.hpp"
@@ -237,49 +238,114 @@ int l_ssim(lua_State* L) {
   return 1;
 }
 
-// monge.apply{ map = m, input = "in.tif", output = "out.tif", tile = 512, ... }: the streaming,
-// tiled apply of `monge apply` (host/apply/stream.hpp); returns a table describing what was done.
-int l_apply(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  check_keys(L, 1, "monge.apply",
-             {"map", "input", "output", "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels",
-              "progress"});
+// The map of options table field "map": a map object or a map file path (loaded into `holder`).
+const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap& holder) {
   lua_getfield(L, 1, "map");
-  MapBox* box = lua_isstring(L, -1) ? nullptr : &check_map(L, -1);
-  host::LoadedMap loaded;
-  if (!box) {
-    loaded = host::load_map(lua_tostring(L, -1), host::Registry::global());
+  const host::LoadedMap* map = nullptr;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    holder = host::load_map(lua_tostring(L, -1), host::Registry::global());
+    map = &holder;
+  } else if (!lua_isnil(L, -1)) {
+    map = &check_map(L, -1).map;
   }
   lua_pop(L, 1);
-  const host::LoadedMap& map = box ? box->map : loaded;
-  if (!map.module) throw std::runtime_error("monge.apply: 'map' (a map or a map file path) is required");
-  const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
-  if (input.empty() || output.empty()) throw std::runtime_error("monge.apply: 'input' and 'output' (file paths) are required");
+  if (!map) throw std::runtime_error(std::string(who) + ": 'map' (a map or a map file path) is required");
+  return *map;
+}
+
+// The per-image options shared by monge.apply and monge.batch.
+#define STREAM_KEYS "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress"
+
+host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, const char* who) {
   host::StreamOptions o;
   o.tiles.tile = static_cast<int64_t>(opt_number_field(L, 1, "tile", 0));
   o.tiles.halo = static_cast<int64_t>(opt_number_field(L, 1, "halo", -1));
   o.tiles.batch = static_cast<int64_t>(opt_number_field(L, 1, "batch", 0));
   o.threads = static_cast<int>(opt_number_field(L, 1, "threads", at::get_num_threads()));
-  o.device = host::resolve_device(opt_string_field(L, 1, "device", "auto"), "monge.apply");
+  o.device = host::resolve_device(opt_string_field(L, 1, "device", "auto"), who);
   o.depth = opt_string_field(L, 1, "depth", "input");
   o.colour = opt_string_field(L, 1, "colour", "per-channel");
   o.max_pixels = static_cast<int64_t>(opt_number_field(L, 1, "max_pixels", double(o.max_pixels)));
   o.progress = bool_field(L, "progress", false);
   if (o.device != module_device(*map.module)) map.module->to(o.device);
-  const host::StreamReport r = host::apply_stream(map, input, output, o);
-  lua_createtable(L, 0, 8);
-  const std::pair<const char*, double> fields[] = {{"width", double(r.out_width)},   {"height", double(r.out_height)},
-                                                   {"in_width", double(r.in_width)}, {"in_height", double(r.in_height)},
-                                                   {"bands", double(r.bands)},       {"seconds", r.seconds},
-                                                   {"tile", double(r.plan.tile)},    {"halo", double(r.plan.halo)}};
+  return o;
+}
+
+std::vector<std::string> strings_field(lua_State* L, const char* key, const char* who) {
+  std::vector<std::string> out;
+  lua_getfield(L, 1, key);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    out.emplace_back(lua_tostring(L, -1));
+  } else if (lua_istable(L, -1)) {
+    for (int i = 1;; ++i) {
+      lua_rawgeti(L, -1, i);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        break;
+      }
+      if (lua_type(L, -1) != LUA_TSTRING) throw std::runtime_error(std::string(who) + ": '" + key + "' must hold strings");
+      out.emplace_back(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    throw std::runtime_error(std::string(who) + ": '" + key + "' must be a string or a list of strings");
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+void set_numbers(lua_State* L, std::initializer_list<std::pair<const char*, double>> fields) {
   for (const auto& [k, v] : fields) {
     lua_pushnumber(L, v);
     lua_setfield(L, -2, k);
   }
+}
+
+// monge.apply{ map = m, input = "in.tif", output = "out.tif", tile = 512, ... }: the streaming,
+// tiled apply of `monge apply` (host/apply/stream.hpp); returns a table describing what was done.
+int l_apply(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_keys(L, 1, "monge.apply", {"map", "input", "output", STREAM_KEYS});
+  host::LoadedMap holder;
+  const host::LoadedMap& map = map_field(L, "monge.apply", holder);
+  const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
+  if (input.empty() || output.empty()) throw std::runtime_error("monge.apply: 'input' and 'output' (file paths) are required");
+  const host::StreamReport r = host::apply_stream(map, input, output, stream_options(L, map, "monge.apply"));
+  lua_createtable(L, 0, 10);
+  set_numbers(L, {{"width", double(r.out_width)},   {"height", double(r.out_height)}, {"in_width", double(r.in_width)},
+                  {"in_height", double(r.in_height)}, {"bands", double(r.bands)},      {"seconds", r.seconds},
+                  {"tile", double(r.plan.tile)},    {"halo", double(r.plan.halo)}});
   lua_pushboolean(L, r.plan.blend ? 0 : 1);
   lua_setfield(L, -2, "exact");
   lua_pushstring(L, r.plan.why.c_str());
   lua_setfield(L, -2, "plan");
+  return 1;
+}
+
+// monge.batch{ map = m, inputs = { "scans/", "more.tar" }, out = "restored", shard = "0/2", ... }
+int l_batch(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_keys(L, 1, "monge.batch",
+             {"map", "inputs", "out", "include", "exclude", "format", "shard", "retry_failed", STREAM_KEYS});
+  host::LoadedMap holder;
+  const host::LoadedMap& map = map_field(L, "monge.batch", holder);
+  host::BatchOptions o;
+  o.apply = stream_options(L, map, "monge.batch");
+  o.progress = o.apply.progress;
+  o.out = opt_string_field(L, 1, "out", "");
+  if (o.out.empty()) throw std::runtime_error("monge.batch: 'out' (the output folder) is required");
+  o.include = strings_field(L, "include", "monge.batch");
+  o.exclude = strings_field(L, "exclude", "monge.batch");
+  o.format = opt_string_field(L, 1, "format", "");
+  o.shard = host::resolve_shard(opt_string_field(L, 1, "shard", ""));
+  o.retry_failed = bool_field(L, "retry_failed", false);
+  const host::BatchReport r = host::run_batch(map, strings_field(L, "inputs", "monge.batch"), o);
+  lua_createtable(L, 0, 9);
+  set_numbers(L, {{"found", double(r.found)},   {"mine", double(r.mine)},   {"already", double(r.already)},
+                  {"ok", double(r.ok)},         {"failed", double(r.failed)}, {"failed_before", double(r.failed_before)},
+                  {"seconds", r.seconds},       {"mpix", r.mpix}});
+  lua_pushstring(L, r.manifest.string().c_str());
+  lua_setfield(L, -2, "manifest");
   return 1;
 }
 
@@ -301,6 +367,7 @@ void open_train(lua_State* L) {
   set_function<l_train>(L, "train");
   set_function<l_load_map>(L, "load_map");
   set_function<l_apply>(L, "apply");
+  set_function<l_batch>(L, "batch");
   set_function<l_cuda_available>(L, "cuda_available");
   get_or_create_table(L, -1, "metrics");
   set_function<l_psnr>(L, "psnr");

@@ -91,3 +91,13 @@ set_tests_properties(cli.apply_bad_tile PROPERTIES DEPENDS lua.train_test)
 add_cli_test(apply_max_pixels 1 MATCH "pixels is more than --max-pixels 100; raise the limit"
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/never.png" --max-pixels 100)
 set_tests_properties(cli.apply_max_pixels PROPERTIES DEPENDS lua.train_test)
+
+# `monge batch`: a run killed with SIGKILL and re-run finishes every file exactly once.
+add_test(NAME cli.batch_kill_resume
+         COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/batch_kill.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/batch_kill")
+set_tests_properties(cli.batch_kill_resume PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH="
+                     PASS_REGULAR_EXPRESSION "ok: every file restored exactly once")
+add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLURM_ARRAY_TASK_ID" COMMAND ${_m} batch --help)
+add_cli_test(batch_no_out 2 MATCH "batch: --out DIR is required" COMMAND ${_m} batch a.pt in/)
+add_cli_test(batch_bad_shard 1 MATCH "shard 5/2 \\(from --shard\\) is out of range"
+  COMMAND ${_m} batch a.pt in/ --out x --shard 5/2)

@@ -34,4 +34,17 @@ assert(not ok and err:find("JPEG holds 8%-bit images only"), err)
 ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/y.png", tiel = 3 })
 assert(not ok and err:find("did you mean 'tile'"), err)
 assert(not io.open(out .. "/x.jpg") and not io.open(out .. "/y.png"))
-print("apply_test: ok")
+
+
+-- monge.batch over a folder: resumable, the failed file recorded.
+os.execute("mkdir -p '" .. out .. "/batch_in/sub'")
+for i = 1, 3 do monge.image.save(monge.rand({ 1, 20, 20 }, { seed = i }) * 2 - 1, out .. "/batch_in/sub/" .. i .. ".png") end
+local f = assert(io.open(out .. "/batch_in/bad.png", "w"))
+f:write("not a png")
+f:close()
+local b = monge.batch { map = run.map, inputs = { out .. "/batch_in" }, out = out .. "/batch_out" }
+assert(b.found == 4 and b.ok == 3 and b.failed == 1, string.format("%d found, %d ok, %d failed", b.found, b.ok, b.failed))
+assert(monge.image.header(out .. "/batch_out/sub/2.png").width == 20)
+b = monge.batch { map = run.map_path, inputs = out .. "/batch_in", out = out .. "/batch_out" }
+assert(b.already == 3 and b.failed_before == 1 and b.ok == 0)
+print("apply_test: batch ok")
