@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <mutex>
@@ -12,6 +13,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "host/image/vips_util.hpp"
@@ -92,7 +94,6 @@ bool saver_holds(const std::string& saver, VipsBandFormat f, bool alpha, std::st
 
 // Everything the generate callback needs; shared by libvips' worker threads, used under `mutex`.
 struct Job {
-  const LoadedMap* map = nullptr;
   std::unique_ptr<TileRunner> runner;
   VipsImage* in = nullptr;
   int64_t width = 0, height = 0;    // input
@@ -170,44 +171,51 @@ at::Tensor from_ycbcr(const at::Tensor& ycc) {
   return at::cat({r, g, b}, 1).clamp(-1, 1);
 }
 
-// Output rows [oy0, oy1) of all bands, height x out_width x bands in the output storage type.
-at::Tensor compute_rows(Job& job, VipsRegion* region, int64_t oy0, int64_t oy1) {
+// Computes output rows [oy0, oy1) x columns [ox0, ox1) of all bands into `dst` (rows x columns x
+// bands, the output's storage type; a view of libvips' region memory). Columns go a few tiles at
+// a time, so that no float copy of a whole strip of a wide image is ever made.
+void compute_region(Job& job, VipsRegion* region, int64_t oy0, int64_t oy1, int64_t ox0, int64_t ox1, at::Tensor dst) {
   TileRunner& runner = *job.runner;
   const int64_t k = runner.plan().scale();
   auto [lo, hi] = runner.input_rows(oy0, oy1);
   lo = std::min(lo, oy0 / k), hi = std::max(hi, (oy1 + k - 1) / k);  // the alpha rows too
   const at::Tensor raw = input_rows(job, region, lo, hi);             // rows x W x bands
-  at::Tensor colour = widen(raw.narrow(2, 0, job.colour), job.in_fmt)
-                          .permute({2, 0, 1})
-                          .unsqueeze(0)
-                          .mul_(2.0 / full_scale(job.in_fmt))
-                          .sub_(1.0);  // 1 x C x rows x W in [-1, 1]
-  at::Tensor out;                      // 1 x C x h x W_out in [-1, 1]
-  switch (job.mode) {
-    case Job::Mode::Direct: out = runner.run(colour, lo, oy0, oy1); break;
-    case Job::Mode::PerChannel: out = runner.run(colour.transpose(0, 1), lo, oy0, oy1).transpose(0, 1); break;
-    case Job::Mode::Luminance: {
-      at::Tensor ycc = to_ycbcr(colour);
-      at::Tensor y = runner.run(ycc.narrow(1, 0, 1).contiguous(), lo, oy0, oy1);
-      at::Tensor chroma = ycc.narrow(1, 1, 2);
-      if (k > 1) chroma = at::upsample_bicubic2d(chroma, {chroma.size(2) * k, chroma.size(3) * k}, false);
-      out = from_ycbcr(at::cat({y, chroma.narrow(2, oy0 - lo * k, oy1 - oy0)}, 1));
-      break;
+  const double to_unit = 2.0 / full_scale(job.in_fmt);
+  const VipsBandFormat in_fmt = job.in_fmt;
+  auto convert = [&](const at::Tensor& window) { return widen(window, in_fmt).mul_(to_unit).sub_(1.0); };
+  const at::Tensor colour_raw = raw.narrow(2, 0, job.colour).permute({2, 0, 1}).unsqueeze(0);  // 1 x C x rows x W view
+  const int64_t chunk = job.mode == Job::Mode::Luminance ? ox1 - ox0 : 4 * runner.plan().tile * runner.plan().net_scale;
+  for (int64_t cx = ox0; cx < ox1; cx += chunk) {
+    const int64_t cx1 = std::min(ox1, cx + chunk);
+    at::Tensor out;  // 1 x C x h x (cx1 - cx) in [-1, 1]
+    switch (job.mode) {
+      case Job::Mode::Direct: out = runner.run(colour_raw, lo, oy0, oy1, convert, cx, cx1); break;
+      case Job::Mode::PerChannel:
+        out = runner.run(colour_raw.transpose(0, 1), lo, oy0, oy1, convert, cx, cx1).transpose(0, 1);
+        break;
+      case Job::Mode::Luminance: {
+        at::Tensor ycc = to_ycbcr(convert(colour_raw));
+        at::Tensor y = runner.run(ycc.narrow(1, 0, 1).contiguous(), lo, oy0, oy1, {}, cx, cx1);
+        at::Tensor chroma = ycc.narrow(1, 1, 2);
+        if (k > 1) chroma = at::upsample_bicubic2d(chroma, {chroma.size(2) * k, chroma.size(3) * k}, false);
+        out = from_ycbcr(at::cat({y, chroma.narrow(2, oy0 - lo * k, oy1 - oy0).narrow(3, cx, cx1 - cx)}, 1));
+        break;
+      }
     }
+    if (out.size(1) != job.colour)
+      throw Error("the map returned " + std::to_string(out.size(1)) + " channel(s) for a " + std::to_string(job.colour) +
+                  "-channel image; only maps that keep the number of channels can be applied to files");
+    dst.narrow(1, cx - ox0, cx1 - cx)
+        .narrow(2, 0, job.colour)
+        .copy_(narrow_to(out[0].add(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt));
   }
-  if (out.size(1) != job.colour)
-    throw Error("the map returned " + std::to_string(out.size(1)) + " channel(s) for a " + std::to_string(job.colour) +
-                "-channel image; only maps that keep the number of channels can be applied to files");
-  at::Tensor values = narrow_to(out[0].add(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt);
   if (job.alpha) {
     at::Tensor a = raw.narrow(2, job.colour, 1);  // rows x W x 1, untouched
     if (job.out_fmt != job.in_fmt) a = narrow_to(widen(a, job.in_fmt).mul_(full_scale(job.out_fmt) / full_scale(job.in_fmt)), job.out_fmt);
-    const at::Tensor rows = at::arange(oy0, oy1, at::kLong).div(k, "floor") - lo;
-    a = a.index_select(0, rows);
-    if (k > 1) a = a.repeat_interleave(k, 1);
-    values = at::cat({values, a}, 2);
+    a = a.index_select(0, at::arange(oy0, oy1, at::kLong).div(k, "floor") - lo);
+    a = a.index_select(1, at::arange(ox0, ox1, at::kLong).div(k, "floor"));
+    dst.narrow(2, job.colour, 1).copy_(a);
   }
-  return values.contiguous();
 }
 
 int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
@@ -216,12 +224,11 @@ int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
   try {
     std::lock_guard<std::mutex> lock(job.mutex);
     if (at::get_num_threads() != job.threads) at::set_num_threads(job.threads);  // per thread under OpenMP
-    const at::Tensor rows = compute_rows(job, static_cast<VipsRegion*>(seq), r.top, int64_t(r.top) + r.height);
-    const int64_t px = int64_t(VIPS_IMAGE_SIZEOF_PEL(out->im));
-    const auto* src = static_cast<const uint8_t*>(rows.data_ptr());
-    const int64_t src_row = rows.size(1) * px;
-    for (int y = 0; y < r.height; ++y)
-      std::memcpy(VIPS_REGION_ADDR(out, r.left, r.top + y), src + y * src_row + r.left * px, size_t(r.width * px));
+    // The region's memory as a rows x columns x bands tensor (rows may be padded: lskip).
+    const int64_t elem = int64_t(VIPS_IMAGE_SIZEOF_ELEMENT(out->im));
+    at::Tensor dst = at::from_blob(VIPS_REGION_ADDR(out, r.left, r.top), {r.height, r.width, job.bands},
+                                   {int64_t(VIPS_REGION_LSKIP(out)) / elem, job.bands, 1}, storage_type(job.out_fmt));
+    compute_region(job, static_cast<VipsRegion*>(seq), r.top, int64_t(r.top) + r.height, r.left, int64_t(r.left) + r.width, dst);
     if (r.left == 0 && r.width == out->im->Xsize && r.top % job.strip == 0) job.done.insert(r.top);
     release_rows(job);
     return 0;
@@ -278,7 +285,14 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
     throw Error("apply: the output " + out_file + " is the input file; choose another output path");
   const fs::path dir = output.has_parent_path() ? output.parent_path() : fs::path(".");
   if (!fs::is_directory(dir, ec)) throw Error(out_file + ": the output directory " + dir.string() + " does not exist");
-  if (access(dir.c_str(), W_OK) != 0) throw Error(out_file + ": the output directory " + dir.string() + " is not writable");
+  {  // Can we create files there? (access() says yes to root even on read-only or special filesystems.)
+    const fs::path probe = dir / (".monge-probe-" + std::to_string(getpid()));
+    const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (fd < 0)
+      throw Error(out_file + ": cannot write in the output directory " + dir.string() + " (" + std::strerror(errno) + ")");
+    close(fd);
+    unlink(probe.c_str());
+  }
   const char* saver = vips_foreign_find_save(out_file.c_str());
   if (!saver) {
     vips_error_clear();
@@ -295,7 +309,6 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
     throw Error(in_name + ": cannot read image (" + (why.empty() ? "not a format libvips can read, or corrupt" : why) + ")");
   }
   Job job;
-  job.map = &map;
   job.in = in.get();
   job.input_name = in_name;
   job.width = vips_image_get_width(in.get());

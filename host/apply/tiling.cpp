@@ -30,7 +30,7 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
   p.net_scale = std::max<int64_t>(1, map.info.shape.scale);
   p.align = std::max<int64_t>(1, map.tile_alignment);
   const bool gpu = device.is_cuda();
-  p.tile = opt.tile > 0 ? opt.tile : (gpu ? 1024 : 512);
+  p.tile = opt.tile > 0 ? opt.tile : 1024;
   if (p.tile < p.align || p.tile % p.align != 0)
     throw Error("apply: --tile " + std::to_string(p.tile) + " must be a positive multiple of " + std::to_string(p.align) +
                 " for this network (its tiles must start on its downsampling grid)");
@@ -85,7 +85,7 @@ std::pair<int64_t, int64_t> TileRunner::measurement_span(int64_t w0, int64_t w1,
   return {std::max<int64_t>(0, floor_div(w0, k) - plan_.lift_halo), std::min(size, ceil_div(w1, k) + plan_.lift_halo)};
 }
 
-std::vector<TileRunner::Window> TileRunner::windows_for(int64_t q0, int64_t q1) const {
+std::vector<TileRunner::Window> TileRunner::windows_for(int64_t q0, int64_t q1, int64_t c0, int64_t c1) const {
   const int64_t t = plan_.tile, hq = height_ * plan_.lift_scale, wq = width_ * plan_.lift_scale;
   // Exact: the cells that hold [q0, q1). Blend: every window reaching into [q0, q1); a window
   // reaches halo + align pixels beyond its cell at most.
@@ -96,10 +96,10 @@ std::vector<TileRunner::Window> TileRunner::windows_for(int64_t q0, int64_t q1) 
     const auto [y0, y1] = window_span(cy0, cy1, hq);
     const bool used = plan_.blend ? (y0 < q1 && y1 > q0) : (cy0 < q1 && cy1 > q0);
     if (!used) continue;
-    for (int64_t cx0 = 0; cx0 < wq; cx0 += t) {
+    for (int64_t cx0 = std::max<int64_t>(0, floor_div(c0 - reach, t)) * t; cx0 < std::min(wq, c1 + reach); cx0 += t) {
       const int64_t cx1 = std::min(wq, cx0 + t);
       const auto [x0, x1] = window_span(cx0, cx1, wq);
-      out.push_back({y0, y1, x0, x1, cy0, cy1, cx0, cx1});
+      if (plan_.blend ? (x0 < c1 && x1 > c0) : (cx0 < c1 && cx1 > c0)) out.push_back({y0, y1, x0, x1, cy0, cy1, cx0, cx1});
     }
   }
   return out;
@@ -109,14 +109,15 @@ std::pair<int64_t, int64_t> TileRunner::input_rows(int64_t oy0, int64_t oy1) con
   const int64_t hq = height_ * plan_.lift_scale;
   const int64_t q0 = floor_div(oy0, plan_.net_scale), q1 = std::min(hq, ceil_div(oy1, plan_.net_scale));
   int64_t first = height_, last = 0;
-  for (const Window& w : windows_for(q0, q1)) {
+  for (const Window& w : windows_for(q0, q1, 0, width_ * plan_.lift_scale)) {
     const auto [m0, m1] = measurement_span(w.y0, w.y1, height_);
     first = std::min(first, m0), last = std::max(last, m1);
   }
   return {std::min(first, last), last};
 }
 
-at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1) {
+at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1, const Convert& convert,
+                           int64_t ox0, int64_t ox1) {
   c10::InferenceMode guard;  // thread-local: set here, in whichever thread calls
   const int64_t ks = plan_.lift_scale, kn = plan_.net_scale, t = plan_.tile;
   const int64_t hq = height_ * ks, wq = width_ * ks;
@@ -130,9 +131,13 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
                 " do not cover the needed " + std::to_string(need.first) + ".." + std::to_string(need.second));
   const int64_t n = rows.size(0);
   const int64_t q0 = floor_div(oy0, kn), q1 = std::min(hq, ceil_div(oy1, kn));
-  const int64_t out_w = wq * kn;
-  const std::vector<Window> windows = windows_for(q0, q1);
-  at::Tensor num, den;  // output over network-input rows [q0, q1), scaled by kn
+  if (ox1 < 0) ox1 = out_width();
+  if (ox0 < 0 || ox1 <= ox0 || ox1 > out_width())
+    throw Error("apply: output columns " + std::to_string(ox0) + ".." + std::to_string(ox1) + " are outside the image");
+  const int64_t c0 = floor_div(ox0, kn), c1 = std::min(wq, ceil_div(ox1, kn));
+  const int64_t out_w = (c1 - c0) * kn;
+  const std::vector<Window> windows = windows_for(q0, q1, c0, c1);
+  at::Tensor num, den;  // output over network-input rows [q0, q1) and columns [c0, c1), scaled by kn
 
   // Lifted network inputs of each window, grouped by shape so that equal windows share a call.
   std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> groups;
@@ -140,27 +145,30 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
     groups[{windows[i].y1 - windows[i].y0, windows[i].x1 - windows[i].x0}].push_back(i);
 
   auto place = [&](const Window& w, const at::Tensor& out) {  // out: n x C x (h kn) x (w kn)
-    if (!plan_.blend) {  // the cell's rows inside [q0, q1), all of its columns
+    if (!plan_.blend) {  // the cell inside rows [q0, q1) and columns [c0, c1)
       const int64_t ys = std::max(q0, w.cy0), ye = std::min(q1, w.cy1);
+      const int64_t xs = std::max(c0, w.cx0), xe = std::min(c1, w.cx1);
       num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
-          .narrow(3, w.cx0 * kn, (w.cx1 - w.cx0) * kn)
-          .copy_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (w.cx0 - w.x0) * kn, (w.cx1 - w.cx0) * kn));
+          .narrow(3, (xs - c0) * kn, (xe - xs) * kn)
+          .copy_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (xs - w.x0) * kn, (xe - xs) * kn));
       return;
     }
     const int64_t ys = std::max(q0, w.y0), ye = std::min(q1, w.y1);
+    const int64_t xs = std::max(c0, w.x0), xe = std::min(c1, w.x1);
     const int64_t span = (t + 2 * plan_.halo) * kn;
     at::Tensor wy = blend_weights(ys * kn, ye * kn, w.cy0 * kn, (w.cy0 + t) * kn, span);
-    at::Tensor wx = blend_weights(w.x0 * kn, w.x1 * kn, w.cx0 * kn, (w.cx0 + t) * kn, span);
+    at::Tensor wx = blend_weights(xs * kn, xe * kn, w.cx0 * kn, (w.cx0 + t) * kn, span);
     at::Tensor weight = wy.unsqueeze(1) * wx.unsqueeze(0);
     num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
-        .narrow(3, w.x0 * kn, (w.x1 - w.x0) * kn)
-        .add_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn) * weight);
-    den.narrow(0, (ys - q0) * kn, (ye - ys) * kn).narrow(1, w.x0 * kn, (w.x1 - w.x0) * kn).add_(weight);
+        .narrow(3, (xs - c0) * kn, (xe - xs) * kn)
+        .add_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (xs - w.x0) * kn, (xe - xs) * kn) * weight);
+    den.narrow(0, (ys - q0) * kn, (ye - ys) * kn).narrow(1, (xs - c0) * kn, (xe - xs) * kn).add_(weight);
   };
 
-  // Network calls by shape; results are placed afterwards in window order, so that a pixel's
-  // blended value does not depend on which strip asked for it.
-  std::vector<at::Tensor> results(windows.size());
+  // Network calls by shape. Exact cells are placed at once (they do not overlap); blended windows
+  // are kept and added in window order, so that a pixel's value does not depend on which strip
+  // asked for it.
+  std::vector<at::Tensor> results(plan_.blend ? windows.size() : 0);
   for (const auto& [shape, members] : groups) {
     for (size_t b = 0; b < members.size(); b += size_t(plan_.batch)) {
       const size_t e = std::min(members.size(), b + size_t(plan_.batch));
@@ -169,7 +177,8 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
         const Window& w = windows[members[m]];
         const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
         const auto [mx0, mx1] = measurement_span(w.x0, w.x1, width_);
-        at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0).to(device_, at::kFloat);
+        at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0);
+        y = (convert ? convert(y) : y).to(device_, at::kFloat);
         at::Tensor q = map_.op ? map_.op->lift(y) : y;
         inputs.push_back(q.narrow(2, w.y0 - my0 * ks, w.y1 - w.y0).narrow(3, w.x0 - mx0 * ks, w.x1 - w.x0));
       }
@@ -180,15 +189,21 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
                     std::to_string(out.dim() == 4 ? out.size(3) : -1) + " output for a " + std::to_string(shape.first) +
                     " x " + std::to_string(shape.second) + " tile, expected " + std::to_string(want_h) + " x " +
                     std::to_string(want_w) + " (only maps whose output is a fixed multiple of their input can be tiled)");
-      for (size_t m = b; m < e; ++m) results[members[m]] = out.narrow(0, int64_t(m - b) * n, n);
+      if (!num.defined()) {
+        num = at::zeros({n, out.size(1), (q1 - q0) * kn, out_w}, at::kFloat);
+        if (plan_.blend) den = at::zeros({(q1 - q0) * kn, out_w}, at::kFloat);
+      }
+      for (size_t m = b; m < e; ++m) {
+        at::Tensor one = out.narrow(0, int64_t(m - b) * n, n);
+        if (plan_.blend) results[members[m]] = one;
+        else place(windows[members[m]], one);
+      }
     }
   }
-  num = at::zeros({n, results.front().size(1), (q1 - q0) * kn, out_w}, at::kFloat);
-  if (plan_.blend) den = at::zeros({(q1 - q0) * kn, out_w}, at::kFloat);
-  for (size_t i = 0; i < windows.size(); ++i) place(windows[i], results[i]);
+  for (size_t i = 0; i < results.size(); ++i) place(windows[i], results[i]);
   if (plan_.blend) num.div_(den);
-  // Output rows [oy0, oy1) out of network-input rows [q0, q1) scaled by kn.
-  return num.narrow(2, oy0 - q0 * kn, std::min(oy1, q1 * kn) - oy0);
+  // Output rows [oy0, oy1) and columns [ox0, ox1) out of network-input [q0, q1) x [c0, c1) scaled by kn.
+  return num.narrow(2, oy0 - q0 * kn, std::min(oy1, q1 * kn) - oy0).narrow(3, ox0 - c0 * kn, ox1 - ox0);
 }
 
 at::Tensor restore_whole(const LoadedMap& map, const at::Tensor& y, c10::Device device) {

@@ -15,6 +15,7 @@
 //     Gaussian weights (sigma = window / 8, weights >= 1e-3). Not exact, but without seams.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,7 +28,7 @@
 namespace monge::host {
 
 struct TileOptions {
-  int64_t tile = 0;    ///< tile side in pixels of the network's input grid; 0: 512 (CPU) or 1024 (GPU)
+  int64_t tile = 0;    ///< tile side in pixels of the network's input grid; 0: 1024
   int64_t halo = -1;   ///< margin around each tile; -1: the network's receptive radius
   int64_t batch = 0;   ///< windows per network call; 0: as many as make about 1 MPix (CPU) or 16 MPix (GPU)
 };
@@ -64,18 +65,25 @@ class TileRunner {
   /// Measurement rows [first, last) that output rows [oy0, oy1) depend on.
   std::pair<int64_t, int64_t> input_rows(int64_t oy0, int64_t oy1) const;
 
+  /// Turns a window of the caller's rows (any type and layout) into float values in [-1, 1].
+  using Convert = std::function<at::Tensor(const at::Tensor&)>;
+
   /// Output rows [oy0, oy1) over the full width, N x C_out x (oy1 - oy0) x out_width(), float32
   /// on the CPU, clamped to [-1, 1]. `rows` holds measurement rows [row0, row0 + rows.size(2))
-  /// over the full width (N x C x rows x width, values in [-1, 1]) and must cover input_rows().
-  at::Tensor run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1);
+  /// over the full width (N x C x rows x width) and must cover input_rows(): values in [-1, 1],
+  /// or raw samples that `convert` turns into them window by window (so that a wide strip is
+  /// never converted whole).
+  /// Only output columns [ox0, ox1) are computed when given (ox1 = -1: to the right edge).
+  at::Tensor run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1, const Convert& convert = {},
+                 int64_t ox0 = 0, int64_t ox1 = -1);
 
  private:
   struct Window {
     int64_t y0, y1, x0, x1;          // network-input pixels computed
     int64_t cy0, cy1, cx0, cx1;      // the cell they are computed for
   };
-  /// The windows that contribute to network-input rows [q0, q1), over the full width.
-  std::vector<Window> windows_for(int64_t q0, int64_t q1) const;
+  /// The windows that contribute to network-input rows [q0, q1) and columns [c0, c1).
+  std::vector<Window> windows_for(int64_t q0, int64_t q1, int64_t c0, int64_t c1) const;
   std::pair<int64_t, int64_t> window_span(int64_t c0, int64_t c1, int64_t size) const;
   std::pair<int64_t, int64_t> measurement_span(int64_t w0, int64_t w1, int64_t size) const;
 

@@ -223,7 +223,7 @@ It is written to a temporary file beside it and renamed on success: a failure le
 The alpha channel is copied through untouched (repeated k x k by a map that enlarges k times).
 
 Options:
-  --tile N          tile side in pixels of the network's input (default 512 on CPU, 1024 on GPU)
+  --tile N          tile side in pixels of the network's input (default 1024)
   --halo N          margin around each tile (default: the network's receptive radius; for maps
                     that declare none, e.g. TorchScript, tiles overlap by 2N and are blended)
   --batch N         tiles per network call (default: about 1 MPix of input on CPU, 16 on GPU)

@@ -11,6 +11,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <vips/vips.h>
 
 #include "host/apply/apply.hpp"
 #include "host/apply/stream.hpp"
@@ -72,7 +73,11 @@ at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_
   for (int64_t oy = 0; oy < runner.out_height(); oy += strip) {
     const int64_t oy1 = std::min(runner.out_height(), oy + strip);
     const auto [lo, hi] = runner.input_rows(oy, oy1);
-    parts.push_back(runner.run(y.narrow(2, lo, hi - lo), lo, oy, oy1));
+    // Columns in two parts, split off the tile grid, as the streaming layer computes wide strips.
+    const int64_t split = std::min(runner.out_width() - 1, runner.out_width() / 2 + 3);
+    parts.push_back(at::cat({runner.run(y.narrow(2, lo, hi - lo), lo, oy, oy1, {}, 0, split),
+                             runner.run(y.narrow(2, lo, hi - lo), lo, oy, oy1, {}, split)},
+                            3));
   }
   return at::cat(parts, 2);
 }
@@ -277,6 +282,22 @@ TEST_F(Apply, AlphaIsCarriedThroughAndEnlargedBySuperResolutionMaps) {
   const at::Tensor in = raw(dir_ / "small.png", 8), out = raw(dir_ / "big.png", 8);
   ASSERT_EQ(out.size(0), 2);
   EXPECT_TRUE(out[1].equal(in[1].repeat_interleave(2, 0).repeat_interleave(2, 1))) << "alpha changed";
+  // Metadata is carried: the resolution (pixels per mm) grows with the image.
+  {
+    VipsImage* in = vips_image_new_from_file((dir_ / "small.png").c_str(), nullptr);
+    ASSERT_NE(in, nullptr);
+    VipsImage* tagged = nullptr;
+    ASSERT_EQ(vips_copy(in, &tagged, "xres", 4.0, "yres", 3.0, nullptr), 0);
+    ASSERT_EQ(vips_image_write_to_file(tagged, (dir_ / "small.tif").c_str(), nullptr), 0);
+    g_object_unref(tagged);
+    g_object_unref(in);
+    apply(sr, dir_ / "small.tif", (dir_ / "big.tif").string());
+    VipsImage* out = vips_image_new_from_file((dir_ / "big.tif").c_str(), nullptr);
+    ASSERT_NE(out, nullptr);
+    EXPECT_NEAR(vips_image_get_xres(out), 8.0, 1e-3);
+    EXPECT_NEAR(vips_image_get_yres(out), 6.0, 1e-3);
+    g_object_unref(out);
+  }
   // The colour is the bicubic lift (identity network), as in whole-image inference.
   const at::Tensor expect = monge::host::restore_whole(sr, monge::image::load(dir_ / "small.png").narrow(0, 0, 1).unsqueeze(0), c10::kCPU);
   EXPECT_LE(max_diff(monge::image::load(dir_ / "big.png")[0], expect[0][0]), 1.0 / 255 + 1e-6);
@@ -327,6 +348,18 @@ TEST_F(Apply, BadInputsAreClearErrorsAndLeaveNoFiles) {
   expect_error(error_of(grey, dir_ / "a.png", (dir_ / "a.png").string()), "is the input file");
   expect_error(error_of(grey, dir_ / "nope.png", b), "nope.png: no such image file");
   expect_error(error_of(grey, dir_ / "a.png", (dir_ / "missing" / "b.png").string()), "does not exist");
+  // A directory nobody may write in, even root (sysfs); for other users a read-only folder.
+  fs::path locked = "/sys";
+  if (geteuid() != 0) {
+    locked = dir_ / "locked";
+    fs::create_directory(locked);
+    fs::permissions(locked, fs::perms::owner_read | fs::perms::owner_exec);
+  }
+  EXPECT_NE(error_of(grey, dir_ / "a.png", (locked / "b.png").string()).find("cannot write in the output directory " + locked.string()),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(locked / "b.png"));
+  if (geteuid() != 0) fs::remove(locked);
+  EXPECT_EQ(files(), before);
   expect_error(error_of(grey, dir_ / "a.png", (dir_ / "b.xyz").string()), "no image format for the extension '.xyz'");
   expect_error(error_of(rgb, dir_ / "a.png", b), "the map takes RGB images (3 channel(s)) and this image is grey");
   expect_error(error_of(grey, dir_ / "a16.png", (dir_ / "b.jpg").string()), "JPEG holds 8-bit images only");
