@@ -3,38 +3,27 @@
 -- size the apply uses (the ratio is the figure: it shows what streaming, halos and I/O cost).
 --
 --   monge run scripts/bench/apply.lua [OUT_DIR=runs/bench-apply] [SIZES_MPIX=10,100,1000]
---                                     [CHANNELS=8] [TILE=512] [DEVICE=cpu]
+--                                     [CHANNELS=8] [TILE=1024] [DEVICE=cpu] [SECONDS=4]
 --
 -- Each size runs in its own `monge apply` process so that its peak RSS is its own. The map is a
 -- unet with CHANNELS base channels and depth 2 (receptive radius 30), randomly initialised: the
 -- cost of inference does not depend on training. Writes OUT_DIR/results.json and report.html.
 local monge = require "monge"
+local bench = require "monge.bench"
 
 local out = arg[1] or "runs/bench-apply"
 local sizes = {}
 for s in (arg[2] or "10,100,1000"):gmatch("[^,]+") do sizes[#sizes + 1] = assert(tonumber(s), "SIZES_MPIX: numbers, e.g. 10,100") end
 local channels = tonumber(arg[3] or "8")
-local tile = tonumber(arg[4] or "512")
+local tile = tonumber(arg[4] or "1024")
 local device = arg[5] or "cpu"
+local seconds_per_measurement = tonumber(arg[6] or "4")  -- of the pure network, before and after each size
 os.execute("mkdir -p '" .. out .. "'")
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local text = p:read("*a")
-  local ok = p:close()
-  return text, ok
-end
-local exe = sh("readlink -f /proc/$PPID/exe"):gsub("%s+$", "")  -- this monge: popen's shell is our child
+local sh = bench.sh
+local exe = bench.executable()
 
--- The map: one training iteration on tiny synthetic data writes a map file of the right network.
-local x = monge.rand { 16, 1, 32, 32 } * 2 - 1
-local A = monge.operator("identity", {})
-monge.train {
-  operator = A, clean = x, measured = x, cost = monge.cost("quadratic", { operator = A }),
-  map = monge.network("unet", { channels = channels, depth = 2 }), potential = monge.network("potential", { channels = 4 }),
-  solver = monge.solver("uotip", {}), iters = 1, batch = 4, out = out .. "/map", progress = false, device = device,
-}
-local map_file = out .. "/map/map.pt"
+local map_file = bench.unet_map(out .. "/map", channels, device)
 local map = monge.load_map(map_file)
 
 -- Pure network throughput: one tile x tile tensor already in memory, no halo, no I/O. Measured
@@ -47,12 +36,12 @@ local function network_mpix()
   repeat
     map:restore(y)
     reps = reps + 1
-  until monge.clock() - t0 > 4 and reps >= 3
+  until monge.clock() - t0 > seconds_per_measurement and reps >= 3
   return reps * tile * tile / 1e6 / (monge.clock() - t0)
 end
 local threads = monge.threads()
 
-local cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"):gsub("^%s+", ""):gsub("%s+$", "")
+local cpu = bench.machine()
 local rows = {}
 for _, mpix in ipairs(sizes) do
   local side = math.floor(math.sqrt(mpix * 1e6) / 16 + 0.5) * 16
@@ -90,7 +79,7 @@ local function json_rows()
   end
   return table.concat(parts, ",\n    ")
 end
-local rev = sh("git rev-parse --short HEAD 2>/dev/null"):gsub("%s+$", "")
+local rev = bench.git_revision()
 local f = assert(io.open(out .. "/results.json.tmp", "w"))
 f:write(string.format([[{
   "benchmark": "apply",

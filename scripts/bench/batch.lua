@@ -8,6 +8,7 @@
 -- Images are 8-bit grey PNGs of 48 .. 400 pixels a side (seeded), packed into a tar archive;
 -- the map is a unet (CHANNELS base channels, depth 2). Writes OUT_DIR/results.json and report.html.
 local monge = require "monge"
+local bench = require "monge.bench"
 
 local out = arg[1] or "runs/bench-batch"
 local count = tonumber(arg[2] or "1000")
@@ -15,22 +16,10 @@ local procs = tonumber(arg[3] or tostring(monge.threads()))
 local channels = tonumber(arg[4] or "8")
 os.execute("rm -rf '" .. out .. "' && mkdir -p '" .. out .. "/images'")
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local text = p:read("*a")
-  local ok = p:close()
-  return text, ok
-end
-local exe = sh("readlink -f /proc/$PPID/exe"):gsub("%s+$", "")
+local sh = bench.sh
+local exe = bench.executable()
 
-local x = monge.rand { 16, 1, 32, 32 } * 2 - 1
-local A = monge.operator("identity", {})
-monge.train {
-  operator = A, clean = x, measured = x, cost = monge.cost("quadratic", { operator = A }),
-  map = monge.network("unet", { channels = channels, depth = 2 }), potential = monge.network("potential", { channels = 4 }),
-  solver = monge.solver("uotip", {}), iters = 1, batch = 4, out = out .. "/map", progress = false, device = "cpu",
-}
-local map = out .. "/map/map.pt"
+local map = bench.unet_map(out .. "/map", channels, "cpu")
 
 -- The archive: sizes drawn from a seeded generator.
 local sizes = monge.rand({ count, 2 }, { seed = 11 }) * 352 + 48
@@ -74,8 +63,8 @@ for _, r in ipairs(rows) do r.speedup = r.images_per_s / base end
 print(string.format("speed-up over 1 process x 1 thread: %.2f (1 x %d threads), %.2f (%d x 1 thread)",
   rows[2].speedup, all, rows[3].speedup, procs))
 
-local cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"):gsub("^%s+", ""):gsub("%s+$", "")
-local rev = sh("git rev-parse --short HEAD 2>/dev/null"):gsub("%s+$", "")
+local cpu = bench.machine()
+local rev = bench.git_revision()
 local parts, trs = {}, {}
 for _, r in ipairs(rows) do
   parts[#parts + 1] = string.format('{"setting": "%s", "processes": %d, "threads": %d, "seconds": %.3f, "images_per_s": %.3f, "mpix_per_s": %.4f, "speedup": %.3f}',
