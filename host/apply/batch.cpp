@@ -9,12 +9,14 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <fnmatch.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "host/core/json.hpp"
+#include "host/core/text.hpp"
 #include "host/image/vips_io.hpp"
 
 namespace fs = std::filesystem;
@@ -26,11 +28,6 @@ namespace {
 const std::set<std::string> kImageExtensions = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".gif", ".pgm",
                                                  ".ppm", ".pbm", ".pnm", ".pfm", ".hdr", ".jxl", ".heic", ".heif",
                                                  ".avif", ".jp2", ".fits", ".v", ".bmp"};
-
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
@@ -338,8 +335,8 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
   const auto before = read_manifests(opt.out);
   std::string ext, save_options;
   if (!opt.format.empty()) {
-    ext = "." + opt.format.substr(0, opt.format.find('['));
-    if (opt.format.find('[') != std::string::npos) save_options = opt.format.substr(opt.format.find('['));
+    std::tie(ext, save_options) = image::split_save_options(opt.format);
+    ext = "." + ext;
   }
 
   // This shard's work, and what earlier runs already finished.

@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "host/core/text.hpp"
+#include "host/image/vips_io.hpp"
 #include "host/image/vips_util.hpp"
 
 namespace fs = std::filesystem;
@@ -28,20 +30,6 @@ namespace {
 
 using image::ImagePtr;
 using image::take_vips_error;
-
-// Splits "out.tif[tile,compression=deflate]" into the file and its libvips options.
-std::pair<std::string, std::string> split_options(const std::string& spec) {
-  if (!spec.empty() && spec.back() == ']') {
-    const auto open = spec.rfind('[');
-    if (open != std::string::npos && open > 0) return {spec.substr(0, open), spec.substr(open)};
-  }
-  return {spec, ""};
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 const char* format_name(VipsBandFormat f) {
   switch (f) {
@@ -275,7 +263,7 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   image::ensure_vips();
   const auto t0 = std::chrono::steady_clock::now();
   const std::string in_name = input.string();
-  const auto [out_file, out_options] = split_options(output_spec);
+  const auto [out_file, out_options] = image::split_save_options(output_spec);
   const fs::path output(out_file);
   std::error_code ec;
 
@@ -399,7 +387,7 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   // only wait on it, so the pipeline runs with one worker plus the saver's write-behind thread.
   const int concurrency = vips_concurrency_get();
   vips_concurrency_set(1);
-  const fs::path tmp = dir / ("." + output.stem().string() + ".monge-" + std::to_string(getpid()) + output.extension().string());
+  const fs::path tmp = image::temporary_path(output);
   const int rc = vips_image_write_to_file(cached.get(), (tmp.string() + out_options).c_str(), nullptr);
   vips_concurrency_set(concurrency);
   if (rc != 0) {

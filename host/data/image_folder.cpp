@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 
+#include "host/core/text.hpp"
 #include "host/image/vips_io.hpp"
 #include "monge/plugin.hpp"
 
@@ -16,11 +17,6 @@ namespace fs = std::filesystem;
 namespace monge::data {
 
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 std::string size_text(const at::Tensor& chw) { return std::to_string(chw.size(2)) + "x" + std::to_string(chw.size(1)); }
 
@@ -58,7 +54,7 @@ std::vector<fs::path> list_images(const ImageFolderOptions& o) {
     if (!fs::is_directory(o.dir, ec)) throw Error("images: no such folder " + o.dir.string());
     auto wanted = [&](const fs::directory_entry& e) {
       if (!e.is_regular_file(ec)) return false;
-      const std::string ext = lower(e.path().extension().string());
+      const std::string ext = host::lower(e.path().extension().string());
       return std::find(o.extensions.begin(), o.extensions.end(), ext) != o.extensions.end();
     };
     if (o.recursive) {

@@ -16,6 +16,19 @@ namespace fs = std::filesystem;
 
 namespace monge::image {
 
+std::pair<std::string, std::string> split_save_options(const std::string& spec) {
+  if (!spec.empty() && spec.back() == ']') {
+    const auto open = spec.rfind('[');
+    if (open != std::string::npos && open > 0) return {spec.substr(0, open), spec.substr(open)};
+  }
+  return {spec, ""};
+}
+
+fs::path temporary_path(const fs::path& file) {
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  return dir / ("." + file.stem().string() + ".monge-" + std::to_string(getpid()) + file.extension().string());
+}
+
 at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double pad_value) {
   if (batch.dim() != 4) throw Error("image grid: expected a batch N x C x H x W, got " + std::to_string(batch.dim()) + " dimensions");
   if (nrow < 1) throw Error("image grid: nrow must be at least 1");
@@ -123,7 +136,7 @@ void save(const at::Tensor& image, const fs::path& file, int bits) {
   const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": output directory " + dir.string() + " does not exist");
-  const fs::path tmp = dir / ("." + file.stem().string() + ".tmp" + std::to_string(getpid()) + file.extension().string());
+  const fs::path tmp = temporary_path(file);
   if (vips_image_write_to_file(im.get(), tmp.c_str(), nullptr) != 0) {
     fs::remove(tmp, ec);
     throw Error(file.string() + ": cannot write image (" + take_vips_error() + ")");
@@ -154,11 +167,7 @@ void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t b
   ensure_vips();
   if (width < 1 || height < 1 || width > INT32_MAX / 2 || height > INT32_MAX / 2 || bands < 1 || bands > 4)
     throw Error("synthetic image: width and height must be 1 .. 1073741823 and bands 1 .. 4");
-  std::string file = spec, options;
-  if (!spec.empty() && spec.back() == ']' && spec.rfind('[') != std::string::npos) {
-    file = spec.substr(0, spec.rfind('['));
-    options = spec.substr(spec.rfind('['));
-  }
+  const auto [file, options] = split_save_options(spec);
   // Smooth bands (a sine of x + y) plus Gaussian noise, computed on demand by libvips.
   VipsImage* base = vips_image_new();
   VipsObject* scope = VIPS_OBJECT(base);  // everything below is unreffed with it
@@ -185,8 +194,7 @@ void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t b
     out = v[0];
   }
   const fs::path path(file);
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  const fs::path tmp = dir / ("." + path.stem().string() + ".tmp" + std::to_string(getpid()) + path.extension().string());
+  const fs::path tmp = temporary_path(path);
   if (vips_image_write_to_file(out, (tmp.string() + options).c_str(), nullptr) != 0) {
     std::error_code ec;
     fs::remove(tmp, ec);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include <ATen/core/Tensor.h>
 
@@ -20,6 +21,14 @@ at::Tensor load(const std::filesystem::path& file);
 /// (float, [0, 1]) per sample whose format follows the extension. Written to a temporary file in the same directory and renamed on success, so a
 /// failed save never leaves a partial file behind.
 void save(const at::Tensor& image, const std::filesystem::path& file, int bits = 8);
+
+/// Splits "out.tif[tile,compression=deflate]" into the file name and its libvips save options
+/// ("[...]", or "" when there are none).
+std::pair<std::string, std::string> split_save_options(const std::string& spec);
+
+/// The hidden temporary file an image is written to before it is renamed over `file`:
+/// ".NAME.monge-PID.EXT" in the same directory (the extension tells libvips the format).
+std::filesystem::path temporary_path(const std::filesystem::path& file);
 
 /// What a file holds, read from its header only.
 struct Header {
