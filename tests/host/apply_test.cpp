@@ -19,23 +19,16 @@
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/train/map_file.hpp"
+#include "tests/plugins/plugin_test_support.hpp"
 
 namespace fs = std::filesystem;
 using monge::host::LoadedMap;
 using monge::host::load_map;
-using monge::host::Registry;
 using monge::host::StreamOptions;
 
 namespace {
 
-const Registry& registry() {
-  static Registry* reg = [] {
-    auto* r = new Registry(Registry::default_dirs(false));
-    r->scan();
-    return r;
-  }();
-  return *reg;
-}
+using monge::test::registry;
 
 // A unet map in memory with random weights (the untrained residual unet is the identity, which
 // any tiling reproduces), optionally behind an operator's lift.

@@ -19,6 +19,7 @@
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/train/map_file.hpp"
+#include "tests/plugins/plugin_test_support.hpp"
 
 namespace fs = std::filesystem;
 using monge::host::BatchOptions;
@@ -99,19 +100,11 @@ class Batch : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static const monge::host::Registry& registry() {
-    static auto* reg = [] {
-      auto* r = new monge::host::Registry(monge::host::Registry::default_dirs(false));
-      r->scan();
-      return r;
-    }();
-    return *reg;
-  }
-
   // The identity map (an untrained residual unet), in memory.
   static monge::host::LoadedMap identity() {
-    const auto params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
-    auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", params));
+    auto& registry = monge::test::registry();
+    const auto params = registry.resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
+    auto net = std::dynamic_pointer_cast<monge::Network>(registry.instantiate("unet", params));
     monge::host::LoadedMap m;
     m.module = net->build(monge::NetworkShape{1, 1, 1, 0, 0});
     m.module->eval();
