@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -302,6 +303,34 @@ TEST_F(Apply, AlphaIsCarriedThroughAndEnlargedBySuperResolutionMaps) {
     EXPECT_NEAR(vips_image_get_xres(out), 8.0, 1e-3);
     EXPECT_NEAR(vips_image_get_yres(out), 6.0, 1e-3);
     g_object_unref(out);
+  }
+  // An ICC profile (libvips' built-in sRGB) comes through byte for byte: an RGB image, restored
+  // channel by channel by the grey map.
+  {
+    VipsBlob* profile = nullptr;
+    ASSERT_EQ(vips_profile_load("srgb", &profile, nullptr), 0);
+    size_t length = 0;
+    const void* bytes = vips_blob_get(profile, &length);
+    monge::image::save(torch::rand({3, 9, 10}) * 2 - 1, dir_ / "rgb.png");
+    VipsImage* in = vips_image_new_from_file((dir_ / "rgb.png").c_str(), nullptr);
+    ASSERT_NE(in, nullptr);
+    VipsImage* tagged = nullptr;
+    ASSERT_EQ(vips_copy(in, &tagged, nullptr), 0);
+    vips_image_set_blob_copy(tagged, VIPS_META_ICC_NAME, bytes, length);
+    ASSERT_EQ(vips_image_write_to_file(tagged, (dir_ / "rgb_icc.png").c_str(), nullptr), 0);
+    g_object_unref(tagged);
+    g_object_unref(in);
+    apply(sr, dir_ / "rgb_icc.png", (dir_ / "rgb_icc_out.png").string());
+    VipsImage* out = vips_image_new_from_file((dir_ / "rgb_icc_out.png").c_str(), nullptr);
+    ASSERT_NE(out, nullptr);
+    const void* got = nullptr;
+    size_t got_length = 0;
+    ASSERT_EQ(vips_image_get_blob(out, VIPS_META_ICC_NAME, &got, &got_length), 0) << "the profile was dropped";
+    EXPECT_EQ(got_length, length);
+    EXPECT_EQ(std::memcmp(got, bytes, std::min(length, got_length)), 0);
+    EXPECT_EQ(vips_image_get_width(out), 20);
+    g_object_unref(out);
+    vips_area_unref(reinterpret_cast<VipsArea*>(profile));
   }
   // The colour is the bicubic lift (identity network), as in whole-image inference.
   const at::Tensor expect = monge::host::restore_whole(sr, monge::image::load(dir_ / "small.png").narrow(0, 0, 1).unsqueeze(0), c10::kCPU);
