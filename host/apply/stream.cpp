@@ -385,23 +385,22 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
 
   // One strip is computed at a time (the network uses the cores); libvips' own threads would
   // only wait on it, so the pipeline runs with one worker plus the saver's write-behind thread.
-  const int concurrency = vips_concurrency_get();
-  vips_concurrency_set(1);
-  const fs::path tmp = image::temporary_path(output);
-  const int rc = vips_image_write_to_file(cached.get(), (tmp.string() + out_options).c_str(), nullptr);
-  vips_concurrency_set(concurrency);
-  if (rc != 0) {
-    fs::remove(tmp, ec);
+  struct Concurrency {
+    int before = vips_concurrency_get();
+    Concurrency() { vips_concurrency_set(1); }
+    ~Concurrency() { vips_concurrency_set(before); }
+  };
+  bool written;
+  {
+    Concurrency one;
+    written = image::write_atomically(cached.get(), output, out_options);
+  }
+  if (!written) {
     std::string msg = take_vips_error();
     if (!job.error.empty()) msg = job.error;  // what went wrong, rather than the saver's follow-up
     for (char& c : msg)
       if (c == '\n') c = ';';
     throw Error(in_name + " -> " + out_file + ": " + (msg.empty() ? "the write failed" : msg) + "; no output was written");
-  }
-  fs::rename(tmp, output, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(out_file + ": cannot move the finished image into place (" + ec.message() + ")");
   }
   StreamReport rep;
   rep.in_height = job.height, rep.in_width = job.width, rep.out_height = out_h, rep.out_width = out_w;

@@ -81,6 +81,21 @@ std::string take_vips_error() {
   return msg;
 }
 
+bool write_atomically(VipsImage* im, const fs::path& file, const std::string& options) {
+  const fs::path tmp = temporary_path(file);
+  std::error_code ec;
+  if (vips_image_write_to_file(im, (tmp.string() + options).c_str(), nullptr) != 0) {
+    fs::remove(tmp, ec);
+    return false;
+  }
+  fs::rename(tmp, file, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(file.string() + ": cannot move the finished image into place (" + ec.message() + ")");
+  }
+  return true;
+}
+
 bool available() { return true; }
 
 at::Tensor load(const fs::path& file) {
@@ -136,16 +151,7 @@ void save(const at::Tensor& image, const fs::path& file, int bits) {
   const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": output directory " + dir.string() + " does not exist");
-  const fs::path tmp = temporary_path(file);
-  if (vips_image_write_to_file(im.get(), tmp.c_str(), nullptr) != 0) {
-    fs::remove(tmp, ec);
-    throw Error(file.string() + ": cannot write image (" + take_vips_error() + ")");
-  }
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(file.string() + ": cannot move the finished image into place (" + ec.message() + ")");
-  }
+  if (!write_atomically(im.get(), file)) throw Error(file.string() + ": cannot write image (" + take_vips_error() + ")");
 }
 
 Header header(const fs::path& file) {
@@ -193,17 +199,15 @@ void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t b
     if (vips_bandjoin(copies, &v[0], int(bands), nullptr)) fail("cannot join bands");
     out = v[0];
   }
-  const fs::path path(file);
-  const fs::path tmp = temporary_path(path);
-  if (vips_image_write_to_file(out, (tmp.string() + options).c_str(), nullptr) != 0) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    fail("cannot write it");
+  bool written = false;
+  try {
+    written = write_atomically(out, file, options);
+  } catch (...) {
+    g_object_unref(base);
+    throw;
   }
+  if (!written) fail("cannot write it");
   g_object_unref(base);
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw Error(file + ": cannot move the finished image into place (" + ec.message() + ")");
 }
 
 #else

@@ -3,6 +3,7 @@
 
 #ifdef MONGE_WITH_VIPS
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,12 @@ void ensure_vips();
 
 /// libvips' error buffer as one trimmed message; clears the buffer.
 std::string take_vips_error();
+
+/// Writes `im` to `file` (format from its extension, libvips save `options` such as
+/// "[compression=deflate]") through temporary_path(file) and a rename, so `file` is never partial.
+/// Returns false when libvips' write fails: the temporary file is gone and libvips' error buffer
+/// says why, for the caller's message. A failed rename throws monge::Error.
+bool write_atomically(VipsImage* im, const std::filesystem::path& file, const std::string& options = "");
 
 struct Unref {
   void operator()(VipsImage* im) const {
