@@ -125,10 +125,6 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
     throw Error("apply: tile rows must be N x C x rows x " + std::to_string(width_));
   if (oy0 < 0 || oy1 <= oy0 || oy1 > out_height())
     throw Error("apply: output rows " + std::to_string(oy0) + ".." + std::to_string(oy1) + " are outside the image");
-  const auto need = input_rows(oy0, oy1);
-  if (row0 > need.first || row0 + rows.size(2) < need.second)
-    throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + rows.size(2)) +
-                " do not cover the needed " + std::to_string(need.first) + ".." + std::to_string(need.second));
   const int64_t n = rows.size(0);
   const int64_t q0 = floor_div(oy0, kn), q1 = std::min(hq, ceil_div(oy1, kn));
   if (ox1 < 0) ox1 = out_width();
@@ -177,6 +173,9 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
         const Window& w = windows[members[m]];
         const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
         const auto [mx0, mx1] = measurement_span(w.x0, w.x1, width_);
+        if (my0 < row0 || my1 > row0 + rows.size(2))
+          throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + rows.size(2)) +
+                      " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1));
         at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0);
         y = (convert ? convert(y) : y).to(device_, at::kFloat);
         at::Tensor q = map_.op ? map_.op->lift(y) : y;
@@ -204,13 +203,6 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
   if (plan_.blend) num.div_(den);
   // Output rows [oy0, oy1) and columns [ox0, ox1) out of network-input [q0, q1) x [c0, c1) scaled by kn.
   return num.narrow(2, oy0 - q0 * kn, std::min(oy1, q1 * kn) - oy0).narrow(3, ox0 - c0 * kn, ox1 - ox0);
-}
-
-at::Tensor restore_whole(const LoadedMap& map, const at::Tensor& y, c10::Device device) {
-  c10::InferenceMode guard;
-  at::Tensor q = y.to(device, at::kFloat);
-  if (map.op) q = map.op->lift(q);
-  return map.module->forward(q).clamp(-1, 1).to(c10::kCPU, at::kFloat);
 }
 
 }  // namespace monge::host

@@ -93,8 +93,4 @@ class TileRunner {
   int64_t height_, width_;  // measurement
 };
 
-/// Whole-image reference: T(Q(y)) of one batch N x C x H x W in one network call (what the tiled
-/// runner must reproduce), clamped to [-1, 1], float32 on the CPU.
-at::Tensor restore_whole(const LoadedMap& map, const at::Tensor& y, c10::Device device);
-
 }  // namespace monge::host

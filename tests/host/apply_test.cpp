@@ -76,6 +76,11 @@ at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_
   return at::cat(parts, 2);
 }
 
+// Whole-image inference, the reference tiles must reproduce: T(Q(y)) in one network call.
+at::Tensor whole_image(const LoadedMap& map, const at::Tensor& y, c10::Device device) {
+  return monge::host::restore(*map.module, map.op.get(), y, device, y.size(0));
+}
+
 double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 TEST(Tiling, TilesEqualWholeImageInference) {
@@ -95,7 +100,7 @@ TEST(Tiling, TilesEqualWholeImageInference) {
   for (const Case& c : cases) {
     const LoadedMap map = random_unet(c.channels, c.depth, c.op ? c.op : "", c.channels == 3 && c.op ? 3 : 2);
     at::Tensor y = torch::rand({2, c.channels, c.h, c.w}) * 2 - 1;
-    const at::Tensor whole = monge::host::restore_whole(map, y, c10::kCPU);
+    const at::Tensor whole = whole_image(map, y, c10::kCPU);
     const at::Tensor tiles = tiled(map, y, c.tile, c.strip);
     ASSERT_EQ(tiles.sizes(), whole.sizes()) << c.what;
     EXPECT_LE(max_diff(tiles, whole), 1e-4) << c.what;
@@ -122,7 +127,7 @@ TEST(Tiling, BlendedTilesForUnknownReceptiveFieldsAreSeamless) {
   // Windows are fixed by position, so how the rows are cut into strips does not matter.
   const at::Tensor a = tiled(map, y, 16, 16), b = tiled(map, y, 16, 40);
   EXPECT_LE(max_diff(a, b), 1e-5);
-  const at::Tensor whole = monge::host::restore_whole(map, y, c10::kCPU);
+  const at::Tensor whole = whole_image(map, y, c10::kCPU);
   // A wider overlap brings the blend closer to whole-image inference.
   const double narrow = (a - whole).abs().mean().item<double>();
   const double wide = (tiled(map, y, 16, 16, 12) - whole).abs().mean().item<double>();
@@ -214,7 +219,7 @@ TEST_F(Apply, StreamedOutputEqualsWholeImageInference) {
   EXPECT_EQ(r.out_width, 67);
   EXPECT_EQ(r.out_height, 83);
   EXPECT_FALSE(r.plan.blend);
-  EXPECT_LE(max_diff(monge::image::load(dir_ / "out.tif"), monge::host::restore_whole(map, y.unsqueeze(0), c10::kCPU)[0]),
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "out.tif"), whole_image(map, y.unsqueeze(0), c10::kCPU)[0]),
             1e-4);
 
   monge::image::save(torch::rand({3, 40, 50}) * 2 - 1, dir_ / "rgb.png", 16);
@@ -222,7 +227,7 @@ TEST_F(Apply, StreamedOutputEqualsWholeImageInference) {
   auto o = options(16);
   o.depth = "float";
   apply(map, dir_ / "rgb.png", (dir_ / "rgb.tif").string(), o);
-  EXPECT_LE(max_diff(monge::image::load(dir_ / "rgb.tif"), monge::host::restore_whole(map, rgb.unsqueeze(1), c10::kCPU).squeeze(1)),
+  EXPECT_LE(max_diff(monge::image::load(dir_ / "rgb.tif"), whole_image(map, rgb.unsqueeze(1), c10::kCPU).squeeze(1)),
             1e-4);
 }
 
@@ -333,7 +338,7 @@ TEST_F(Apply, AlphaIsCarriedThroughAndEnlargedBySuperResolutionMaps) {
     vips_area_unref(reinterpret_cast<VipsArea*>(profile));
   }
   // The colour is the bicubic lift (identity network), as in whole-image inference.
-  const at::Tensor expect = monge::host::restore_whole(sr, monge::image::load(dir_ / "small.png").narrow(0, 0, 1).unsqueeze(0), c10::kCPU);
+  const at::Tensor expect = whole_image(sr, monge::image::load(dir_ / "small.png").narrow(0, 0, 1).unsqueeze(0), c10::kCPU);
   EXPECT_LE(max_diff(monge::image::load(dir_ / "big.png")[0], expect[0][0]), 1.0 / 255 + 1e-6);
 }
 
