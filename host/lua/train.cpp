@@ -10,6 +10,7 @@
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
 #include "host/lua/tensor.hpp"
+#include "host/train/distributed.hpp"
 #include "host/train/trainer.hpp"
 
 namespace monge::lua {
@@ -78,7 +79,7 @@ int l_train(lua_State* L) {
   check_keys(L, 1, "monge.train",
              {"operator", "noise", "clean", "measured", "eval", "map", "potential", "solver", "cost", "iters", "batch",
               "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume", "progress", "precision",
-              "max_rollbacks", "rollback_lr_factor"});
+              "max_rollbacks", "rollback_lr_factor", "dist_timeout"});
   host::TrainConfig c;
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
@@ -109,6 +110,8 @@ int l_train(lua_State* L) {
   c.precision = opt_string_field(L, 1, "precision", "fp32");
   c.max_rollbacks = static_cast<int64_t>(opt_number_field(L, 1, "max_rollbacks", 3));
   c.rollback_lr_factor = opt_number_field(L, 1, "rollback_lr_factor", 0.5);
+  c.dist_timeout = opt_number_field(L, 1, "dist_timeout", 300);
+  if (!(c.dist_timeout > 0)) throw std::runtime_error("monge.train: 'dist_timeout' must be a positive number of seconds");
 
   host::TrainResult r = host::train(c);
 
@@ -349,6 +352,20 @@ int l_batch(lua_State* L) {
   return 1;
 }
 
+// This process's place in a data-parallel job (torchrun or Slurm variables; 0 of 1 otherwise).
+int l_rank(lua_State* L) {
+  lua_pushinteger(L, host::dist_env().rank);
+  return 1;
+}
+int l_world_size(lua_State* L) {
+  lua_pushinteger(L, host::dist_env().world);
+  return 1;
+}
+int l_local_rank(lua_State* L) {
+  lua_pushinteger(L, host::dist_env().local_rank);
+  return 1;
+}
+
 int l_cuda_available(lua_State* L) {
   lua_pushboolean(L, torch::cuda::is_available());
   return 1;
@@ -369,6 +386,9 @@ void open_train(lua_State* L) {
   set_function<l_apply>(L, "apply");
   set_function<l_batch>(L, "batch");
   set_function<l_cuda_available>(L, "cuda_available");
+  set_function<l_rank>(L, "rank");
+  set_function<l_world_size>(L, "world_size");
+  set_function<l_local_rank>(L, "local_rank");
   get_or_create_table(L, -1, "metrics");
   set_function<l_psnr>(L, "psnr");
   set_function<l_ssim>(L, "ssim");

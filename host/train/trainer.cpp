@@ -20,6 +20,7 @@
 
 #include "host/apply/apply.hpp"
 #include "host/core/sum_cost.hpp"
+#include "host/train/distributed.hpp"
 
 namespace fs = std::filesystem;
 
@@ -118,9 +119,11 @@ class Progress {
   std::chrono::steady_clock::time_point t0_;
 };
 
+// The training state (iteration, generator, networks, solver) as one archive: a file on disk, and
+// the bytes rank 0 broadcasts so that every process of a data-parallel job starts from its state.
 struct Checkpoint {
-  static void save(const fs::path& file, int64_t iteration, const at::Generator& gen, Module& map, Module* ema,
-                   Module& potential, const Solver& solver) {
+  static std::string to_bytes(int64_t iteration, const at::Generator& gen, Module& map, Module* ema,
+                              Module& potential, const Solver& solver) {
     torch::serialize::OutputArchive a;
     a.write("iteration", c10::IValue(iteration));
     a.write("generator", gen.get_state());
@@ -135,14 +138,34 @@ struct Checkpoint {
     a.write("potential", p);
     solver.save(s);
     a.write("solver", s);
-    write_atomically(file, [&](const std::string& tmp) { a.save_to(tmp); });
+    std::ostringstream bytes;
+    a.save_to(bytes);
+    return bytes.str();
   }
 
-  static int64_t load(const fs::path& file, at::Generator& gen, Module& map, Module* ema, Module& potential,
-                      Solver& solver) {
+  static void save(const fs::path& file, const std::string& bytes) {
+    write_atomically(file, [&](const std::string& tmp) {
+      std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      f.close();
+      if (!f) throw Error("cannot write " + tmp + " (disk full or not writable?)");
+    });
+  }
+
+  static std::string read(const fs::path& file) {
+    std::ifstream f(file, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << f.rdbuf();
+    if (!f) throw Error(file.string() + ": cannot read the checkpoint");
+    return bytes.str();
+  }
+
+  // `what` names the source in errors (the checkpoint file).
+  static int64_t load(const std::string& bytes, const std::string& what, at::Generator& gen, Module& map, Module* ema,
+                      Module& potential, Solver& solver) {
     torch::serialize::InputArchive a;
     try {
-      a.load_from(file.string());
+      a.load_from(bytes.data(), bytes.size());
       c10::IValue it;
       a.read("iteration", it);
       at::Tensor state;
@@ -165,17 +188,60 @@ struct Checkpoint {
     } catch (const std::exception& ex) {
       std::string msg = ex.what();
       if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-      throw Error(file.string() + ": cannot resume from this checkpoint (" + msg +
+      throw Error(what + ": cannot resume from this checkpoint (" + msg +
                   "); it was written by another configuration or is corrupt; start without resume or use another out directory");
     }
   }
 };
 
-// Degrades signals: y = noise(A(x)), seeded by `gen`.
+// Degrades signals: y = noise(A(x)), seeded by `gen` (the frozen evaluation set).
 at::Tensor degrade(const TrainConfig& c, const at::Tensor& x, at::Generator& gen) {
   torch::NoGradGuard no_grad;
   at::Tensor ax = c.op->forward(x);
   return c.noise ? c.noise->sample(ax, gen) : ax;
+}
+
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Degrades the training samples first, first + 1, ... of a step's global batch. Each sample's noise
+// comes from its own generator, seeded by the step's seed and its place in the global batch, so
+// the measurements do not depend on how the global batch is split across processes.
+at::Tensor degrade_samples(const TrainConfig& c, const at::Tensor& x, uint64_t step_seed, int64_t first) {
+  torch::NoGradGuard no_grad;
+  at::Tensor ax = c.op->forward(x);
+  if (!c.noise) return ax;
+  std::vector<at::Tensor> samples;
+  samples.reserve(static_cast<size_t>(ax.size(0)));
+  for (int64_t j = 0; j < ax.size(0); ++j) {
+    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(splitmix64(step_seed ^ static_cast<uint64_t>(first + j)));
+    samples.push_back(c.noise->sample(ax.narrow(0, j, 1), g));
+  }
+  return at::cat(samples);
+}
+
+// A launcher restarting a failed job: monge run --nproc (MONGE_RESTART_COUNT) or torchrun.
+int64_t restart_count() {
+  for (const char* name : {"MONGE_RESTART_COUNT", "TORCHELASTIC_RESTART_COUNT"})
+    if (const char* v = std::getenv(name)) return std::atoll(v);
+  return 0;
+}
+
+// Sums and sums of squares of a module's parameters: equal on every replica of a data-parallel job.
+void fingerprint(Module& m, std::vector<double>& out) {
+  torch::NoGradGuard no_grad;
+  double sum = 0, squares = 0;
+  for (const auto& p : m.parameters()) {
+    const at::Tensor d = p.detach().to(at::kCPU, at::kDouble);
+    sum += d.sum().item<double>();
+    squares += d.square().sum().item<double>();
+  }
+  out.push_back(sum);
+  out.push_back(squares);
 }
 
 
@@ -285,6 +351,11 @@ TrainResult train(const TrainConfig& c) {
   };
   if (auto w = twist_warning(*c.cost, *c.op)) warn(*w);
 
+  // Data parallel: one replica per process; rank 0 alone writes the run directory.
+  const auto dist = Distributed::get(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)));
+  const int rank = dist ? dist->rank() : 0, world = dist ? dist->world() : 1;
+  const bool main_rank = rank == 0, progress_on = c.progress && main_rank;
+
   torch::manual_seed(c.seed);
   const NetworkShape map_shape{channels, channels, 1, height, width};
   result.shape = map_shape;
@@ -294,10 +365,13 @@ TrainResult train(const TrainConfig& c) {
   map->to(device);
   ema->to(device);
   potential->to(device);
-  if (c.progress)
+  if (progress_on) {
     std::cerr << "train: map " << c.map_spec.name << " " << format_count(parameter_count(*map)) << " parameters, potential "
               << format_count(parameter_count(*potential)) << " parameters, device " << device.str() << ", "
-              << at::get_num_threads() << " threads" << (c.precision == "bf16" ? ", bf16 autocast" : "") << "\n";
+              << at::get_num_threads() << " threads" << (c.precision == "bf16" ? ", bf16 autocast" : "");
+    if (dist) std::cerr << "; " << world << " processes x batch " << c.batch << " = global batch " << world * c.batch;
+    std::cerr << "\n";
+  }
 
   SolverContext ctx;
   ctx.map = map;
@@ -307,26 +381,67 @@ TrainResult train(const TrainConfig& c) {
   ctx.op = c.op;
   ctx.device = device;
   ctx.total_steps = c.iters;
+  int64_t gradient_syncs = 0;  // a data-parallel step that never averaged gradients is an error
+  if (dist)
+    ctx.gradient_sync = [&](Module& m) {
+      dist->average_gradients(m);
+      ++gradient_syncs;
+    };
   c.solver->setup(ctx);
 
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
   const fs::path checkpoint = c.out / "checkpoint.pt";
-  auto save_checkpoint = [&](int64_t iteration) {
-    Checkpoint::save(checkpoint, iteration, gen, *map, ema.get(), *potential, *c.solver);
+  auto snapshot = [&](int64_t iteration) {
+    return Checkpoint::to_bytes(iteration, gen, *map, ema.get(), *potential, *c.solver);
   };
-  auto load_checkpoint = [&]() { return Checkpoint::load(checkpoint, gen, *map, ema.get(), *potential, *c.solver); };
+  auto save_checkpoint = [&](int64_t iteration) {
+    if (main_rank) Checkpoint::save(checkpoint, snapshot(iteration));
+  };
+  // Every process takes rank 0's state: its checkpoint when resuming, its fresh start otherwise.
+  auto adopt = [&](std::string& state, int64_t iteration) {
+    if (dist) dist->broadcast(state);
+    return main_rank ? iteration : Checkpoint::load(state, "rank 0's training state", gen, *map, ema.get(), *potential, *c.solver);
+  };
+  auto load_checkpoint = [&]() {
+    std::string state = main_rank ? Checkpoint::read(checkpoint) : std::string();
+    const int64_t iteration =
+        main_rank ? Checkpoint::load(state, checkpoint.string(), gen, *map, ema.get(), *potential, *c.solver) : 0;
+    return adopt(state, iteration);
+  };
+  // Replicas must stay equal; a solver that skips sync_gradients() or a faulty machine breaks it.
+  auto check_replicas = [&](int64_t iteration) {
+    if (!dist) return;
+    std::vector<double> lo;
+    fingerprint(*map, lo);
+    fingerprint(*potential, lo);
+    std::vector<double> hi = lo;
+    dist->min_max(lo, hi);
+    for (size_t i = 0; i < lo.size(); ++i)
+      if (std::abs(hi[i] - lo[i]) > 1e-5 * std::max(1.0, std::abs(hi[i])))
+        throw Error("train: the " + std::to_string(world) + " replicas of the networks differ at iteration " +
+                    std::to_string(iteration) + " (parameter sums " + json_number(lo[i]) + " to " + json_number(hi[i]) +
+                    "); the solver does not average its gradients correctly; the last checkpoint " +
+                    checkpoint.string() + " is intact");
+  };
+  const bool resume = c.resume || restart_count() > 0;
   int64_t start = 0;
-  if (c.resume && fs::exists(checkpoint)) {
+  if (main_rank && resume && fs::exists(checkpoint)) {
     start = load_checkpoint();
-    if (c.progress) std::cerr << "train: resumed from " << checkpoint.string() << " at iteration " << start << "\n";
+    if (main_rank)  // always said: a run that silently continued an old one would mislead
+      std::cerr << "train: resumed from " << checkpoint.string() << " at iteration " << start
+                << (restart_count() > 0 ? " (restart " + std::to_string(restart_count()) + " of the job)" : "") << "\n";
   } else {
-    save_checkpoint(0);  // a good state to roll back to from the very first iteration
+    // A good state to roll back to from the very first iteration. The other ranks take rank 0's
+    // state here, whether rank 0 resumed from its checkpoint or starts afresh.
+    std::string state = main_rank ? snapshot(0) : std::string();
+    if (main_rank) Checkpoint::save(checkpoint, state);
+    start = adopt(state, 0);
   }
 
   // The frozen evaluation set: degraded once with seed 0.
   at::Tensor eval_y, eval_degraded;
   double eval_psnr_degraded = 0, eval_ssim_degraded = 0;
-  if (c.eval_clean.defined()) {
+  if (c.eval_clean.defined() && main_rank) {
     at::Generator eval_gen = at::make_generator<at::CPUGeneratorImpl>(0);
     eval_y = degrade(c, c.eval_clean, eval_gen);
     torch::NoGradGuard no_grad;
@@ -352,27 +467,48 @@ TrainResult train(const TrainConfig& c) {
         << ", \"ssim_degraded\": " << json_number(e.ssim_degraded) << ", \"ssim\": " << json_number(e.ssim_restored);
   };
 
-  std::ofstream log(c.out / "log.jsonl", c.resume ? std::ios::app : std::ios::trunc);
-  Progress progress(start, c.iters, c.progress);
+  std::ofstream log;  // rank 0's; elsewhere it stays closed and writes go nowhere
+  if (main_rank) log.open(c.out / "log.jsonl", resume ? std::ios::app : std::ios::trunc);
+  Progress progress(start, c.iters, progress_on);
   InterruptGuard interrupt_guard;
   const at::Tensor clean = c.clean.to(at::kFloat), measured = c.measured.to(at::kFloat);
   std::map<std::string, double> stats;
   int64_t consecutive_rollbacks = 0;  // rollbacks to the same checkpoint: the rate drops each time
   int64_t it = start;
+  bool stop = false;  // Ctrl-C: in a data-parallel job every rank learns of it in the same step
+  const int64_t global_batch = c.batch * world, first = c.batch * rank;
   while (it < c.iters) {
-    if (g_interrupted) {
+    if (stop || (!dist && g_interrupted)) {
       save_checkpoint(it);
       throw Error("train: interrupted at iteration " + std::to_string(it) + "; checkpoint saved to " +
                   checkpoint.string() + " (run again with resume = true to continue)");
     }
-    // Independent batches: indices into X and into the measured set, noise, all from `gen`.
-    at::Tensor ix = at::randint(clean.size(0), {c.batch}, gen, at::kLong);
-    at::Tensor iy = at::randint(measured.size(0), {c.batch}, gen, at::kLong);
+    // Independent batches: indices into X and into the measured set, and the noise seeds, all
+    // from `gen`, for the global batch; this process takes its slice [first, first + batch).
+    at::Tensor ix = at::randint(clean.size(0), {global_batch}, gen, at::kLong).narrow(0, first, c.batch);
+    at::Tensor iy = at::randint(measured.size(0), {global_batch}, gen, at::kLong).narrow(0, first, c.batch);
+    const auto step_seed = static_cast<uint64_t>(at::randint(int64_t{1} << 62, {1}, gen, at::kLong).item<int64_t>());
     at::Tensor x = clean.index_select(0, ix).to(device);
-    at::Tensor y = degrade(c, measured.index_select(0, iy), gen).to(device);
+    at::Tensor y = degrade_samples(c, measured.index_select(0, iy), step_seed, first).to(device);
+    const int64_t syncs_before = gradient_syncs;
     {
       Autocast autocast(c.precision == "bf16", device);
       stats = c.solver->step(y, x);
+    }
+    if (dist) {
+      if (gradient_syncs == syncs_before)
+        throw Error("train: the solver '" + c.solver_name +
+                    "' cannot train data-parallel: its step never averaged gradients (SolverContext::sync_gradients, "
+                    "SDK 4); train it in one process");
+      // Statistics are averaged over the processes (as one process with the global batch would
+      // see them), so every rank takes the same rollback and stop decisions.
+      std::vector<double> values;
+      for (const auto& kv : stats) values.push_back(kv.second);
+      values.push_back(g_interrupted ? 1.0 : 0.0);
+      dist->sum(values);
+      size_t i = 0;
+      for (auto& kv : stats) kv.second = values[i++] / world;
+      stop = values.back() > 0;
     }
     std::string bad;
     for (const auto& [k, v] : stats)
@@ -394,14 +530,14 @@ TrainResult train(const TrainConfig& c) {
       std::ostringstream note;
       note << "rolled back to the checkpoint of iteration " << it << " and multiplied the learning rates by "
            << factor << " (rollback " << result.rollbacks << " of at most " << c.max_rollbacks << ")";
-      std::cerr << (c.progress ? "\n" : "") << where << ": " << note.str() << "\n";
+      if (main_rank) std::cerr << (c.progress ? "\n" : "") << where << ": " << note.str() << "\n";
       log << "{\"iter\": " << it << ", \"event\": \"rollback\", \"diverged_at\": " << diverged_at
           << ", \"reason\": \"" << bad << "\", \"lr_factor\": " << json_number(factor) << "}\n" << std::flush;
       continue;
     }
     ++it;
     const int64_t done = it;
-    const bool eval_now = eval_y.defined() && c.eval_every > 0 && done % c.eval_every == 0 && done != c.iters;
+    const bool eval_now = main_rank && eval_y.defined() && c.eval_every > 0 && done % c.eval_every == 0 && done != c.iters;
     if (eval_now) evaluate(done);
     const EvalPoint* latest = eval_now ? &result.evals.back() : nullptr;
     if (c.log_every > 0 && (done % c.log_every == 0 || latest)) {
@@ -411,6 +547,7 @@ TrainResult train(const TrainConfig& c) {
       log << "}\n" << std::flush;
     }
     if (c.checkpoint_every > 0 && done % c.checkpoint_every == 0 && done != c.iters) {
+      check_replicas(done);
       save_checkpoint(done);
       consecutive_rollbacks = 0;
     }
@@ -419,7 +556,18 @@ TrainResult train(const TrainConfig& c) {
   result.iterations = it - start;
   result.seconds = progress.seconds();
   result.last_stats = stats;
+  check_replicas(it);
   save_checkpoint(it);
+  result.map_path = c.out / "map.pt";
+  auto exported = c.solver->export_map();
+  if (!main_rank) {
+    // Rank 0 evaluates and writes the map; wait for it, so that map.pt exists when train() returns.
+    dist->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)),
+                           std::chrono::milliseconds(3600 * 1000)));
+    exported->eval();
+    result.map = exported;
+    return result;
+  }
 
   MapInfo info;
   info.network = c.map_spec;
@@ -427,6 +575,7 @@ TrainResult train(const TrainConfig& c) {
   info.op = c.op_spec;
   info.notes = {{"solver", c.solver_name}, {"iterations", std::to_string(c.iters)},
                 {"batch", std::to_string(c.batch)}, {"seed", std::to_string(c.seed)}};
+  if (dist) info.notes["processes"] = std::to_string(world);
   if (eval_y.defined()) {
     const EvalPoint final_eval = evaluate(c.iters);
     info.metrics = {{"psnr", final_eval.psnr_restored}, {"psnr_degraded", final_eval.psnr_degraded}};
@@ -436,13 +585,14 @@ TrainResult train(const TrainConfig& c) {
     log_eval(log, final_eval);
     log << "}\n";
   }
-  result.map_path = c.out / "map.pt";
-  auto exported = c.solver->export_map();
   exported->to(c10::kCPU);
   save_map(result.map_path, *exported, info);
   exported->to(device);
   exported->eval();
   result.map = exported;
+  if (dist)
+    dist->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)),
+                           std::chrono::milliseconds(3600 * 1000)));
   return result;
 }
 

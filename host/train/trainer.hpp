@@ -35,7 +35,7 @@ struct TrainConfig {
   std::string solver_name;
   std::shared_ptr<Cost> cost;
   int64_t iters = 1000;
-  int64_t batch = 64;
+  int64_t batch = 64;            ///< per process: a data-parallel job's global batch is processes x batch
   uint64_t seed = 0;
   int64_t eval_every = 0;        ///< 0: evaluate at the end only
   int64_t checkpoint_every = 0;  ///< 0: checkpoint at the end only
@@ -47,6 +47,9 @@ struct TrainConfig {
   std::string precision = "fp32";  ///< "fp32" or "bf16" (autocast on the training device)
   int64_t max_rollbacks = 3;       ///< NaN/Inf: roll back to the last checkpoint at most this often
   double rollback_lr_factor = 0.5; ///< each rollback multiplies the learning rates by this
+  /// Data-parallel training (more than one process; see distributed.hpp): seconds a rendezvous
+  /// or a collective may wait for the other processes before the run fails.
+  double dist_timeout = 300;
 };
 
 struct EvalPoint {

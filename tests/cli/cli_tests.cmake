@@ -8,9 +8,17 @@ function(add_cli_test name code)
 endfunction()
 
 set(_m $<TARGET_FILE:monge>)
-add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 3\\.0" "LibTorch 1\\.13" COMMAND ${_m} --version)
+add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 4\\.0" "LibTorch 1\\.13" COMMAND ${_m} --version)
 add_cli_test(help 0 MATCH "Usage:" "monge .*run SCRIPT" "Exit codes:" "MONGE_PLUGIN_PATH" COMMAND ${_m} --help)
 add_cli_test(run_help 0 MATCH "arg\\[1\\.\\.n\\]" COMMAND ${_m} run --help)
+add_cli_test(run_nproc_help 0 MATCH "--nproc N" "--max-restarts K" COMMAND ${_m} run --help)
+add_cli_test(run_nproc_zero 2 MATCH "run: --nproc needs a number of processes \\(1 to 1024\\), got '0'"
+             COMMAND ${_m} run --nproc 0 args.lua)
+add_cli_test(run_nproc_no_script 2 MATCH "run: give a script after the options" COMMAND ${_m} run --nproc 2)
+add_cli_test(run_nproc_failing_rank 7 MATCH "monge run: rank 1 of 2 exited with code 7"
+             COMMAND ${_m} --threads 1 run --nproc 2 -e "os.exit(tonumber(os.getenv('RANK')) == 1 and 7 or 0)")
+add_cli_test(run_nproc_ranks 0 MATCH "rank 0 of 2, local 0" "rank 1 of 2, local 1"
+             COMMAND ${_m} --threads 1 run --nproc 2 -e "local m = require 'monge' print(string.format('rank %d of %d, local %d', m.rank(), m.world_size(), m.local_rank()))")
 add_cli_test(no_command 2 MATCH "Usage:" COMMAND ${_m})
 add_cli_test(unknown_command 2 MATCH "unknown command 'plugns' \\(did you mean 'plugins'\\?\\)" COMMAND ${_m} plugns)
 add_cli_test(unknown_option 2 MATCH "unknown option '--frob'" COMMAND ${_m} --frob run x.lua)
@@ -23,7 +31,7 @@ add_cli_test(plugins_kind 0 MATCH "^noise$" "^  gaussian " COMMAND ${_m} plugins
 add_cli_test(describe 0
   MATCH "^gaussian_blur 1\\.0\\.0 \\(operator\\)" "sigma +\\(number in \\[0\\.01, 100\\], default 1\\.5\\)"
         "size +\\(integer in \\[1, 101\\], default 13\\)" "padding +\\(choice: reflect\\|replicate\\|zeros\\|circular, default \"reflect\"\\)"
-        "built for: SDK 3\\.0, LibTorch 1\\.13"
+        "built for: SDK 4\\.0, LibTorch 1\\.13"
   COMMAND ${_m} plugins --describe gaussian_blur)
 add_cli_test(describe_unknown 3 MATCH "unknown plugin 'gausian_blur' \\(did you mean 'gaussian_blur'\\?\\)"
   COMMAND ${_m} plugins --describe gausian_blur)
@@ -40,9 +48,9 @@ add_cli_test(syntax_error 1 MATCH "line 1|:1:" COMMAND ${_m} run -e "local = 1")
 add_cli_test(eval 0 MATCH "^42$" COMMAND ${_m} run -e "print(require('monge').version and 42)")
 # A plugin built for another SDK major: skipped with a warning naming the file and both versions;
 # asking for it is an error repeating why.
-add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 3\\.0"
+add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 4\\.0"
   COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins)
-add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 3\\.0"
+add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.0, but this monge provides SDK 4\\.0"
   COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" run -e "require('monge').operator('future_op')")
 add_cli_test(bad_sdk_describe 3 MATCH "SDK 99\\.0" COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins --describe future_op)
 add_cli_test(duplicate_name 1 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*identity_copy\\.monge\\.so"

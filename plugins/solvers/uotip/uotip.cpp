@@ -79,6 +79,7 @@ class Uotip final : public monge::Solver {
     at::Tensor loss_map = (cost - ctx_.potential->forward(ty)).mean();
     opt_map_->zero_grad();
     loss_map.backward();
+    ctx_.sync_gradients(*ctx_.map);
     opt_map_->step();
     stats["loss_map"] = loss_map.item<double>();
     stats["cost"] = cost.mean().item<double>();
@@ -107,6 +108,7 @@ class Uotip final : public monge::Solver {
     }
     opt_potential_->zero_grad();
     total.backward();
+    ctx_.sync_gradients(*ctx_.potential);
     opt_potential_->step();
     stats["loss_potential"] = loss_potential.item<double>();
     stats["v_fake"] = v_fake.mean().item<double>();

@@ -1,6 +1,7 @@
 #pragma once
 /// Solver: one training algorithm (UOTIP, OTIP, NOT, ...), stepping a map and a potential.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,17 @@ struct SolverContext {
   std::shared_ptr<ForwardOperator> op;
   c10::Device device = c10::Device(c10::kCPU);
   int64_t total_steps = 0;            ///< steps the run plans (for learning-rate schedules); 0: unknown
+
+  /// Data-parallel training: averages the gradients of a module's parameters over every process
+  /// of the job. Set by the trainer when more than one process trains; empty otherwise.
+  std::function<void(Module&)> gradient_sync;
+
+  /// Call after each backward() whose gradients an optimiser step will use, before that step, for
+  /// the module that step updates. A no-op in a single process. A solver that never calls it
+  /// cannot train data-parallel: the trainer stops with an error rather than let replicas drift.
+  void sync_gradients(Module& module) const {
+    if (gradient_sync) gradient_sync(module);
+  }
 };
 
 /// A training algorithm. The trainer owns data, logging, checkpoints; the solver owns optimisers.

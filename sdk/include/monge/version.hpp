@@ -14,8 +14,10 @@
 ///        (for schedules): new virtual functions and members change the interfaces' layout.
 ///   3.0  ForwardOperator::lift_radius() and Network::tile_alignment() (for exact tiled apply of
 ///        large images): new virtual functions change the interfaces' layout.
+///   4.0  SolverContext::gradient_sync / sync_gradients() (for data-parallel training): solvers
+///        must average gradients through it, and the context's layout changed.
 
-#define MONGE_SDK_MAJOR 3
+#define MONGE_SDK_MAJOR 4
 #define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 

@@ -1,0 +1,101 @@
+-- Data-parallel training speed-up: the quickstart's step (unet 16 / potential 16, GB task) with
+-- 1 process x 1 thread (batch B), P processes x 1 thread (batch B each: global batch P x B), and
+-- 1 process x P threads with batch P x B (the same updates as the P processes), in one run.
+--
+--   monge run scripts/bench/train_parallel.lua [OUT_DIR=runs/bench-train-parallel] [ITERS=60]
+--                                              [PROCESSES=all cores] [BATCH=64]
+--
+-- Throughput is counted in training samples per second (iterations/s x global batch). Writes
+-- OUT_DIR/results.json and report.html. Each setting runs in processes of its own (`monge run
+-- --nproc P`); one warm-up iteration per run is not timed.
+local monge = require "monge"
+local bench = require "monge.bench"
+
+-- The worker: one training run; rank 0 writes its timing to RESULT.
+if arg[1] == "--worker" then
+  local result, iters, batch = arg[2], tonumber(arg[3]), tonumber(arg[4])
+  local train = monge.data.fashion_mnist { split = "train", limit = 8192 }
+  local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
+  local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
+  local A = monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" })
+  local noise = monge.noise("gaussian", { sigma = 0.05 })
+  local cost = monge.cost("likelihood", { operator = A, noise = noise }) + 1.1 * monge.cost("quadratic", { operator = A })
+  local function train_run(n, dir)
+    return monge.train {
+      operator = A, noise = noise, clean = clean, measured = measured,
+      map = monge.network("unet", { channels = 16, depth = 2 }),
+      potential = monge.network("potential", { channels = 16, depth = 3 }),
+      solver = monge.solver("uotip", { tau = 0.1 }), cost = cost,
+      iters = n, batch = batch, seed = 0, out = dir, progress = false, device = "cpu",
+    }
+  end
+  train_run(1, result .. ".warmup")
+  local run = train_run(iters, result .. ".run")
+  if monge.rank() == 0 then
+    local f = assert(io.open(result, "w"))
+    f:write(string.format("%.6f\n", run.its_per_second))
+    f:close()
+    os.execute("rm -rf '" .. result .. ".warmup' '" .. result .. ".run'")
+  end
+  return
+end
+
+local out = arg[1] or "runs/bench-train-parallel"
+local iters = tonumber(arg[2] or "60")
+local procs = tonumber(arg[3] or tostring(monge.threads()))
+local batch = tonumber(arg[4] or "64")
+assert(procs and procs >= 2, "PROCESSES must be at least 2")
+os.execute("rm -rf '" .. out .. "' && mkdir -p '" .. out .. "'")
+local exe, script = bench.executable(), arg[0]
+
+local function run(label, processes, threads, per_process_batch)
+  local result = string.format("%s/its-%dx%d-%d", out, processes, threads, per_process_batch)
+  local text, ok = bench.sh(string.format("'%s' -q --threads %d run --nproc %d '%s' --worker '%s' %d %d",
+    exe, threads, processes, script, result, iters, per_process_batch))
+  local f = io.open(result)
+  assert(ok and f, label .. " failed:\n" .. text)
+  local its = tonumber(f:read("*l"))
+  f:close()
+  local global = processes * per_process_batch
+  local r = { label = label, processes = processes, threads = threads, batch = per_process_batch, global_batch = global,
+              its_per_s = its, samples_per_s = its * global }
+  print(string.format("%-34s %6.2f it/s  %7.1f samples/s", label, its, r.samples_per_s))
+  return r
+end
+
+print(string.format("train_parallel: %d iterations per setting, quickstart networks, batch %d per process", iters, batch))
+local rows = {
+  run(string.format("1 process x 1 thread, batch %d", batch), 1, 1, batch),
+  run(string.format("%d processes x 1 thread, batch %d each", procs, batch), procs, 1, batch),
+  run(string.format("1 process x %d threads, batch %d", procs, procs * batch), 1, procs, procs * batch),
+}
+local base = rows[1].samples_per_s
+for _, r in ipairs(rows) do r.speedup = r.samples_per_s / base end
+print(string.format("speed-up in samples/s over 1 process x 1 thread: %.2f (%d processes), %.2f (1 process x %d threads, same updates)",
+  rows[2].speedup, procs, rows[3].speedup, procs))
+print(string.format("%d processes vs 1 process x %d threads with the same global batch: x%.2f", procs, procs,
+  rows[2].samples_per_s / rows[3].samples_per_s))
+
+local cpu, rev = bench.machine(), bench.git_revision()
+local parts, trs = {}, {}
+for _, r in ipairs(rows) do
+  parts[#parts + 1] = string.format('{"setting": "%s", "processes": %d, "threads": %d, "batch": %d, "global_batch": %d, "its_per_s": %.4f, "samples_per_s": %.2f, "speedup": %.3f}',
+    r.label, r.processes, r.threads, r.batch, r.global_batch, r.its_per_s, r.samples_per_s, r.speedup)
+  trs[#trs + 1] = string.format("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.1f</td><td>%.2f</td></tr>",
+    r.label, r.global_batch, r.its_per_s, r.samples_per_s, r.speedup)
+end
+local f = assert(io.open(out .. "/results.json", "w"))
+f:write(string.format('{\n  "benchmark": "train_parallel",\n  "machine": {"cpu": "%s", "cores": %d},\n  "git_revision": "%s",\n  "iterations": %d,\n  "settings": [\n    %s\n  ]\n}\n',
+  cpu, monge.threads(), rev, iters, table.concat(parts, ",\n    ")))
+f:close()
+local html = assert(io.open(out .. "/report.html", "w"))
+html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge data-parallel training benchmark</title>
+<body style="font-family: sans-serif; max-width: 900px"><h1>Data-parallel training</h1>
+<p>The quickstart's UOTIP step (unet 16, potential 16, Fashion-MNIST Gaussian deblurring), %d iterations per
+setting; %s, %d cores; git %s.</p>
+<table border="1" cellpadding="4" style="border-collapse: collapse">
+<tr><th>setting</th><th>global batch</th><th>it/s</th><th>samples/s</th><th>speed-up</th></tr>
+%s</table></body>
+]], iters, cpu, monge.threads(), rev, table.concat(trs, "\n")))
+html:close()
+print("wrote " .. out .. "/results.json and " .. out .. "/report.html")
