@@ -1,7 +1,7 @@
 -- Compares two runs of train_small.lua.
 --   monge run compare.lua RUN_A RUN_B same|different
 -- same: the maps agree to 1e-5 on test images and the logged map losses to 1e-5;
--- different: the logged map losses differ by more than 1e-3 (the comparison tells runs apart).
+-- different: the logged map losses differ by more than 2e-4 (the comparison tells runs apart).
 -- Over many steps float rounding differences grow (Adam normalises tiny gradients), so the runs
 -- compared are short.
 -- Both logs must hold every iteration exactly once (one writer).
@@ -34,6 +34,6 @@ if mode == "same" then
   assert(diff < 1e-5, "the maps should agree")
   assert(worst < 1e-5, "the logged losses should agree")
 else
-  assert(worst > 1e-3, "the runs should differ")
+  assert(worst > 2e-4, "the runs should differ")
 end
 print("ok")

@@ -31,11 +31,16 @@ rank_pid() {
 case "$what" in
 equivalence)
   # 2 processes x batch 8 make the same updates as 1 process x batch 16; 1 x 8 differs.
-  "$monge" --threads 1 run --nproc 2 "$here/train_small.lua" "$work/two" 8 8
-  "$monge" --threads 1 run "$here/train_small.lua" "$work/one" 8 16
-  "$monge" --threads 1 run "$here/train_small.lua" "$work/half" 8 8
+  "$monge" --threads 1 run --nproc 2 "$here/train_small.lua" "$work/two" 6 8
+  "$monge" --threads 1 run "$here/train_small.lua" "$work/one" 6 16
+  "$monge" --threads 1 run "$here/train_small.lua" "$work/half" 6 8
   "$monge" --threads 1 run "$here/compare.lua" "$work/two" "$work/one" same
   "$monge" --threads 1 run "$here/compare.lua" "$work/two" "$work/half" different
+  # The 2-process run resumed by 1 process (batch 16) goes on exactly as the 1-process run does.
+  "$monge" --threads 1 run "$here/train_small.lua" "$work/two" 8 16 60 resume | tee "$work/resume.log"
+  "$monge" --threads 1 run "$here/train_small.lua" "$work/one" 8 16 60 resume
+  grep -q "rank 0 of 1: trained 2 iterations" "$work/resume.log" || fail "the resumed run did not start at iteration 6"
+  "$monge" --threads 1 run "$here/compare.lua" "$work/two" "$work/one" same
   ;;
 dead_rank|hung_rank)
   # Rank 1 is killed (SIGKILL) or frozen (SIGSTOP) mid-run: rank 0 must stop with a clear error
