@@ -342,6 +342,20 @@ int m_per_image(lua_State* L) {
   push_tensor(L, check_kind<Metric>(L, 1, Kind::Metric, "per_image")->per_image(to_tensor(L, 2), to_tensor(L, 3)));
   return 1;
 }
+int m_aggregate(lua_State* L) {
+  lua_pushnumber(L, check_kind<Metric>(L, 1, Kind::Metric, "aggregate")->aggregate(to_tensor(L, 2)));
+  return 1;
+}
+int m_higher_is_better(lua_State* L) {
+  lua_pushboolean(L, check_kind<Metric>(L, 1, Kind::Metric, "higher_is_better")->higher_is_better());
+  return 1;
+}
+// m(restored, reference): the aggregate of the per-image scores.
+int m_score(lua_State* L) {
+  auto metric = check_kind<Metric>(L, 1, Kind::Metric, "metric call");
+  lua_pushnumber(L, metric->aggregate(metric->per_image(to_tensor(L, 2), to_tensor(L, 3))));
+  return 1;
+}
 int m_params(lua_State* L) {
   auto& box = check_box(L, 1);
   lua_newtable(L);
@@ -371,7 +385,9 @@ const std::map<Kind, std::map<std::string, lua_CFunction>>& kind_methods() {
         {"scale_factor", &guard<m_scale_factor>}, {"measurement_shape", &guard<m_measurement_shape>}}},
       {Kind::Noise, {{"sample", &guard<m_sample>}, {"nll", &guard<m_nll>}}},
       {Kind::Cost, {{"evaluate", &guard<m_evaluate>}}},
-      {Kind::Metric, {{"per_image", &guard<m_per_image>}}},
+      {Kind::Metric,
+       {{"per_image", &guard<m_per_image>}, {"aggregate", &guard<m_aggregate>},
+        {"higher_is_better", &guard<m_higher_is_better>}}},
       {Kind::Network, {}},
       {Kind::Solver, {}},
   };
@@ -407,13 +423,13 @@ int mt_index(lua_State* L) {
   return 1;
 }
 
-// op(x) == op:forward(x); cost(y, x) == cost:evaluate(y, x); metric(a, b) == metric:per_image(a, b)
+// op(x) == op:forward(x); cost(y, x) == cost:evaluate(y, x); metric(a, b) == metric:aggregate(metric:per_image(a, b))
 int mt_call(lua_State* L) {
   auto& box = check_box(L, 1);
   switch (box.object->kind()) {
     case Kind::Operator: return m_forward(L);
     case Kind::Cost: return m_evaluate(L);
-    case Kind::Metric: return m_per_image(L);
+    case Kind::Metric: return m_score(L);
     default: throw std::runtime_error(std::string(kind_name(box.object->kind())) + " '" + box.name + "' is not callable");
   }
 }

@@ -12,6 +12,7 @@
 #include "host/lua/tensor.hpp"
 #include "host/train/distributed.hpp"
 #include "host/train/trainer.hpp"
+#include "monge/image_metrics.hpp"
 
 namespace monge::lua {
 
@@ -230,14 +231,14 @@ int mt_tostring(lua_State* L) {
   return 1;
 }
 
-// monge.metrics.psnr(a, b) / monge.metrics.ssim(a, b): batch means on [0, 1] (see metrics.hpp).
+// monge.metrics.psnr(a, b) / monge.metrics.ssim(a, b): batch means on [0, 1] (see monge/image_metrics.hpp).
 int l_psnr(lua_State* L) {
-  lua_pushnumber(L, host::psnr(to_tensor(L, 1), to_tensor(L, 2)));
+  lua_pushnumber(L, image_metrics::psnr(to_tensor(L, 1), to_tensor(L, 2)));
   return 1;
 }
 
 int l_ssim(lua_State* L) {
-  lua_pushnumber(L, host::ssim(to_tensor(L, 1), to_tensor(L, 2)));
+  lua_pushnumber(L, image_metrics::ssim(to_tensor(L, 1), to_tensor(L, 2)));
   return 1;
 }
 

@@ -21,6 +21,7 @@
 #include "host/apply/apply.hpp"
 #include "host/core/sum_cost.hpp"
 #include "host/train/distributed.hpp"
+#include "monge/image_metrics.hpp"
 
 namespace fs = std::filesystem;
 
@@ -273,7 +274,8 @@ class Autocast {
 
 // SSIM when the images are large enough for its window, else 0 (documented in EvalPoint).
 double ssim_or_zero(const at::Tensor& a, const at::Tensor& b) {
-  return a.size(2) >= 11 && a.size(3) >= 11 ? ssim(a, b) : 0.0;
+  using image_metrics::kSsimWindow;
+  return a.size(2) >= kSsimWindow && a.size(3) >= kSsimWindow ? image_metrics::ssim(a, b) : 0.0;
 }
 
 std::string format_number(double v) {
@@ -446,7 +448,7 @@ TrainResult train(const TrainConfig& c) {
     eval_y = degrade(c, c.eval_clean, eval_gen);
     torch::NoGradGuard no_grad;
     eval_degraded = c.op->lift(eval_y).clamp(-1, 1);
-    eval_psnr_degraded = psnr(eval_degraded, c.eval_clean);
+    eval_psnr_degraded = image_metrics::psnr(eval_degraded, c.eval_clean);
     eval_ssim_degraded = ssim_or_zero(eval_degraded, c.eval_clean);
   }
   // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
@@ -457,7 +459,7 @@ TrainResult train(const TrainConfig& c) {
     p.psnr_degraded = eval_psnr_degraded;
     p.ssim_degraded = eval_ssim_degraded;
     const at::Tensor restored = restore(exported, c.op.get(), eval_y, device);
-    p.psnr_restored = psnr(restored, c.eval_clean);
+    p.psnr_restored = image_metrics::psnr(restored, c.eval_clean);
     p.ssim_restored = ssim_or_zero(restored, c.eval_clean);
     result.evals.push_back(p);
     return p;

@@ -13,7 +13,6 @@
 #include <ATen/core/Tensor.h>
 
 #include "host/train/map_file.hpp"
-#include "host/train/metrics.hpp"
 #include "monge/cost.hpp"
 #include "monge/network.hpp"
 #include "monge/noise.hpp"
@@ -56,7 +55,7 @@ struct EvalPoint {
   int64_t iteration = 0;
   double psnr_degraded = 0;  ///< of Q(y) against the clean signals, on [0, 1]
   double psnr_restored = 0;  ///< of T(Q(y))
-  double ssim_degraded = 0;  ///< SSIM (skimage convention, see metrics.hpp); 0 when images are < 11x11
+  double ssim_degraded = 0;  ///< SSIM (skimage convention, see monge/image_metrics.hpp); 0 when images are < 11x11
   double ssim_restored = 0;
 };
 

@@ -26,6 +26,7 @@ add_cli_test(bad_threads 2 MATCH "--threads needs a positive integer" COMMAND ${
 add_cli_test(plugins_list 0
   MATCH "^operator$" "^  downsample +1\\.0\\.0" "^  gaussian_blur +1\\.0\\.0" "^  hdr_clip" "^  identity"
         "^noise$" "^  gaussian +1\\.0\\.0" "lib/monge/plugins/gaussian_blur\\.monge\\.so"
+        "^metric$" "^  psnr +1\\.0\\.0" "^  ssim +1\\.0\\.0"
   COMMAND ${_m} plugins)
 add_cli_test(plugins_kind 0 MATCH "^noise$" "^  gaussian " COMMAND ${_m} plugins --kind noise)
 add_cli_test(describe 0

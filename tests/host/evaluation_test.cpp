@@ -8,14 +8,14 @@
 #include <gtest/gtest.h>
 
 #include "host/core/sum_cost.hpp"
-#include "host/train/metrics.hpp"
 #include "host/train/trainer.hpp"
+#include "monge/image_metrics.hpp"
 
 namespace {
 
-using monge::host::psnr;
-using monge::host::ssim;
-using monge::host::ssim_per_image;
+using monge::image_metrics::psnr;
+using monge::image_metrics::ssim;
+using monge::image_metrics::ssim_per_image;
 
 // SSIM written out directly: every 11x11 window of the valid region, weighted sums in double.
 double ssim_reference(const at::Tensor& a, const at::Tensor& b) {

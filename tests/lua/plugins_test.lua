@@ -1,5 +1,5 @@
 -- Plugins from Lua: construction with params tables, errors users see, methods of each kind,
--- Lua-defined operators and costs used where plugins are accepted.
+-- Lua-defined operators and costs used where plugins are accepted, metrics.
 local monge = require "monge"
 local here = "plugins_test.lua:"
 
@@ -89,6 +89,47 @@ expect_error("one value per sample", function()
   return monge.cost(function(yy, xx) return xx:sum() end):evaluate(ya, xa)
 end)
 expect_error("costs can only be multiplied by numbers", function() return quad * quad end)
+
+-- Metrics: per-image scores, aggregates and calls, the same numbers as monge.metrics (one
+-- implementation), closed forms and errors. Agreement with scikit-image is checked against stored
+-- fixtures by tests/plugins/metrics_test.cpp.
+local function close(a, b, tol) return math.abs(a - b) <= tol end
+
+local psnr, ssim = monge.metric("psnr"), monge.metric("ssim")
+assert(psnr.kind == "metric" and psnr.name == "psnr" and ssim.kind == "metric", tostring(psnr))
+assert(psnr:higher_is_better() == true and ssim:higher_is_better() == true)
+assert(next(psnr:params()) == nil, "psnr takes no parameters")
+expect_error("unknown parameter 'data_range'", monge.metric, "psnr", { data_range = 2 })
+expect_error("plugin 'psnr' is a metric, not a noise", monge.noise, "psnr")
+
+-- Per image, aggregate and call, against the host's monge.metrics (the same implementation).
+local clean = monge.rand({ 3, 2, 16, 20 }, { seed = 1 }) * 2 - 1
+local noisy = monge.clamp(clean + 0.1 * monge.randn({ 3, 2, 16, 20 }, { seed = 2 }), -1, 1)
+for _, m in ipairs { { psnr, monge.metrics.psnr }, { ssim, monge.metrics.ssim } } do
+  local metric, host = m[1], m[2]
+  local per_image = metric:per_image(noisy, clean)
+  assert(table.concat(per_image:shape(), ",") == "3", tostring(per_image))
+  local aggregate = metric:aggregate(per_image)
+  assert(type(aggregate) == "number")
+  assert(close(aggregate, per_image:mean():item(), 1e-12))
+  assert(close(metric(noisy, clean), aggregate, 1e-12), "m(a, b) is m:aggregate(m:per_image(a, b))")
+  assert(close(host(noisy, clean), aggregate, 1e-12), metric.name .. " differs from monge.metrics")
+end
+
+-- Closed forms: constant images 0 and -0.5 are 0.5 and 0.25 on [0, 1].
+local a, b = monge.zeros { 2, 1, 11, 11 }, monge.full({ 2, 1, 11, 11 }, -0.5)
+assert(close(psnr(a, b), -10 * math.log10(0.0625), 1e-9), psnr(a, b))
+local c1 = 1e-4
+assert(close(ssim(a, b), (2 * 0.5 * 0.25 + c1) / (0.25 + 0.0625 + c1), 1e-9), ssim(a, b))
+-- Identical images: SSIM 1, PSNR at its 120 dB floor (MSE floored at 1e-12).
+assert(close(ssim(noisy, noisy), 1, 1e-12) and close(psnr(noisy, noisy), 120, 1e-9), psnr(noisy, noisy))
+
+-- Errors carry this file:line and say what was wrong.
+expect_error(here .. "%d+: psnr: expected two N x C x H x W batches of the same shape, got %[2, 1, 11, 11%] and %[3, 2, 16, 20%]",
+             function() return psnr:per_image(a, clean) end)
+expect_error("ssim: images must be at least 11 x 11 %(the Gaussian window%), got 8 x 8",
+             function() return ssim(monge.zeros { 1, 1, 8, 8 }, monge.zeros { 1, 1, 8, 8 }) end)
+expect_error("metric 'ssim' has no field 'per_imag' %(did you mean 'per_image'%?%)", function() return ssim.per_imag end)
 
 -- Plugin objects as parameters are type-checked by kind (object parameters of later plugins).
 print("plugins_test: ok")
