@@ -479,6 +479,7 @@ TrainResult train(const TrainConfig& c) {
   int64_t it = start;
   bool stop = false;  // Ctrl-C: in a data-parallel job every rank learns of it in the same step
   const int64_t global_batch = c.batch * world, first = c.batch * rank;
+  const bool paired = c.solver->wants_pairs();
   while (it < c.iters) {
     if (stop || (!dist && g_interrupted)) {
       save_checkpoint(it);
@@ -487,11 +488,13 @@ TrainResult train(const TrainConfig& c) {
     }
     // Independent batches: indices into X and into the measured set, and the noise seeds, all
     // from `gen`, for the global batch; this process takes its slice [first, first + batch).
+    // A solver that wants pairs gets measurements of the very signals x (from the clean set).
     at::Tensor ix = at::randint(clean.size(0), {global_batch}, gen, at::kLong).narrow(0, first, c.batch);
     at::Tensor iy = at::randint(measured.size(0), {global_batch}, gen, at::kLong).narrow(0, first, c.batch);
     const auto step_seed = static_cast<uint64_t>(at::randint(int64_t{1} << 62, {1}, gen, at::kLong).item<int64_t>());
-    at::Tensor x = clean.index_select(0, ix).to(device);
-    at::Tensor y = degrade_samples(c, measured.index_select(0, iy), step_seed, first).to(device);
+    at::Tensor x = clean.index_select(0, ix);
+    at::Tensor y = degrade_samples(c, paired ? x : measured.index_select(0, iy), step_seed, first).to(device);
+    x = x.to(device);
     const int64_t syncs_before = gradient_syncs;
     {
       Autocast autocast(c.precision == "bf16", device);

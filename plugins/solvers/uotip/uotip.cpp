@@ -13,6 +13,7 @@
 
 #include "monge/export.hpp"
 #include "monge/solver.hpp"
+#include "monge/solver_util.hpp"
 
 namespace {
 
@@ -54,11 +55,7 @@ class Uotip final : public monge::Solver {
     opt_potential_ = std::make_unique<torch::optim::Adam>(
         ctx_.potential->parameters(), torch::optim::AdamOptions(lr_potential_).betas({beta1_, beta2_}));
     if (ctx_.map_ema) {
-      torch::NoGradGuard no_grad;
-      auto src = ctx_.map->parameters();
-      auto dst = ctx_.map_ema->parameters();
-      if (src.size() != dst.size()) throw monge::Error("uotip: map_ema does not have the map's architecture");
-      for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+      monge::solver_util::copy_parameters(*ctx_.map, *ctx_.map_ema);
       ctx_.map_ema->eval();
     }
   }
@@ -115,17 +112,9 @@ class Uotip final : public monge::Solver {
     stats["v_real"] = v_real.mean().item<double>();
     stats["clamped"] = static_cast<double>(clamped);
 
-    // 3. Moving average of the map. With warm-up the decay is min(ema, (1 + t) / (10 + t)) at
-    // step t, so that early on the average follows the map instead of remembering its start.
-    if (ctx_.map_ema && ema_ > 0) {
-      torch::NoGradGuard no_grad;
-      const double t = static_cast<double>(steps_);
-      const double decay = ema_warmup_ ? std::min(ema_, (1 + t) / (10 + t)) : ema_;
-      auto src = ctx_.map->parameters();
-      auto dst = ctx_.map_ema->parameters();
-      for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(decay).add_(src[i], 1 - decay);
-      stats["ema_decay"] = decay;
-    }
+    // 3. Moving average of the map (with warm-up: see solver_util.hpp).
+    if (ctx_.map_ema && ema_ > 0)
+      stats["ema_decay"] = monge::solver_util::update_moving_average(*ctx_.map, *ctx_.map_ema, ema_, ema_warmup_, steps_);
     stats["lr_scale"] = lr_scale_;
     ++steps_;
     return stats;
@@ -187,19 +176,13 @@ class Uotip final : public monge::Solver {
 
  private:
   // Cosine schedule: 1 at step 0, 0 at ctx_.total_steps (constant when the total is unknown).
-  double schedule() const {
-    if (!cosine_ || ctx_.total_steps <= 0) return 1.0;
-    const double progress = std::min(1.0, static_cast<double>(steps_) / static_cast<double>(ctx_.total_steps));
-    return 0.5 * (1 + std::cos(M_PI * progress));
-  }
+  double schedule() const { return cosine_ ? monge::solver_util::cosine_factor(steps_, ctx_.total_steps) : 1.0; }
 
   // Sets both optimisers' rates to their configured values times lr_scale_ and the schedule.
   void apply_learning_rates() {
     const std::pair<torch::optim::Adam*, double> optimisers[] = {{opt_map_.get(), lr_map_},
                                                                  {opt_potential_.get(), lr_potential_}};
-    for (const auto& [opt, lr] : optimisers)
-      for (auto& group : opt->param_groups())
-        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * lr_scale_ * schedule());
+    for (const auto& [opt, lr] : optimisers) monge::solver_util::set_learning_rate(*opt, lr * lr_scale_ * schedule());
   }
 
   // Psi*(t) for the chosen marginal penalty; counts values clamped to avoid exp overflow.

@@ -58,6 +58,10 @@ class MONGE_SDK_API Solver : public Plugin {
   /// The map to export (e.g. its EMA copy).
   virtual std::shared_ptr<Module> export_map() const = 0;
 
+  /// True for supervised training: step(y, x) then receives measurements `y` degraded from the
+  /// very signals `x` (pairs), drawn from the clean set. False (unpaired): independent batches.
+  virtual bool wants_pairs() const { return false; }
+
   /// Multiplies every learning rate by `factor` (the trainer lowers them after rolling back from
   /// a divergence). The change must survive save()/load(). Returns false when the solver cannot
   /// do it, in which case the trainer stops instead of retrying.

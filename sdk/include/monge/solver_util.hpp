@@ -1,0 +1,51 @@
+#pragma once
+/// Pieces most solvers share: the map's exponential moving average, a cosine learning-rate
+/// schedule, and setting an Adam optimiser's rate. Header-only; include it from solver plugins.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include <torch/nn/module.h>
+#include <torch/optim/adam.h>
+
+#include "monge/network.hpp"
+#include "monge/plugin.hpp"
+
+namespace monge::solver_util {
+
+/// Copies `from`'s parameters into `to` (same architecture), e.g. to start a moving average.
+inline void copy_parameters(Module& from, Module& to) {
+  torch::NoGradGuard no_grad;
+  auto src = from.parameters();
+  auto dst = to.parameters();
+  if (src.size() != dst.size()) throw Error("solver: the moving average does not have the map's architecture");
+  for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
+}
+
+/// One step of the moving average `ema <- decay ema + (1 - decay) map`. With warm-up the decay is
+/// min(rate, (1 + t) / (10 + t)) at step t, so that early on the average follows the map instead
+/// of remembering its start. Returns the decay used.
+inline double update_moving_average(Module& map, Module& ema, double rate, bool warmup, int64_t step) {
+  torch::NoGradGuard no_grad;
+  const double t = static_cast<double>(step);
+  const double decay = warmup ? std::min(rate, (1 + t) / (10 + t)) : rate;
+  auto src = map.parameters();
+  auto dst = ema.parameters();
+  for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(decay).add_(src[i], 1 - decay);
+  return decay;
+}
+
+/// 0.5 (1 + cos(pi t / T)): 1 at step 0, 0 at step T; 1 throughout when T is unknown (<= 0).
+inline double cosine_factor(int64_t step, int64_t total) {
+  if (total <= 0) return 1.0;
+  const double progress = std::min(1.0, static_cast<double>(step) / static_cast<double>(total));
+  return 0.5 * (1 + std::cos(M_PI * progress));
+}
+
+/// Sets every parameter group's learning rate.
+inline void set_learning_rate(torch::optim::Adam& optimiser, double lr) {
+  for (auto& group : optimiser.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+}  // namespace monge::solver_util
