@@ -350,10 +350,10 @@ int m_higher_is_better(lua_State* L) {
   lua_pushboolean(L, check_kind<Metric>(L, 1, Kind::Metric, "higher_is_better")->higher_is_better());
   return 1;
 }
-// m(restored, reference): the aggregate of the per-image scores.
+// m(restored, reference): the set's score (the aggregate of the per-image scores, or a set-level metric's).
 int m_score(lua_State* L) {
   auto metric = check_kind<Metric>(L, 1, Kind::Metric, "metric call");
-  lua_pushnumber(L, metric->aggregate(metric->per_image(to_tensor(L, 2), to_tensor(L, 3))));
+  lua_pushnumber(L, metric->score_set(to_tensor(L, 2), to_tensor(L, 3)));
   return 1;
 }
 int m_params(lua_State* L) {

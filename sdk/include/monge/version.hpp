@@ -16,7 +16,8 @@
 ///        large images): new virtual functions change the interfaces' layout.
 ///   4.0  SolverContext::gradient_sync / sync_gradients() (for data-parallel training): solvers
 ///        must average gradients through it, and the context's layout changed.
-///        Solver::wants_pairs() (supervised training on pairs).
+///        Solver::wants_pairs() (supervised training on pairs). Metric::set_level() and
+///        Metric::score_set() (metrics of whole sets, such as FID).
 
 #define MONGE_SDK_MAJOR 4
 #define MONGE_SDK_MINOR 0
