@@ -47,6 +47,9 @@ struct TrainConfig {
   std::string precision = "fp32";  ///< "fp32" or "bf16" (autocast on the training device)
   int64_t max_rollbacks = 3;       ///< NaN/Inf: roll back to the last checkpoint at most this often
   double rollback_lr_factor = 0.5; ///< each rollback multiplies the learning rates by this
+  /// When set (and not resuming): the directory receives the first step's inputs and results
+  /// (write_step_dump), for checking another implementation of the step against this one.
+  std::filesystem::path dump_first_step;
 };
 
 struct EvalPoint {
