@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev                            # GoogleTest
   zlib1g-dev                              # gzip-compressed IDX files
   dataset-fashion-mnist                   # the demo and test data
+  python3-torch                           # PyTorch reference of `monge bench train-step` (and its test)
 )
 
 SUDO=""

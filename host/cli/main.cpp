@@ -1,7 +1,9 @@
 // The `monge` command line.
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -11,6 +13,8 @@
 #include <vector>
 
 #include <sys/resource.h>
+
+#include <boost/dll/runtime_symbol_info.hpp>
 
 #include <ATen/Parallel.h>
 #include <torch/version.h>
@@ -48,6 +52,8 @@ Usage:
   monge [OPTIONS] batch MAP INPUT... --out DIR [--shard I/N ...]
                                               restore folders, lists and tar archives; resumable
                                               (JSONL manifest), sharded across processes
+  monge [OPTIONS] bench [NAME [ARGS...]]      run a benchmark pipeline (train-step, apply, ...);
+                                              without NAME, list them
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -431,6 +437,66 @@ int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
   return r.failed > 0 ? kExitError : kExitOk;
 }
 
+constexpr const char* kBenchHelp = R"(Usage: monge bench NAME [ARGS...]
+       monge bench
+
+Runs the benchmark pipeline NAME with ARGS visible to it as arg[1..] (like monge run). NAME is a
+script of share/monge/bench beside the monge executable (scripts/bench/ in the source tree),
+with '-' read as '_': `monge bench train-step` runs train_step.lua. Without NAME, lists the
+benchmarks with the first line of their leading comment. See docs/performance.md.
+)";
+
+// The benchmark scripts of this executable: share/monge/bench, in the build tree as installed.
+fs::path bench_dir() {
+  const fs::path exe = boost::dll::program_location().string();
+  return exe.parent_path().parent_path() / MONGE_BENCH_SUBDIR;
+}
+
+// Benchmark names ('_' shown as '-') and the first line of each script's leading comment.
+std::map<std::string, std::string> list_benchmarks() {
+  std::map<std::string, std::string> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(bench_dir(), ec)) {
+    if (entry.path().extension() != ".lua") continue;
+    std::string name = entry.path().stem().string(), line;
+    std::replace(name.begin(), name.end(), '_', '-');
+    std::ifstream f(entry.path());
+    std::getline(f, line);
+    const size_t text = line.find_first_not_of("- ");
+    out[name] = line.rfind("--", 0) == 0 && text != std::string::npos ? line.substr(text) : "";
+  }
+  return out;
+}
+
+int cmd_bench(const Options& opt, const std::vector<std::string>& args) {
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kBenchHelp;
+    return kExitOk;
+  }
+  const auto benchmarks = list_benchmarks();
+  if (args.empty()) {
+    size_t width = 0;
+    for (const auto& [name, summary] : benchmarks) width = std::max(width, name.size());
+    for (const auto& [name, summary] : benchmarks)
+      std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << name << "  " << summary << "\n";
+    if (benchmarks.empty()) std::cout << "(no benchmarks in " << bench_dir().string() << ")\n";
+    return kExitOk;
+  }
+  std::string name = args[0];
+  std::replace(name.begin(), name.end(), '_', '-');
+  if (!benchmarks.count(name)) {
+    std::vector<std::string> names;
+    for (const auto& [n, summary] : benchmarks) names.push_back(n);
+    const std::string hint = monge::did_you_mean(name, names);
+    return usage_error("bench: unknown benchmark '" + args[0] + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                       "; 'monge bench' lists them");
+  }
+  std::replace(name.begin(), name.end(), '-', '_');
+  print_warnings(registry(opt), opt);
+  Runtime rt;
+  return rt.run_file(bench_dir() / (name + ".lua"), std::vector<std::string>(args.begin() + 1, args.end()));
+}
+
 int cmd_run(const Options& opt, const std::vector<std::string>& args) {
   if (args.empty()) return usage_error("run: give a script (monge run pipeline.lua [args]) or -e CODE");
   if (args[0] == "--help" || args[0] == "-h") {
@@ -521,16 +587,18 @@ int main(int argc, char** argv) {
     if (cmd == "info") return cmd_info(opt, args);
     if (cmd == "apply") return cmd_apply(opt, args);
     if (cmd == "batch") return cmd_batch(opt, args);
+    if (cmd == "bench") return cmd_bench(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
       else if (!args.empty() && args[0] == "plugins") std::cout << kPluginsHelp;
       else if (!args.empty() && args[0] == "apply") std::cout << kApplyHelp;
       else if (!args.empty() && args[0] == "batch") std::cout << kBatchHelp;
+      else if (!args.empty() && args[0] == "bench") std::cout << kBenchHelp;
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

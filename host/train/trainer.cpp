@@ -79,10 +79,10 @@ std::string format_duration(double seconds) {
   return o.str();
 }
 
-std::string json_number(double v) {
+std::string json_number(double v, int digits = 8) {
   if (!std::isfinite(v)) return "null";
   std::ostringstream o;
-  o << std::setprecision(8) << v;
+  o << std::setprecision(digits) << v;
   return o.str();
 }
 
@@ -282,6 +282,43 @@ std::string format_number(double v) {
   std::ostringstream o;
   o << v;
   return o.str();
+}
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+// Copies of the parameters of `module`, named prefix + their LibTorch names.
+void add_parameters(NamedTensors& into, const std::string& prefix, Module& module) {
+  for (const auto& p : module.named_parameters()) into.emplace_back(prefix + p.key(), p.value().detach().clone());
+}
+
+// The first step's dump (TrainConfig::dump_first_step), in a form any language reads without
+// LibTorch: dir/tensors.bin holds the tensors' values one after the other as raw little-endian
+// float32 in C order; dir/index.json names them ({"tensors": [{"name", "shape", "offset"}, ...],
+// "stats": {...}}, offsets counted in floats) and holds the step's statistics.
+void write_step_dump(const fs::path& dir, const NamedTensors& tensors, const std::map<std::string, double>& stats) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tensors.bin is documented as little-endian");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::ofstream bin(dir / "tensors.bin", std::ios::binary | std::ios::trunc);
+  std::ostringstream index;
+  index << "{\"format\": \"float32, little-endian, C order\", \"tensors\": [";
+  int64_t offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor t = tensors[i].second.detach().to(at::kCPU, at::kFloat).contiguous();
+    bin.write(reinterpret_cast<const char*>(t.data_ptr<float>()), static_cast<std::streamsize>(t.numel() * sizeof(float)));
+    index << (i ? ",\n  " : "\n  ") << "{\"name\": \"" << tensors[i].first << "\", \"shape\": [";
+    for (int64_t d = 0; d < t.dim(); ++d) index << (d ? ", " : "") << t.size(d);
+    index << "], \"offset\": " << offset << "}";
+    offset += t.numel();
+  }
+  index << "],\n \"stats\": {";
+  const char* sep = "";
+  for (const auto& [k, v] : stats) index << sep << "\"" << k << "\": " << json_number(v, 17), sep = ", ";
+  index << "}}\n";
+  std::ofstream json(dir / "index.json", std::ios::trunc);
+  json << index.str();
+  if (!bin.flush() || !json.flush())
+    throw Error("train: cannot write the first step's dump into " + dir.string() + " (dump_first_step)");
 }
 
 }  // namespace
@@ -496,6 +533,12 @@ TrainResult train(const TrainConfig& c) {
     at::Tensor y = degrade_samples(c, paired ? x : measured.index_select(0, iy), step_seed, first).to(device);
     x = x.to(device);
     const int64_t syncs_before = gradient_syncs;
+    NamedTensors dump;
+    if (!c.dump_first_step.empty() && it == 0 && main_rank) {
+      add_parameters(dump, "map/", *map);
+      add_parameters(dump, "potential/", *potential);
+      dump.insert(dump.end(), {{"batch/y", y}, {"batch/x", x}});
+    }
     {
       Autocast autocast(c.precision == "bf16", device);
       stats = c.solver->step(y, x);
@@ -515,6 +558,7 @@ TrainResult train(const TrainConfig& c) {
       for (auto& kv : stats) kv.second = values[i++] / world;
       stop = values.back() > 0;
     }
+    if (!dump.empty()) write_step_dump(c.dump_first_step, dump, stats);
     std::string bad;
     for (const auto& [k, v] : stats)
       if (!std::isfinite(v) && bad.empty()) bad = k + " = " + json_number(v);

@@ -49,6 +49,9 @@ struct TrainConfig {
   /// Data-parallel training (more than one process; see distributed.hpp): seconds a rendezvous
   /// or a collective may wait for the other processes before the run fails.
   double dist_timeout = 300;
+  /// When set (and not resuming): the directory receives the first step's inputs and results
+  /// (write_step_dump), for checking another implementation of the step against this one.
+  std::filesystem::path dump_first_step;
 };
 
 struct EvalPoint {

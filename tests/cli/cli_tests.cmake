@@ -68,7 +68,9 @@ add_cli_test(installed_lua 0 MATCH "^ok gaussian$"
   COMMAND "${_prefix}/bin/monge" run -e "local m = require 'monge' assert(m.data.fashion_mnist) print('ok ' .. m.noise('gaussian').name)")
 add_cli_test(installed_sdk 0 MATCH "MongeConfig\\.cmake" "MongeAddPlugin\\.cmake" "monge/export\\.hpp" "monge/operator\\.hpp"
   COMMAND find "${_prefix}/lib/cmake/Monge" "${_prefix}/include/monge")
-set_tests_properties(cli.installed_plugins cli.installed_lua cli.installed_sdk PROPERTIES FIXTURES_REQUIRED installed)
+add_cli_test(installed_bench 0 MATCH "^  train-step " COMMAND "${_prefix}/bin/monge" bench)
+set_tests_properties(cli.installed_plugins cli.installed_lua cli.installed_sdk cli.installed_bench
+                     PROPERTIES FIXTURES_REQUIRED installed)
 # --plugin-path also takes a single plugin file; a stale file met while scanning warns before a run.
 add_cli_test(plugin_path_file 3 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*duplicate/identity_copy\\.monge\\.so"
   COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/duplicate/identity_copy.monge.so" run -e "print('not reached')")
@@ -106,6 +108,12 @@ add_test(NAME cli.batch_kill_resume
          COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/batch_kill.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/batch_kill")
 set_tests_properties(cli.batch_kill_resume PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH="
                      PASS_REGULAR_EXPRESSION "ok: every file restored exactly once")
+# `monge bench`: the list (names with '-', first comment line), help and an unknown name.
+add_cli_test(bench_list 0 MATCH "^  train-step +Training-step speed against PyTorch" "^  apply +Streaming apply benchmark"
+  COMMAND ${_m} bench)
+add_cli_test(bench_help 0 MATCH "Usage: monge bench NAME \\[ARGS\\.\\.\\.\\]" "'-' read as '_'" COMMAND ${_m} bench --help)
+add_cli_test(bench_unknown 2 MATCH "bench: unknown benchmark 'train-stp' \\(did you mean 'train-step'\\?\\)"
+  COMMAND ${_m} bench train-stp)
 add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLURM_ARRAY_TASK_ID" COMMAND ${_m} batch --help)
 add_cli_test(batch_no_out 2 MATCH "batch: --out DIR is required" COMMAND ${_m} batch a.pt in/)
 add_cli_test(batch_bad_shard 1 MATCH "shard 5/2 \\(from --shard\\) is out of range"

@@ -1,0 +1,151 @@
+-- Training-step speed against PyTorch: the quickstart's UOTIP iteration in monge and in PyTorch.
+--
+--   monge bench train-step [OUT_DIR=runs/bench-train-step] [ITERS=60] [WARMUP=5] [BATCH=64]
+--                          [MAX_THREADS=all cores] [ROUNDS=1]
+--
+-- One iteration is monge.train's: batch indices, the degradation of the measured batch, the uotip
+-- step (map, then potential with the R1 penalty), the map's moving average and the logged
+-- statistics, with the quickstart's networks (unet 16/2, potential 16/3), cost and solver on
+-- Fashion-MNIST (blur 13/1.5, noise 0.05). The same iteration written in PyTorch,
+-- reference/uotip_step.py beside this script (Debian's python3-torch, run by $MONGE_PYTHON,
+-- default /usr/bin/python3), runs in a process of its own right after monge's, with the same
+-- architecture, batch and thread count. It first loads the initial weights and the first batch
+-- that monge's run dumped (monge.train's dump_first_step) and checks that one step gives the same
+-- losses (relative tolerance 1e-4): a failed check is an error. Both time ITERS iterations after
+-- WARMUP, on 1 thread and on MAX_THREADS; with ROUNDS > 1 the two alternate ROUNDS times and the
+-- median is kept. Prints it/s, the ratio monge / PyTorch, and CPU milliseconds per iteration
+-- (process CPU time, all threads: less sensitive to other load on the machine than it/s, though
+-- with several threads it also counts OpenMP's spin-waiting) with the ratio PyTorch / monge.
+-- Writes OUT_DIR/results.json.
+local monge = require "monge"
+local bench = require "monge.bench"
+
+local out = arg[1] or "runs/bench-train-step"
+local iters = tonumber(arg[2] or "60")
+local warmup = tonumber(arg[3] or "5")
+local batch = tonumber(arg[4] or "64")
+local max_threads = tonumber(arg[5] or tostring(monge.threads()))
+local rounds = tonumber(arg[6] or "1")
+assert(iters and iters >= 1 and warmup and warmup >= 0 and batch and batch >= 1 and max_threads and max_threads >= 1
+       and rounds and rounds >= 1, "ITERS, BATCH, MAX_THREADS and ROUNDS must be positive numbers, WARMUP at least 0")
+local tolerance = 1e-4
+local python = os.getenv("MONGE_PYTHON") or "/usr/bin/python3"
+local reference = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/reference/uotip_step.py"
+local pool = 8192
+os.execute("rm -rf '" .. out .. "' && mkdir -p '" .. out .. "'")
+
+local train = monge.data.fashion_mnist { split = "train", limit = pool }
+local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
+local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
+local A = monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" })
+local noise = monge.noise("gaussian", { sigma = 0.05 })
+local cost = monge.cost("likelihood", { operator = A, noise = noise }) + 1.1 * monge.cost("quadratic", { operator = A })
+
+-- monge: it/s over the iterations after the warm-up, from the times log.jsonl records after each,
+-- and CPU seconds per iteration (os.clock(), all threads): the full run's less that of a run of the
+-- warm-up alone, so that set-up and warm-up cancel out.
+local function monge_run(threads, dump)
+  monge.set_threads(threads)
+  local dir = out .. "/monge-run"
+  local function run(n, dump_dir)
+    os.execute("rm -rf '" .. dir .. "'")
+    local c0 = os.clock()
+    monge.train {
+      operator = A, noise = noise, clean = clean, measured = measured,
+      map = monge.network("unet", { channels = 16, depth = 2 }),
+      potential = monge.network("potential", { channels = 16, depth = 3 }),
+      solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = 0.1, r1 = 0.2 }), cost = cost,
+      iters = n, batch = batch, seed = 0, log_every = 1, out = dir, progress = false, device = "cpu",
+      dump_first_step = dump_dir,
+    }
+    return os.clock() - c0
+  end
+  local short = math.max(warmup, 1)
+  run(short)  -- takes one-time costs (oneDNN's kernels for this thread count) off both measured runs
+  local cpu_full = run(warmup + iters, dump)
+  local times = {}
+  for line in io.lines(dir .. "/log.jsonl") do
+    local it, t = line:match('^{"iter": (%d+), "time": ([%d.eE+-]+)')
+    if it then times[tonumber(it)] = tonumber(t) end
+  end
+  local cpu_short = run(short)
+  os.execute("rm -rf '" .. dir .. "'")
+  local t0 = warmup > 0 and assert(times[warmup], "no time logged at the warm-up's end") or 0
+  local seconds = assert(times[warmup + iters], "no time logged at the last iteration") - t0
+  return iters / seconds, (cpu_full - cpu_short) / (warmup + iters - short)
+end
+
+-- PyTorch: the reference's last output line is JSON; returns it/s, CPU seconds per iteration and the
+-- check's verdict.
+local function pytorch_run(threads, dump)
+  local cmd = string.format("'%s' '%s' --threads %d --iters %d --warmup %d --batch %d --pool %d --tolerance %g",
+    python, reference, threads, iters, warmup, batch, pool, tolerance)
+  if dump then cmd = cmd .. " --check '" .. dump .. "'" end
+  local text, ok = bench.sh(cmd)
+  local json
+  for line in text:gmatch("[^\n]+") do json = line:match("^{.*}$") or json end
+  local check
+  if dump then
+    check = {
+      ok = json and json:match('"ok": (%a+)') == "true",
+      difference = json and tonumber(json:match('"max_relative_difference": ([%d.eE+-]+)')),
+      worst = json and json:match('"worst": "([%w_]+)"'),
+    }
+    if not check.ok then error("train_step: the PyTorch step does not reproduce monge's losses:\n" .. text, 0) end
+  end
+  if not ok or not json then error("train_step: the PyTorch reference failed (" .. cmd .. "):\n" .. text, 0) end
+  local its = assert(tonumber(json:match('"its_per_second": ([%d.eE+-]+)')), "no its_per_second in:\n" .. text)
+  return its, assert(tonumber(json:match('"cpu_seconds_per_iter": ([%d.eE+-]+)')), "no cpu_seconds_per_iter in:\n" .. text), check
+end
+
+local function median(v)
+  local s = { unpack(v) }
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local counts = { 1 }
+if max_threads > 1 then counts[#counts + 1] = max_threads end
+print(string.format("train_step: %d timed iterations after %d of warm-up, batch %d, %d round(s); PyTorch: %s %s",
+  iters, warmup, batch, rounds, python, reference))
+local results = {}
+for _, n in ipairs(counts) do
+  local r = { threads = n, ours = {}, theirs = {}, ours_cpu = {}, theirs_cpu = {} }
+  for k = 1, rounds do
+    local dump = k == 1 and string.format("%s/first-step-%d-threads", out, n) or nil
+    r.ours[k], r.ours_cpu[k] = monge_run(n, dump)
+    local check
+    r.theirs[k], r.theirs_cpu[k], check = pytorch_run(n, dump)
+    r.check = r.check or check
+  end
+  r.monge, r.pytorch, r.monge_cpu, r.pytorch_cpu = median(r.ours), median(r.theirs), median(r.ours_cpu), median(r.theirs_cpu)
+  r.ratio, r.cpu_ratio = r.monge / r.pytorch, r.pytorch_cpu / r.monge_cpu
+  results[#results + 1] = r
+  print(string.format("  %2d thread(s): monge %6.2f it/s (CPU %4.0f ms/it)   PyTorch %6.2f it/s (CPU %4.0f ms/it)   "
+    .. "monge/PyTorch %.3f (CPU %.3f)   loss check passed (max relative difference %.2g, %s)",
+    n, r.monge, 1000 * r.monge_cpu, r.pytorch, 1000 * r.pytorch_cpu, r.ratio, r.cpu_ratio, r.check.difference, r.check.worst))
+end
+
+local function list(v)
+  local s = {}
+  for i, x in ipairs(v) do s[i] = string.format("%.5g", x) end
+  return "[" .. table.concat(s, ", ") .. "]"
+end
+local rows = {}
+for i, r in ipairs(results) do
+  rows[i] = string.format('{"threads": %d, "monge_its_per_second": %.4f, "pytorch_its_per_second": %.4f, "ratio": %.4f, '
+    .. '"monge_cpu_seconds_per_iter": %.5f, "pytorch_cpu_seconds_per_iter": %.5f, "cpu_ratio": %.4f, '
+    .. '"monge_rounds": %s, "pytorch_rounds": %s, "monge_cpu_rounds": %s, "pytorch_cpu_rounds": %s, '
+    .. '"loss_check": {"passed": true, "max_relative_difference": %.3g, "worst": "%s", "tolerance": %g}}',
+    r.threads, r.monge, r.pytorch, r.ratio, r.monge_cpu, r.pytorch_cpu, r.cpu_ratio, list(r.ours), list(r.theirs),
+    list(r.ours_cpu), list(r.theirs_cpu), r.check.difference, r.check.worst, tolerance)
+end
+local f = assert(io.open(out .. "/results.json", "w"))
+f:write(string.format('{\n  "benchmark": "train-step",\n  "machine": {"cpu": "%s", "max_threads": %d},\n  "git_revision": "%s",\n'
+  .. '  "iters": %d, "warmup": %d, "batch": %d, "rounds": %d,\n'
+  .. '  "networks": {"map": "unet channels=16 depth=2", "potential": "potential channels=16 depth=3"},\n'
+  .. '  "settings": [\n    %s\n  ]\n}\n',
+  bench.machine(), max_threads, bench.git_revision(), iters, warmup, batch, rounds, table.concat(rows, ",\n    ")))
+f:close()
+print("wrote " .. out .. "/results.json")
