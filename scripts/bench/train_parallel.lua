@@ -2,12 +2,13 @@
 -- 1 process x 1 thread (batch B), P processes x 1 thread (batch B each: global batch P x B), and
 -- 1 process x P threads with batch P x B (the same updates as the P processes), in one run.
 --
---   monge run scripts/bench/train_parallel.lua [OUT_DIR=runs/bench-train-parallel] [ITERS=60]
---                                              [PROCESSES=all cores] [BATCH=64]
+--   monge bench train-parallel [OUT_DIR=runs/bench-train-parallel] [ITERS=60] [PROCESSES=all cores]
+--                              [BATCH=64] [ROUNDS=3]
 --
--- Throughput is counted in training samples per second (iterations/s x global batch). Writes
--- OUT_DIR/results.json and report.html. Each setting runs in processes of its own (`monge run
--- --nproc P`); one warm-up iteration per run is not timed.
+-- Throughput is counted in training samples per second (iterations/s x global batch). Each
+-- setting runs in processes of its own (`monge run --nproc P`, one untimed warm-up iteration);
+-- the settings alternate over ROUNDS rounds (in a rotated order) and the medians are reported,
+-- since one run on a noisy machine can be off by 20%. Writes OUT_DIR/results.json and report.html.
 local monge = require "monge"
 local bench = require "monge.bench"
 
@@ -44,11 +45,12 @@ local out = arg[1] or "runs/bench-train-parallel"
 local iters = tonumber(arg[2] or "60")
 local procs = tonumber(arg[3] or tostring(monge.threads()))
 local batch = tonumber(arg[4] or "64")
+local rounds = tonumber(arg[5] or "3")
 assert(procs and procs >= 2, "PROCESSES must be at least 2")
 os.execute("rm -rf '" .. out .. "' && mkdir -p '" .. out .. "'")
 local exe, script = bench.executable(), arg[0]
 
-local function run(label, processes, threads, per_process_batch)
+local function measure(label, processes, threads, per_process_batch)
   local result = string.format("%s/its-%dx%d-%d", out, processes, threads, per_process_batch)
   local text, ok = bench.sh(string.format("'%s' -q --threads %d run --nproc %d '%s' --worker '%s' %d %d",
     exe, threads, processes, script, result, iters, per_process_batch))
@@ -56,19 +58,43 @@ local function run(label, processes, threads, per_process_batch)
   assert(ok and f, label .. " failed:\n" .. text)
   local its = tonumber(f:read("*l"))
   f:close()
-  local global = processes * per_process_batch
-  local r = { label = label, processes = processes, threads = threads, batch = per_process_batch, global_batch = global,
-              its_per_s = its, samples_per_s = its * global }
-  print(string.format("%-34s %6.2f it/s  %7.1f samples/s", label, its, r.samples_per_s))
-  return r
+  os.remove(result)
+  print(string.format("  %-40s %6.2f it/s  %7.1f samples/s", label, its, its * processes * per_process_batch))
+  return its
 end
 
-print(string.format("train_parallel: %d iterations per setting, quickstart networks, batch %d per process", iters, batch))
+local function median(list)
+  local s = {}
+  for i, v in ipairs(list) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+print(string.format("train_parallel: %d iterations per setting, quickstart networks, batch %d per process, %d rounds",
+  iters, batch, rounds))
 local rows = {
-  run(string.format("1 process x 1 thread, batch %d", batch), 1, 1, batch),
-  run(string.format("%d processes x 1 thread, batch %d each", procs, batch), procs, 1, batch),
-  run(string.format("1 process x %d threads, batch %d", procs, procs * batch), 1, procs, procs * batch),
+  { label = string.format("1 process x 1 thread, batch %d", batch), processes = 1, threads = 1, batch = batch },
+  { label = string.format("%d processes x 1 thread, batch %d each", procs, batch), processes = procs, threads = 1, batch = batch },
+  { label = string.format("1 process x %d threads, batch %d", procs, procs * batch), processes = 1, threads = procs, batch = procs * batch },
 }
+for _, r in ipairs(rows) do r.runs = {} end
+for round = 1, rounds do
+  print(string.format("round %d of %d", round, rounds))
+  for k = 0, #rows - 1 do
+    local r = rows[(round - 1 + k) % #rows + 1]
+    r.runs[#r.runs + 1] = measure(r.label, r.processes, r.threads, r.batch)
+  end
+end
+for _, r in ipairs(rows) do
+  r.global_batch = r.processes * r.batch
+  r.its_per_s = median(r.runs)
+  r.samples_per_s = r.its_per_s * r.global_batch
+end
+print("medians:")
+for _, r in ipairs(rows) do
+  print(string.format("  %-40s %6.2f it/s  %7.1f samples/s", r.label, r.its_per_s, r.samples_per_s))
+end
 local base = rows[1].samples_per_s
 for _, r in ipairs(rows) do r.speedup = r.samples_per_s / base end
 print(string.format("speed-up in samples/s over 1 process x 1 thread: %.2f (%d processes), %.2f (1 process x %d threads, same updates)",
@@ -79,23 +105,25 @@ print(string.format("%d processes vs 1 process x %d threads with the same global
 local cpu, rev = bench.machine(), bench.git_revision()
 local parts, trs = {}, {}
 for _, r in ipairs(rows) do
-  parts[#parts + 1] = string.format('{"setting": "%s", "processes": %d, "threads": %d, "batch": %d, "global_batch": %d, "its_per_s": %.4f, "samples_per_s": %.2f, "speedup": %.3f}',
-    r.label, r.processes, r.threads, r.batch, r.global_batch, r.its_per_s, r.samples_per_s, r.speedup)
+  local runs = {}
+  for i, v in ipairs(r.runs) do runs[i] = string.format("%.4f", v) end
+  parts[#parts + 1] = string.format('{"setting": "%s", "processes": %d, "threads": %d, "batch": %d, "global_batch": %d, "its_per_s": %.4f, "its_per_s_runs": [%s], "samples_per_s": %.2f, "speedup": %.3f}',
+    r.label, r.processes, r.threads, r.batch, r.global_batch, r.its_per_s, table.concat(runs, ", "), r.samples_per_s, r.speedup)
   trs[#trs + 1] = string.format("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.1f</td><td>%.2f</td></tr>",
     r.label, r.global_batch, r.its_per_s, r.samples_per_s, r.speedup)
 end
 local f = assert(io.open(out .. "/results.json", "w"))
-f:write(string.format('{\n  "benchmark": "train_parallel",\n  "machine": {"cpu": "%s", "cores": %d},\n  "git_revision": "%s",\n  "iterations": %d,\n  "settings": [\n    %s\n  ]\n}\n',
-  cpu, monge.threads(), rev, iters, table.concat(parts, ",\n    ")))
+f:write(string.format('{\n  "benchmark": "train_parallel",\n  "machine": {"cpu": "%s", "cores": %d},\n  "git_revision": "%s",\n  "iterations": %d,\n  "rounds": %d,\n  "settings": [\n    %s\n  ]\n}\n',
+  cpu, monge.threads(), rev, iters, rounds, table.concat(parts, ",\n    ")))
 f:close()
 local html = assert(io.open(out .. "/report.html", "w"))
 html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge data-parallel training benchmark</title>
 <body style="font-family: sans-serif; max-width: 900px"><h1>Data-parallel training</h1>
 <p>The quickstart's UOTIP step (unet 16, potential 16, Fashion-MNIST Gaussian deblurring), %d iterations per
-setting; %s, %d cores; git %s.</p>
+setting, medians of %d rounds; %s, %d cores; git %s.</p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
 <tr><th>setting</th><th>global batch</th><th>it/s</th><th>samples/s</th><th>speed-up</th></tr>
 %s</table></body>
-]], iters, cpu, monge.threads(), rev, table.concat(trs, "\n")))
+]], iters, rounds, cpu, monge.threads(), rev, table.concat(trs, "\n")))
 html:close()
 print("wrote " .. out .. "/results.json and " .. out .. "/report.html")
