@@ -15,20 +15,9 @@ local bench = require "monge.bench"
 -- The worker: one training run; rank 0 writes its timing to RESULT.
 if arg[1] == "--worker" then
   local result, iters, batch = arg[2], tonumber(arg[3]), tonumber(arg[4])
-  local train = monge.data.fashion_mnist { split = "train", limit = 8192 }
-  local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
-  local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
-  local A = monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" })
-  local noise = monge.noise("gaussian", { sigma = 0.05 })
-  local cost = monge.cost("likelihood", { operator = A, noise = noise }) + 1.1 * monge.cost("quadratic", { operator = A })
   local function train_run(n, dir)
-    return monge.train {
-      operator = A, noise = noise, clean = clean, measured = measured,
-      map = monge.network("unet", { channels = 16, depth = 2 }),
-      potential = monge.network("potential", { channels = 16, depth = 3 }),
-      solver = monge.solver("uotip", { tau = 0.1 }), cost = cost,
-      iters = n, batch = batch, seed = 0, out = dir, progress = false, device = "cpu",
-    }
+    return monge.train(bench.quickstart_config(8192, {
+      iters = n, batch = batch, seed = 0, out = dir, progress = false, device = "cpu" }))
   end
   train_run(1, result .. ".warmup")
   local run = train_run(iters, result .. ".run")

@@ -12,22 +12,12 @@ local device = arg[3] or "auto"
 local out = os.tmpname()
 os.remove(out)
 
-local train = monge.data.fashion_mnist { split = "train", limit = 8192 }
-local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
-local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
-local A = monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" })
-local noise = monge.noise("gaussian", { sigma = 0.05 })
-local cost = monge.cost("likelihood", { operator = A, noise = noise }) + 1.1 * monge.cost("quadratic", { operator = A })
+local bench = require "monge.bench"
 
 local function speed(threads)
   monge.set_threads(threads)
-  local run = monge.train {
-    operator = A, noise = noise, clean = clean, measured = measured,
-    map = monge.network("unet", { channels = 16, depth = 2 }),
-    potential = monge.network("potential", { channels = 16, depth = 3 }),
-    solver = monge.solver("uotip", { tau = 0.1 }), cost = cost,
-    iters = iters, batch = 64, seed = 0, out = out .. "-" .. threads, progress = false, device = device,
-  }
+  local run = monge.train(bench.quickstart_config(8192, {
+    iters = iters, batch = 64, seed = 0, out = out .. "-" .. threads, progress = false, device = device }))
   os.execute("rm -rf '" .. out .. "-" .. threads .. "'")
   return run.its_per_second
 end

@@ -34,12 +34,7 @@ local reference = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/reference/uotip_ste
 local pool = 8192
 os.execute("rm -rf '" .. out .. "' && mkdir -p '" .. out .. "'")
 
-local train = monge.data.fashion_mnist { split = "train", limit = pool }
-local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
-local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
-local A = monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" })
-local noise = monge.noise("gaussian", { sigma = 0.05 })
-local cost = monge.cost("likelihood", { operator = A, noise = noise }) + 1.1 * monge.cost("quadratic", { operator = A })
+local task = bench.quickstart_config(pool)
 
 -- monge: it/s over the iterations after the warm-up, from the times log.jsonl records after each,
 -- and CPU seconds per iteration (os.clock(), all threads): the full run's less that of a run of the
@@ -50,14 +45,12 @@ local function monge_run(threads, dump)
   local function run(n, dump_dir)
     os.execute("rm -rf '" .. dir .. "'")
     local c0 = os.clock()
-    monge.train {
-      operator = A, noise = noise, clean = clean, measured = measured,
-      map = monge.network("unet", { channels = 16, depth = 2 }),
-      potential = monge.network("potential", { channels = 16, depth = 3 }),
-      solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = 0.1, r1 = 0.2 }), cost = cost,
-      iters = n, batch = batch, seed = 0, log_every = 1, out = dir, progress = false, device = "cpu",
-      dump_first_step = dump_dir,
-    }
+    local c = {}
+    for k, v in pairs(task) do c[k] = v end
+    c.solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = 0.1, r1 = 0.2 })  -- fresh optimiser state
+    c.iters, c.batch, c.seed, c.log_every, c.out, c.progress, c.device = n, batch, 0, 1, dir, false, "cpu"
+    c.dump_first_step = dump_dir
+    monge.train(c)
     return os.clock() - c0
   end
   local short = math.max(warmup, 1)

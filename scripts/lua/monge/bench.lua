@@ -38,4 +38,24 @@ function M.unet_map(dir, channels, device)
   return dir .. "/map.pt"
 end
 
+--- The quickstart's training task and networks (GB deblurring of Fashion-MNIST, unet 16 and
+--- potential 16, uotip with tau 0.1) as monge.train options, on the first `limit` training images
+--- (default 8192; even indices clean, odd measured). `extra` adds or overrides options.
+function M.quickstart_config(limit, extra)
+  local train = monge.data.fashion_mnist { split = "train", limit = limit or 8192 }
+  local A = monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" })
+  local noise = monge.noise("gaussian", { sigma = 0.05 })
+  local c = {
+    operator = A, noise = noise,
+    clean = train.images:index_select(1, monge.arange(0, train.count, 2):long()),
+    measured = train.images:index_select(1, monge.arange(1, train.count, 2):long()),
+    map = monge.network("unet", { channels = 16, depth = 2 }),
+    potential = monge.network("potential", { channels = 16, depth = 3 }),
+    solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = 0.1, r1 = 0.2 }),
+    cost = monge.cost("likelihood", { operator = A, noise = noise }) + 1.1 * monge.cost("quadratic", { operator = A }),
+  }
+  for k, v in pairs(extra or {}) do c[k] = v end
+  return c
+end
+
 return M
