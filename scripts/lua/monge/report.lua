@@ -1,0 +1,189 @@
+-- Self-contained HTML reports and JSON results for benchmarks: `local report = require "monge.report"`.
+-- Pages embed their images (base64 data URIs) and draw plots as inline SVG, so a report.html
+-- opens offline, mailed or copied on its own. Files are written to a temporary name and renamed.
+local bit = require "bit"
+local M = {}
+
+local function escape(s)
+  return (tostring(s):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
+end
+M.escape = escape
+
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+--- Base64 of a byte string.
+function M.base64(bytes)
+  local out, n = {}, #bytes
+  for i = 1, n, 3 do
+    local a, b, c = bytes:byte(i, i + 2)
+    local v = bit.bor(bit.lshift(a, 16), bit.lshift(b or 0, 8), c or 0)
+    local chars = {}
+    for k = 3, 0, -1 do
+      local idx = bit.band(bit.rshift(v, 6 * k), 63)
+      chars[#chars + 1] = alphabet:sub(idx + 1, idx + 1)
+    end
+    if not b then chars[3], chars[4] = "=", "=" elseif not c then chars[4] = "=" end
+    out[#out + 1] = table.concat(chars)
+  end
+  return table.concat(out)
+end
+
+--- An <img> holding the PNG file `path` (embedded); `style` is optional CSS.
+function M.image(path, style)
+  local f = assert(io.open(path, "rb"), "report.image: cannot read " .. path)
+  local bytes = f:read("*a")
+  f:close()
+  return string.format('<img alt="%s" style="%s" src="data:image/png;base64,%s">', escape(path:match("[^/]*$")),
+    style or "max-width: 100%; image-rendering: pixelated", M.base64(bytes))
+end
+
+--- A table: `headers` a list of strings, `rows` a list of lists (numbers are formatted with `fmt`,
+--- default "%.3f"); a row may set `.bold = true`.
+function M.table(headers, rows, fmt)
+  local h = { '<table style="border-collapse: collapse" border="1" cellpadding="4"><tr>' }
+  for _, x in ipairs(headers) do h[#h + 1] = "<th>" .. escape(x) .. "</th>" end
+  h[#h + 1] = "</tr>"
+  for _, row in ipairs(rows) do
+    h[#h + 1] = row.bold and '<tr style="font-weight: bold">' or "<tr>"
+    for _, x in ipairs(row) do
+      local text = type(x) == "number" and string.format(fmt or "%.3f", x) or escape(x)
+      h[#h + 1] = "<td>" .. text .. "</td>"
+    end
+    h[#h + 1] = "</tr>"
+  end
+  h[#h + 1] = "</table>"
+  return table.concat(h)
+end
+
+local palette = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22" }
+
+local function range(values, pad)
+  local lo, hi = math.huge, -math.huge
+  for _, v in ipairs(values) do lo, hi = math.min(lo, v), math.max(hi, v) end
+  if lo == math.huge then lo, hi = 0, 1 end
+  if hi - lo < 1e-12 then lo, hi = lo - 0.5, hi + 0.5 end
+  local p = (hi - lo) * (pad or 0.05)
+  return lo - p, hi + p
+end
+
+--- An SVG line plot. `o.series` = { { name = "uotip", points = { {x, y}, ... } }, ... };
+--- `o.title`, `o.xlabel`, `o.ylabel`; `o.lines` = { { y = 16.8, label = "degraded" } } draws
+--- horizontal reference lines.
+function M.line_plot(o)
+  local W, H, L, R, T, B = o.width or 640, o.height or 300, 60, 150, 30, 40
+  local xs, ys = {}, {}
+  for _, s in ipairs(o.series) do
+    for _, p in ipairs(s.points) do xs[#xs + 1], ys[#ys + 1] = p[1], p[2] end
+  end
+  for _, l in ipairs(o.lines or {}) do ys[#ys + 1] = l.y end
+  local x0, x1 = range(xs, 0)
+  local y0, y1 = range(ys)
+  local function px(x) return L + (W - L - R) * (x - x0) / (x1 - x0) end
+  local function py(y) return H - B - (H - T - B) * (y - y0) / (y1 - y0) end
+  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', W, H),
+    string.format('<text x="%d" y="18" font-weight="bold">%s</text>', L, escape(o.title or "")),
+    string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>', L, T, W - L - R, H - T - B),
+    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, T + 4, y1),
+    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, H - B + 4, y0),
+    string.format('<text x="%d" y="%d">%.4g</text><text x="%d" y="%d" text-anchor="end">%.4g</text>', L, H - B + 16, x0, W - R, H - B + 16, x1),
+    string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', L + (W - L - R) / 2, H - 6, escape(o.xlabel or "")),
+    string.format('<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>', T + (H - T - B) / 2, T + (H - T - B) / 2, escape(o.ylabel or "")) }
+  for _, l in ipairs(o.lines or {}) do
+    s[#s + 1] = string.format('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="4"/><text x="%d" y="%.1f" fill="#555">%s</text>',
+      L, W - R, py(l.y), py(l.y), W - R + 4, py(l.y) + 4, escape(l.label or ""))
+  end
+  for i, series in ipairs(o.series) do
+    local color = palette[(i - 1) % #palette + 1]
+    local pts = {}
+    for _, p in ipairs(series.points) do pts[#pts + 1] = string.format("%.1f,%.1f", px(p[1]), py(p[2])) end
+    if #pts > 0 then
+      s[#s + 1] = string.format('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>', color, table.concat(pts, " "))
+    end
+    s[#s + 1] = string.format('<text x="%d" y="%d" fill="%s">%s</text>', W - R + 4, T + 14 * i, color, escape(series.name))
+  end
+  s[#s + 1] = "</svg>"
+  return table.concat(s, "\n")
+end
+
+--- An SVG bar chart: `o.bars` = { { label = "uotip", value = 17.9 }, ... }; `o.title`, `o.unit`.
+--- Bars start at the smallest value less a margin, so differences of a few tenths show.
+function M.bar_chart(o)
+  local W, bar, L, T = o.width or 640, 22, 110, 30
+  local H = T + #o.bars * (bar + 6) + 10
+  local values = {}
+  for _, b in ipairs(o.bars) do values[#values + 1] = b.value end
+  local lo, hi = range(values, 0.15)
+  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', W, H),
+    string.format('<text x="%d" y="18" font-weight="bold">%s</text>', L, escape(o.title or "")) }
+  for i, b in ipairs(o.bars) do
+    local y = T + (i - 1) * (bar + 6)
+    local w = math.max(1, (W - L - 90) * (b.value - lo) / (hi - lo))
+    s[#s + 1] = string.format('<text x="%d" y="%d" text-anchor="end">%s</text><rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/><text x="%.1f" y="%d">%.3f %s</text>',
+      L - 6, y + 15, escape(b.label), L, y, w, bar, palette[(i - 1) % #palette + 1], L + w + 4, y + 15, b.value, escape(o.unit or ""))
+  end
+  s[#s + 1] = "</svg>"
+  return table.concat(s, "\n")
+end
+
+local function write_atomically(path, text)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"), "cannot write " .. tmp)
+  f:write(text)
+  f:close()
+  assert(os.rename(tmp, path), "cannot rename " .. tmp .. " to " .. path)
+end
+
+--- Writes a page: `parts` are HTML strings, joined in order.
+function M.page(path, title, parts)
+  write_atomically(path, string.format([[<!doctype html>
+<html><head><meta charset="utf-8"><title>%s</title></head>
+<body style="font-family: sans-serif; max-width: 1000px; margin: 1em auto">
+<h1>%s</h1>
+%s
+</body></html>
+]], escape(title), escape(title), table.concat(parts, "\n")))
+end
+
+-- JSON: objects with sorted keys, arrays for sequences, null for NaN and infinities.
+local function encode(v, indent)
+  local t = type(v)
+  if t == "nil" then return "null" end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
+    return string.format("%.10g", v)
+  end
+  if t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+      return named[c] or string.format("\\u%04x", c:byte())
+    end) .. '"'
+  end
+  assert(t == "table", "report.json: cannot encode a " .. t)
+  local pad, inner = indent, indent .. "  "
+  if #v > 0 or next(v) == nil then
+    local items = {}
+    for _, x in ipairs(v) do items[#items + 1] = encode(x, inner) end
+    if #items == 0 then return "[]" end
+    return "[\n" .. inner .. table.concat(items, ",\n" .. inner) .. "\n" .. pad .. "]"
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local items = {}
+  for _, k in ipairs(keys) do
+    local x = v[k]
+    if x == nil then x = v[tonumber(k)] end
+    items[#items + 1] = encode(k, inner) .. ": " .. encode(x, inner)
+  end
+  return "{\n" .. inner .. table.concat(items, ",\n" .. inner) .. "\n" .. pad .. "}"
+end
+
+--- JSON text of a Lua value.
+function M.json(value) return encode(value, "") .. "\n" end
+
+--- Writes `value` as JSON to `path`.
+function M.write_json(path, value) write_atomically(path, M.json(value)) end
+
+return M
