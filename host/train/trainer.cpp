@@ -462,13 +462,14 @@ TrainResult train(const TrainConfig& c) {
                     "); the solver does not average its gradients correctly; the last checkpoint " +
                     checkpoint.string() + " is intact");
   };
-  const bool resume = c.resume || restart_count() > 0;
+  const int64_t restarts = restart_count();
+  const bool resume = c.resume || restarts > 0;
   int64_t start = 0;
   if (main_rank && resume && fs::exists(checkpoint)) {
     start = load_checkpoint();
-    if (main_rank)  // always said: a run that silently continued an old one would mislead
-      std::cerr << "train: resumed from " << checkpoint.string() << " at iteration " << start
-                << (restart_count() > 0 ? " (restart " + std::to_string(restart_count()) + " of the job)" : "") << "\n";
+    // Always said, progress or not: a run that silently continued an old one would mislead.
+    std::cerr << "train: resumed from " << checkpoint.string() << " at iteration " << start
+              << (restarts > 0 ? " (restart " + std::to_string(restarts) + " of the job)" : "") << "\n";
   } else {
     // A good state to roll back to from the very first iteration. The other ranks take rank 0's
     // state here, whether rank 0 resumed from its checkpoint or starts afresh.
@@ -609,10 +610,15 @@ TrainResult train(const TrainConfig& c) {
   save_checkpoint(it);
   result.map_path = c.out / "map.pt";
   auto exported = c.solver->export_map();
+  // Rank 0 evaluates and writes the map while the others wait, so that map.pt exists when train()
+  // returns on every rank; the final evaluation may take longer than one exchange's timeout.
+  auto wait_for_rank0 = [&] {
+    if (dist)
+      dist->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)),
+                             std::chrono::milliseconds(3600 * 1000)));
+  };
   if (!main_rank) {
-    // Rank 0 evaluates and writes the map; wait for it, so that map.pt exists when train() returns.
-    dist->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)),
-                           std::chrono::milliseconds(3600 * 1000)));
+    wait_for_rank0();
     exported->eval();
     result.map = exported;
     return result;
@@ -639,9 +645,7 @@ TrainResult train(const TrainConfig& c) {
   exported->to(device);
   exported->eval();
   result.map = exported;
-  if (dist)
-    dist->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)),
-                           std::chrono::milliseconds(3600 * 1000)));
+  wait_for_rank0();
   return result;
 }
 

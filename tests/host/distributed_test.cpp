@@ -1,5 +1,7 @@
 // The launch environment of data-parallel training: torchrun's and Slurm's variables.
 #include <cstdlib>
+#include <initializer_list>
+#include <utility>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -18,6 +20,11 @@ void clear_env() {
                         "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_JOB_ID",
                         "MONGE_STORE_FILE"})
     unsetenv(v);
+}
+
+// Sets environment variables, name then value.
+void set_env(std::initializer_list<std::pair<const char*, const char*>> vars) {
+  for (const auto& [name, value] : vars) setenv(name, value, 1);
 }
 
 std::string error_of(void (*f)()) {
@@ -41,11 +48,8 @@ TEST(DistEnv, SingleProcessByDefault) {
 
 TEST(DistEnv, Torchrun) {
   clear_env();
-  setenv("WORLD_SIZE", "4", 1);
-  setenv("RANK", "3", 1);
-  setenv("LOCAL_RANK", "1", 1);
-  setenv("MASTER_ADDR", "node7", 1);
-  setenv("MASTER_PORT", "29600", 1);
+  set_env({{"WORLD_SIZE", "4"}, {"RANK", "3"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node7"},
+           {"MASTER_PORT", "29600"}});
   const auto e = dist_env();
   EXPECT_EQ(e.source, "torchrun");
   EXPECT_EQ(e.world, 4);
@@ -57,10 +61,7 @@ TEST(DistEnv, Torchrun) {
 
 TEST(DistEnv, TorchrunTakesPrecedenceOverSlurm) {
   clear_env();
-  setenv("WORLD_SIZE", "2", 1);
-  setenv("RANK", "1", 1);
-  setenv("SLURM_STEP_NUM_TASKS", "8", 1);
-  setenv("SLURM_PROCID", "5", 1);
+  set_env({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"SLURM_STEP_NUM_TASKS", "8"}, {"SLURM_PROCID", "5"}});
   const auto e = dist_env();
   EXPECT_EQ(e.world, 2);
   EXPECT_EQ(e.rank, 1);
@@ -70,11 +71,8 @@ TEST(DistEnv, TorchrunTakesPrecedenceOverSlurm) {
 
 TEST(DistEnv, SlurmStep) {
   clear_env();
-  setenv("SLURM_STEP_NUM_TASKS", "8", 1);
-  setenv("SLURM_PROCID", "5", 1);
-  setenv("SLURM_LOCALID", "1", 1);
-  setenv("SLURM_STEP_NODELIST", "gpu[012-015,020],login1", 1);
-  setenv("SLURM_JOB_ID", "123456", 1);
+  set_env({{"SLURM_STEP_NUM_TASKS", "8"}, {"SLURM_PROCID", "5"}, {"SLURM_LOCALID", "1"},
+           {"SLURM_STEP_NODELIST", "gpu[012-015,020],login1"}, {"SLURM_JOB_ID", "123456"}});
   const auto e = dist_env();
   EXPECT_EQ(e.source, "slurm");
   EXPECT_EQ(e.world, 8);
@@ -89,9 +87,7 @@ TEST(DistEnv, SlurmStep) {
 TEST(DistEnv, SlurmBatchStepWithOneTaskIsSingleProcess) {
   clear_env();
   // The batch script itself (no srun): one task, even in an allocation of many.
-  setenv("SLURM_STEP_NUM_TASKS", "1", 1);
-  setenv("SLURM_PROCID", "0", 1);
-  setenv("SLURM_JOB_NODELIST", "node[1-4]", 1);
+  set_env({{"SLURM_STEP_NUM_TASKS", "1"}, {"SLURM_PROCID", "0"}, {"SLURM_JOB_NODELIST", "node[1-4]"}});
   EXPECT_EQ(dist_env().world, 1);
 }
 
@@ -101,8 +97,7 @@ TEST(DistEnv, BadValuesAreClearErrors) {
   EXPECT_NE(error_of([] { dist_env(); }).find("WORLD_SIZE is set but RANK is not"), std::string::npos);
   setenv("RANK", "2", 1);
   EXPECT_NE(error_of([] { dist_env(); }).find("RANK must be an integer in [0, 1], got '2'"), std::string::npos);
-  setenv("RANK", "1", 1);
-  setenv("MASTER_PORT", "http", 1);
+  set_env({{"RANK", "1"}, {"MASTER_PORT", "http"}});
   EXPECT_NE(error_of([] { dist_env(); }).find("MASTER_PORT must be an integer in [1, 65535], got 'http'"),
             std::string::npos);
 }

@@ -56,19 +56,14 @@ class Supervised final : public monge::Solver {
     torch::serialize::OutputArchive state;
     opt_->save(state);
     archive.write("optimizer_map", state);
-    archive.write("steps", torch::tensor(steps_, torch::kInt64));
-    archive.write("lr_scale", torch::tensor(lr_scale_, torch::kFloat64));
+    su::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
     torch::serialize::InputArchive state;
     archive.read("optimizer_map", state);
     opt_->load(state);
-    at::Tensor steps, scale;
-    archive.read("steps", steps);
-    archive.read("lr_scale", scale);
-    steps_ = steps.item<int64_t>();
-    lr_scale_ = scale.item<double>();
+    su::load_progress(archive, steps_, lr_scale_);
     apply_learning_rate();
   }
 

@@ -126,8 +126,7 @@ class Uotip final : public monge::Solver {
     opt_potential_->save(potential_state);
     archive.write("optimizer_map", map_state);
     archive.write("optimizer_potential", potential_state);
-    archive.write("steps", torch::tensor(steps_, torch::kInt64));
-    archive.write("lr_scale", torch::tensor(lr_scale_, torch::kFloat64));
+    monge::solver_util::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
@@ -136,12 +135,7 @@ class Uotip final : public monge::Solver {
     archive.read("optimizer_potential", potential_state);
     opt_map_->load(map_state);
     opt_potential_->load(potential_state);
-    at::Tensor steps;
-    archive.read("steps", steps);
-    steps_ = steps.item<int64_t>();
-    at::Tensor scale;
-    archive.read("lr_scale", scale);
-    lr_scale_ = scale.item<double>();
+    monge::solver_util::load_progress(archive, steps_, lr_scale_);
     apply_learning_rates();
   }
 

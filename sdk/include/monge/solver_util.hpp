@@ -8,6 +8,7 @@
 
 #include <torch/nn/module.h>
 #include <torch/optim/adam.h>
+#include <torch/serialize/archive.h>
 
 #include "monge/network.hpp"
 #include "monge/plugin.hpp"
@@ -46,6 +47,20 @@ inline double cosine_factor(int64_t step, int64_t total) {
 /// Sets every parameter group's learning rate.
 inline void set_learning_rate(torch::optim::Adam& optimiser, double lr) {
   for (auto& group : optimiser.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+/// The step counter and the learning-rate scale (lowered by rollbacks), saved under the keys
+/// "steps" and "lr_scale" so that schedules resume exactly.
+inline void save_progress(torch::serialize::OutputArchive& archive, int64_t steps, double lr_scale) {
+  archive.write("steps", torch::tensor(steps, torch::kInt64));
+  archive.write("lr_scale", torch::tensor(lr_scale, torch::kFloat64));
+}
+inline void load_progress(torch::serialize::InputArchive& archive, int64_t& steps, double& lr_scale) {
+  at::Tensor s, scale;
+  archive.read("steps", s);
+  archive.read("lr_scale", scale);
+  steps = s.item<int64_t>();
+  lr_scale = scale.item<double>();
 }
 
 }  // namespace monge::solver_util
