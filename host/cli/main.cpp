@@ -211,7 +211,11 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   for (const auto& [k, v] : i.network.params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
   if (i.shape.in_channels > 0)
     std::cout << "\n  channels " << i.shape.in_channels << " -> " << i.shape.out_channels << ", trained on "
-              << i.shape.height << "x" << i.shape.width << "\n";
+              << i.shape.height << "x" << i.shape.width
+              << (i.latent_channels > 0 ? ", stochastic: " + std::to_string(i.latent_channels) +
+                                              " latent channel(s) of N(0, 1) noise drawn at each call"
+                                        : std::string())
+              << "\n";
   else
     std::cout << "\n";
   if (i.op) {

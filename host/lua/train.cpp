@@ -1,5 +1,6 @@
 // Lua bindings for training and maps: monge.train{...}, monge.load_map(path), map objects.
 
+#include <cmath>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -123,6 +124,7 @@ int l_train(lua_State* L) {
   trained.op = c.op;
   trained.info.network = c.map_spec;
   trained.info.shape = r.shape;
+  trained.info.latent_channels = r.latent_channels;
   host::describe_tiling(trained, *c.map_net);
   push_map(L, MapBox{trained, r.map_path.string()});
   lua_setfield(L, -2, "map");
@@ -201,6 +203,18 @@ int m_parameters(lua_State* L) {
   return 1;
 }
 
+// map:reseed(seed): restarts a stochastic map's stream of latent noise z (the same seed gives the
+// same samples).
+int m_reseed(lua_State* L) {
+  MapBox& box = check_map(L, 1);
+  auto* latent = dynamic_cast<host::LatentMap*>(box.map.module.get());
+  if (!latent) throw std::runtime_error("map:reseed: this map is deterministic (it takes no latent noise z)");
+  const lua_Number seed = luaL_checknumber(L, 2);
+  if (!(seed >= 0) || seed != std::floor(seed)) throw std::runtime_error("map:reseed: the seed must be an integer >= 0");
+  latent->reseed(static_cast<uint64_t>(seed));
+  return 0;
+}
+
 int mt_index(lua_State* L) {
   MapBox& box = check_map(L, 1);
   const std::string key = luaL_checkstring(L, 2);
@@ -209,6 +223,8 @@ int mt_index(lua_State* L) {
   else if (key == "restore") lua_pushcfunction(L, &guard<m_restore>);
   else if (key == "forward") lua_pushcfunction(L, &guard<m_forward>);
   else if (key == "parameters") lua_pushcfunction(L, &guard<m_parameters>);
+  else if (key == "reseed") lua_pushcfunction(L, &guard<m_reseed>);
+  else if (key == "latent") lua_pushnumber(L, static_cast<lua_Number>(box.map.info.latent_channels));
   else if (key == "metrics") {
     lua_newtable(L);
     for (const auto& [k, v] : box.map.info.metrics) {
@@ -216,7 +232,7 @@ int mt_index(lua_State* L) {
       lua_setfield(L, -2, k.c_str());
     }
   } else {
-    throw std::runtime_error("map has no field '" + key + "' (path, network, metrics, restore, forward, parameters)");
+    throw std::runtime_error("map has no field '" + key + "' (path, network, latent, metrics, restore, forward, parameters, reseed)");
   }
   return 1;
 }

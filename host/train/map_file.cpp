@@ -107,14 +107,43 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
     archive.write("operator", c10::IValue(info.op->name));
     archive.write("operator_params", to_ivalue(info.op->params, info.op->name));
   }
+  if (info.latent_channels > 0) archive.write("latent_channels", c10::IValue(info.latent_channels));
   archive.write("notes", string_map(info.notes));
   c10::Dict<std::string, double> metrics;
   for (const auto& [k, v] : info.metrics) metrics.insert(k, v);
   archive.write("metrics", c10::IValue(metrics));
   torch::serialize::OutputArchive weights;
-  module.save(weights);
+  // A stochastic map's file holds the network alone: load_map() wraps it again.
+  if (auto* latent = dynamic_cast<LatentMap*>(&module)) latent->network()->save(weights);
+  else module.save(weights);
   archive.write("weights", weights);
   write_atomically(file, [&](const std::string& tmp) { archive.save_to(tmp); });
+}
+
+LatentMap::LatentMap(std::shared_ptr<Module> network, int64_t latent, uint64_t seed)
+    : network_(std::move(network)), latent_(latent), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+  if (latent_ < 1) throw Error("LatentMap: needs at least one latent channel");
+  register_module("network", network_);
+}
+
+void LatentMap::reseed(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
+}
+
+at::Tensor LatentMap::forward(const at::Tensor& q) {
+  if (q.dim() != 4) throw Error("stochastic map: expected an N x C x H x W input");
+  at::Tensor z;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    z = at::randn({q.size(0), latent_, q.size(2), q.size(3)}, gen_, at::TensorOptions().dtype(at::kFloat));
+  }
+  return network_->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
+}
+
+std::shared_ptr<Module> with_latent(std::shared_ptr<Module> network, int64_t latent, uint64_t seed) {
+  if (latent <= 0) return network;
+  return std::make_shared<LatentMap>(std::move(network), latent, seed);
 }
 
 void describe_tiling(LoadedMap& map, const Network& network) {
@@ -174,17 +203,24 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
       out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
       out.info.op = op;
     }
+    if (archive.try_read("latent_channels", v)) {
+      out.info.latent_channels = v.toInt();
+      if (out.info.latent_channels < 0 || out.info.latent_channels > 4096) throw Error("bad latent_channels record");
+    }
     archive.read("notes", v);
     for (const auto& e : v.toGenericDict()) out.info.notes[e.key().toStringRef()] = e.value().toStringRef();
     archive.read("metrics", v);
     for (const auto& e : v.toGenericDict()) out.info.metrics[e.key().toStringRef()] = e.value().toDouble();
     out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
     auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
-    out.module = net->build(out.info.shape);
+    NetworkShape built = out.info.shape;
+    built.in_channels += out.info.latent_channels;
+    auto network = net->build(built);
     describe_tiling(out, *net);
     torch::serialize::InputArchive weights;
     archive.read("weights", weights);
-    out.module->load(weights);
+    network->load(weights);
+    out.module = with_latent(network, out.info.latent_channels);
   } catch (const PluginError&) {
     throw;
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "host/core/registry.hpp"
@@ -24,7 +25,8 @@ struct PluginSpec {
 
 struct MapInfo {
   PluginSpec network;                 ///< the map network plugin
-  NetworkShape shape;                 ///< what it was built for
+  NetworkShape shape;                 ///< what it takes and gives (in_channels: the lifted measurement's)
+  int64_t latent_channels = 0;        ///< stochastic map T(y, z): the network takes this many more channels of z
   std::optional<PluginSpec> op;       ///< the forward operator whose lift turns y into the map's input
   std::string monge_version;
   std::map<std::string, std::string> notes;   ///< training summary (solver, iterations, ...)
@@ -40,6 +42,29 @@ struct LoadedMap {
   int64_t receptive_radius = -1;
   int64_t tile_alignment = 1;
 };
+
+/// A stochastic map T(q, z) as users apply it: wraps the map network, which takes `latent` more
+/// input channels than q, and feeds it z ~ N(0, 1) drawn on the CPU from its own generator, so
+/// that a given seed gives the same samples on every device. Each call draws new z; a tiled
+/// apply therefore draws z per tile (see docs/training.md, "Stochastic maps").
+class LatentMap final : public Module {
+ public:
+  LatentMap(std::shared_ptr<Module> network, int64_t latent, uint64_t seed = 0);
+  at::Tensor forward(const at::Tensor& q) override;
+  /// Restarts the noise stream: the same seed gives the same sequence of z.
+  void reseed(uint64_t seed);
+  const std::shared_ptr<Module>& network() const { return network_; }
+  int64_t latent() const { return latent_; }
+
+ private:
+  std::shared_ptr<Module> network_;
+  int64_t latent_;
+  at::Generator gen_;
+  std::mutex mutex_;  // batch apply may call forward() from several threads
+};
+
+/// `network` wrapped in a LatentMap when `latent` > 0; `network` itself otherwise.
+std::shared_ptr<Module> with_latent(std::shared_ptr<Module> network, int64_t latent, uint64_t seed = 0);
 
 /// Fills the tiling fields of `map` from the network plugin that built its module.
 void describe_tiling(LoadedMap& map, const Network& network);

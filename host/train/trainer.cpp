@@ -398,8 +398,15 @@ TrainResult train(const TrainConfig& c) {
   torch::manual_seed(c.seed);
   const NetworkShape map_shape{channels, channels, 1, height, width};
   result.shape = map_shape;
-  auto map = c.map_net->build(map_shape);
-  auto ema = c.map_net->build(map_shape);
+  // A stochastic map T(y, z) takes the solver's latent channels after those of Q(y).
+  const int64_t latent = c.solver->latent_channels();
+  if (latent < 0 || latent > 4096)
+    throw Error("train: the solver asks for " + std::to_string(latent) + " latent channels; 0 to 4096 are possible");
+  result.latent_channels = latent;
+  NetworkShape built_shape = map_shape;
+  built_shape.in_channels += latent;
+  auto map = c.map_net->build(built_shape);
+  auto ema = c.map_net->build(built_shape);
   auto potential = c.potential_net->build(NetworkShape{channels, 1, 1, height, width});
   map->to(device);
   ema->to(device);
@@ -491,7 +498,9 @@ TrainResult train(const TrainConfig& c) {
   }
   // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
   auto evaluate = [&](int64_t iteration) {
-    Module& exported = *c.solver->export_map();
+    // The same z for every evaluation of a stochastic map, so that its curve shows the training.
+    auto exported_map = with_latent(c.solver->export_map(), latent, c.seed);
+    Module& exported = *exported_map;
     EvalPoint p;
     p.iteration = iteration;
     p.psnr_degraded = eval_psnr_degraded;
@@ -620,13 +629,14 @@ TrainResult train(const TrainConfig& c) {
   if (!main_rank) {
     wait_for_rank0();
     exported->eval();
-    result.map = exported;
+    result.map = with_latent(exported, latent, c.seed);
     return result;
   }
 
   MapInfo info;
   info.network = c.map_spec;
   info.shape = map_shape;
+  info.latent_channels = latent;
   info.op = c.op_spec;
   info.notes = {{"solver", c.solver_name}, {"iterations", std::to_string(c.iters)},
                 {"batch", std::to_string(c.batch)}, {"seed", std::to_string(c.seed)}};
@@ -644,7 +654,7 @@ TrainResult train(const TrainConfig& c) {
   save_map(result.map_path, *exported, info);
   exported->to(device);
   exported->eval();
-  result.map = exported;
+  result.map = with_latent(exported, latent, c.seed);
   wait_for_rank0();
   return result;
 }

@@ -1,5 +1,6 @@
--- Known answer: balanced OT (Psi1* = Psi2* = identity, i.e. OTIP) with the quadratic cost between
--- two Gaussians in 2-D. The optimal map is affine and closed-form,
+-- Known answer: balanced OT with the quadratic cost between two Gaussians in 2-D, learned by OTIP
+-- (uotip with Psi1* = Psi2* = identity) and by NOT with the strong cost (a deterministic map). The
+-- optimal map is affine and closed-form,
 --   T*(y) = m2 + A (y - m1),  A = S1^-1/2 (S1^1/2 S2 S1^1/2)^1/2 S1^-1/2,
 -- and the learned map must come close to it.
 local monge = require "monge"
@@ -46,27 +47,40 @@ local function affine(y, M, a, b)  -- b + M (y - a), row-wise
 end
 
 local identity = monge.operator("identity")
-local run = monge.train {
-  operator = identity,
-  clean = gaussian(8192, m2, L2, 1):float(),     -- X ~ N(m2, S2)
-  measured = gaussian(8192, m1, L1, 2):float(),  -- Y ~ N(m1, S1) (no noise model: y = A(signal))
-  map = monge.network("mlp", { hidden = 64, layers = 2 }),
-  potential = monge.network("mlp", { hidden = 64, layers = 2, output = "scalar" }),
-  solver = monge.solver("uotip", { psi1 = "identity", psi2 = "identity", tau = 1, r1 = 0,
-                                   lr_map = 1e-3, lr_potential = 1e-3, ema = 0.99 }),
-  cost = monge.cost("quadratic", { operator = identity }),
-  iters = 600, batch = 256, seed = 0, out = out, progress = false, log_every = 100,
-}
+local function learn(name, solver, iters)
+  return monge.train {
+    operator = identity,
+    clean = gaussian(8192, m2, L2, 1):float(),     -- X ~ N(m2, S2)
+    measured = gaussian(8192, m1, L1, 2):float(),  -- Y ~ N(m1, S1) (no noise model: y = A(signal))
+    map = monge.network("mlp", { hidden = 64, layers = 2 }),
+    potential = monge.network("mlp", { hidden = 64, layers = 2, output = "scalar" }),
+    solver = solver,
+    cost = monge.cost("quadratic", { operator = identity }),
+    iters = iters, batch = 256, seed = 0, out = out .. "/" .. name, progress = false, log_every = 100,
+  }
+end
 
--- Relative RMS error of the learned map against T*, on fresh samples.
+-- Relative RMS error of a map against T*, on fresh samples.
 local y = gaussian(4096, m1, L1, 3)
 local best = affine(y, A, m1, m2)
 local spread = (best - monge.tensor({ m2 }):double():reshape { 1, 2, 1, 1 }):pow(2):sum(2):mean():sqrt():item()
 local function error_of(t) return (t - best):pow(2):sum(2):mean():sqrt():item() / spread end
-local learned = error_of(run.map:forward(y:float()):double())
-local untrained = error_of(y)  -- the identity map the network starts from
-print(string.format("toy_test: relative RMS error %.4f (identity map: %.4f) after %d iterations in %.1f s",
-                    learned, untrained, run.iterations, run.seconds))
+local untrained = error_of(y)  -- the identity map the networks start from
 assert(untrained > 1, untrained)
-assert(learned < 0.1, "the learned map is not the closed-form OT map: relative error " .. learned)
+
+local cases = {
+  { "otip", monge.solver("uotip", { psi1 = "identity", psi2 = "identity", tau = 1, r1 = 0,
+                                    lr_map = 1e-3, lr_potential = 1e-3, ema = 0.99 }), 600 },
+  -- NOT's strong cost: no latent noise, one map update per potential update at this budget.
+  { "not", monge.solver("not", { latent = 0, gamma = 0, k_t = 1, tau = 1, lr_map = 1e-3, lr_potential = 1e-3,
+                                 beta1 = 0.5, beta2 = 0.9, ema = 0.99 }), 600 },
+}
+for _, case in ipairs(cases) do
+  local name, solver, iters = case[1], case[2], case[3]
+  local run = learn(name, solver, iters)
+  local learned = error_of(run.map:forward(y:float()):double())
+  print(string.format("toy_test: %s: relative RMS error %.4f (identity map: %.4f) after %d iterations in %.1f s",
+                      name, learned, untrained, run.iterations, run.seconds))
+  assert(learned < 0.1, name .. ": the learned map is not the closed-form OT map: relative error " .. learned)
+end
 print("toy_test: ok")

@@ -51,11 +51,13 @@ class MlpModule final : public monge::Module {
     t = head_->forward(t);
     if (cfg_.output == "scalar") return t.squeeze(1);
     t = t.view({x.size(0), shape_.out_channels, shape_.height, shape_.width});
-    return residual() ? x + t : t;
+    if (!residual()) return t;
+    // Residual on the first output-many channels: extra inputs (a stochastic map's z) are not added.
+    return (shape_.in_channels == shape_.out_channels ? x : x.narrow(1, 0, shape_.out_channels)) + t;
   }
 
  private:
-  bool residual() const { return cfg_.output == "image" && cfg_.residual && shape_.in_channels == shape_.out_channels; }
+  bool residual() const { return cfg_.output == "image" && cfg_.residual && shape_.in_channels >= shape_.out_channels; }
   at::Tensor act(const at::Tensor& t) const {
     if (cfg_.activation == "relu") return torch::relu(t);
     if (cfg_.activation == "leaky_relu") return torch::leaky_relu(t, 0.2);

@@ -107,7 +107,8 @@ class UNetModule final : public monge::Module {
       t = act(dec_b_[l]->forward(t));
     }
     t = out_->forward(t);
-    if (cfg_.residual) t = t + input;
+    // Residual on the first output-many channels: extra inputs (a stochastic map's z) are not added.
+    if (cfg_.residual) t = t + (in_channels_ == t.size(1) ? input : input.narrow(1, 0, t.size(1)));
     if (ph != 0 || pw != 0) t = t.narrow(2, 0, h).narrow(3, 0, w);
     return t;
   }
@@ -140,8 +141,8 @@ class UNet final : public monge::Network {
     if (shape.in_channels < 1 || shape.out_channels < 1)
       throw monge::Error("unet: in_channels and out_channels must be positive, got " +
                          std::to_string(shape.in_channels) + " and " + std::to_string(shape.out_channels));
-    if (cfg_.residual && shape.in_channels != shape.out_channels)
-      throw monge::ParamError("unet: parameter 'residual' = true needs as many input as output channels, got " +
+    if (cfg_.residual && shape.in_channels < shape.out_channels)
+      throw monge::ParamError("unet: parameter 'residual' = true needs at least as many input as output channels, got " +
                               std::to_string(shape.in_channels) + " in and " + std::to_string(shape.out_channels) +
                               " out; set residual = false");
     return std::make_shared<UNetModule>(cfg_, shape.in_channels, shape.out_channels);
@@ -184,7 +185,7 @@ class UNet final : public monge::Network {
     return monge::Schema{}
         .integer("channels", 32, 4, 512, "base width (channels at full resolution; doubles per level, capped at 1024)")
         .integer("depth", 2, 1, 5, "number of 2x downsamplings")
-        .boolean("residual", true, "output = input + net(input); the net's last conv starts at zero")
+        .boolean("residual", true, "output = input + net(input) (the input's first output-many channels); the net's last conv starts at zero")
         .choice("activation", "silu", {"silu", "relu", "leaky_relu"}, "activation (leaky_relu slope 0.2)");
   }
 

@@ -62,6 +62,12 @@ class MONGE_SDK_API Solver : public Plugin {
   /// very signals `x` (pairs), drawn from the clean set. False (unpaired): independent batches.
   virtual bool wants_pairs() const { return false; }
 
+  /// Stochastic maps T(y, z) (NOT, KNOT, OTP): the number of channels of latent noise z the map
+  /// network takes after the lifted measurement's channels. The trainer then builds the map with
+  /// that many extra input channels; the solver draws z itself in step(), and whoever applies the
+  /// exported map feeds it standard normal z (see docs/training.md). 0 (the default): T(y).
+  virtual int64_t latent_channels() const { return 0; }
+
   /// Multiplies every learning rate by `factor` (the trainer lowers them after rolling back from
   /// a divergence). The change must survive save()/load(). Returns false when the solver cannot
   /// do it, in which case the trainer stops instead of retrying.

@@ -18,8 +18,10 @@
 ///        must average gradients through it, and the context's layout changed.
 ///        Solver::wants_pairs() (supervised training on pairs). Metric::set_level() and
 ///        Metric::score_set() (metrics of whole sets, such as FID).
+///   5.0  Solver::latent_channels() (stochastic maps T(y, z): the map network takes extra input
+///        channels of noise z): a new virtual function changes the Solver interface's layout.
 
-#define MONGE_SDK_MAJOR 4
+#define MONGE_SDK_MAJOR 5
 #define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 
