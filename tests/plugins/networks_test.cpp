@@ -280,9 +280,17 @@ TEST(UNet, ScaleIsRefused) {
   }
 }
 
-TEST(UNet, ResidualNeedsMatchingChannels) {
-  EXPECT_THROW(make_net("unet")->build(shape(3, 1)), monge::ParamError);
-  EXPECT_NO_THROW(make_net("unet", {{"residual", false}})->build(shape(3, 1)));
+TEST(UNet, ResidualNeedsEnoughInputChannels) {
+  EXPECT_THROW(make_net("unet")->build(shape(1, 3)), monge::ParamError);
+  EXPECT_NO_THROW(make_net("unet", {{"residual", false}})->build(shape(1, 3)));
+}
+
+// A stochastic map's extra input channels (z) are not added to the output: at initialisation the
+// residual network returns the first output-many input channels exactly.
+TEST(UNet, ResidualAddsOnlyTheLeadingChannels) {
+  auto m = make_net("unet", unet_small(true))->build(shape(3, 1));
+  const auto x = torch::randn({2, 3, 16, 16});
+  EXPECT_TRUE(torch::allclose(m->forward(x), x.narrow(1, 0, 1)));
 }
 
 TEST(UNet, WrongInputChannelsIsAnError) {
