@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package monge needs to build, test and run its demo.
+# Installs every Debian 12 package monge needs to build, test and run its demo (one list: the
+# test command needs all of them, chromium included, and the demo is a subset).
 # Idempotent and non-interactive; uses sudo when not run as root.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ PACKAGES=(
   zlib1g-dev                              # gzip-compressed IDX files
   dataset-fashion-mnist                   # the demo and test data
   python3-torch                           # PyTorch reference of `monge bench train-step` (and its test)
+  chromium                                # headless browser: tests render report.html (tests/bench/render_check.sh)
 )
 
 SUDO=""

@@ -54,6 +54,9 @@ Usage:
                                               (JSONL manifest), sharded across processes
   monge [OPTIONS] bench [NAME [ARGS...]]      run a benchmark pipeline (train-step, apply, ...);
                                               without NAME, list them
+  monge [OPTIONS] eval MAP --data SPEC --out DIR [--metrics psnr,ssim ...]
+                                              score a map on a frozen degraded test set against the
+                                              degraded input; results.json, grid.png, report.html
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -501,6 +504,60 @@ int cmd_bench(const Options& opt, const std::vector<std::string>& args) {
   return rt.run_file(bench_dir() / (name + ".lua"), std::vector<std::string>(args.begin() + 1, args.end()));
 }
 
+constexpr const char* kEvalHelp = R"(Usage: monge eval MAP --data SPEC --out DIR [OPTIONS]
+
+Scores the map in MAP on a frozen test set of degraded images with known clean originals, next to
+the degraded input itself (lifted by the map's operator, e.g. bicubic upsampling for a
+super-resolution map) as the baseline, and writes DIR/results.json, DIR/grid.png and a
+self-contained DIR/report.html. Nothing is written unless every score was computed.
+
+Test sets (--data):
+  fashion-mnist:test[:N]   the first N (default all 10,000) Fashion-MNIST test images (also
+                           fashion-mnist:train[:N]); degraded here by the map's own operator and
+                           the noise model of --noise, drawn from --seed: the same seed gives the
+                           same degraded set, bit for bit (seed 0 is the set monge.train evaluates on)
+  idx:IMAGES[:N]           the same from any IDX image file (plain or .gz)
+  folder:DIR[:N]           clean images of one size in DIR (any format libvips reads), degraded
+                           like the above
+  DIR --reference CLEAN    degraded images in DIR (the measurements, at the measurement's size),
+                           each matched to the clean image of the same file name (extension aside)
+                           in CLEAN; --noise and --seed do not apply
+
+Options:
+  --data SPEC        the test set (see above); required
+  --reference DIR    clean originals of a folder of degraded images
+  --noise SPEC       noise model NAME:key=value,... (e.g. gaussian:sigma=0.05) or none; required
+                     with a clean set: map files do not record the noise they were trained with
+  --seed S           seed of the degradation noise (default 0)
+  --metrics LIST     metric plugins with optional parameters, comma-separated (default psnr,ssim),
+                     e.g. psnr,ssim,fid:classifier=fmnist.pt; set-level metrics (FID) have no
+                     per-image values
+  --out DIR          output folder, created if missing; required
+  --grid K           images in grid.png (rows clean, degraded, restored; default 8, 0: none)
+  --batch N          images per network call (default 256)
+  --threads N        LibTorch threads (default: the global --threads, or all cores)
+  --device D         auto | cpu | cuda (default auto)
+  --no-progress      no progress lines on stderr
+
+Exit codes: 0 done, 1 bad input or a failed computation (missing map file, unknown metric,
+mismatched shapes, empty set), 2 bad command line. Lua: monge.evaluate{...} (docs/lua.md).
+)";
+
+// `monge eval` is the Lua function monge.evaluate behind a command-line parser, both in
+// share/monge/lua/monge/evaluate.lua: one implementation for the CLI and for pipelines.
+int cmd_eval(const Options& opt, const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::cout << kEvalHelp;
+      return kExitOk;
+    }
+  std::vector<std::string> lua_args = args;
+  if (opt.quiet) lua_args.insert(lua_args.begin(), "--no-progress");
+  print_warnings(registry(opt), opt);
+  Runtime rt;
+  return rt.run_file(Runtime::lua_dir() / "monge" / "eval_cli.lua", lua_args);
+}
+
 int cmd_run(const Options& opt, const std::vector<std::string>& args) {
   if (args.empty()) return usage_error("run: give a script (monge run pipeline.lua [args]) or -e CODE");
   if (args[0] == "--help" || args[0] == "-h") {
@@ -592,6 +649,7 @@ int main(int argc, char** argv) {
     if (cmd == "apply") return cmd_apply(opt, args);
     if (cmd == "batch") return cmd_batch(opt, args);
     if (cmd == "bench") return cmd_bench(opt, args);
+    if (cmd == "eval") return cmd_eval(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
@@ -599,10 +657,11 @@ int main(int argc, char** argv) {
       else if (!args.empty() && args[0] == "apply") std::cout << kApplyHelp;
       else if (!args.empty() && args[0] == "batch") std::cout << kBatchHelp;
       else if (!args.empty() && args[0] == "bench") std::cout << kBenchHelp;
+      else if (!args.empty() && args[0] == "eval") std::cout << kEvalHelp;
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "eval", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

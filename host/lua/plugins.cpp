@@ -346,6 +346,10 @@ int m_aggregate(lua_State* L) {
   lua_pushnumber(L, check_kind<Metric>(L, 1, Kind::Metric, "aggregate")->aggregate(to_tensor(L, 2)));
   return 1;
 }
+int m_set_level(lua_State* L) {
+  lua_pushboolean(L, check_kind<Metric>(L, 1, Kind::Metric, "set_level")->set_level());
+  return 1;
+}
 int m_higher_is_better(lua_State* L) {
   lua_pushboolean(L, check_kind<Metric>(L, 1, Kind::Metric, "higher_is_better")->higher_is_better());
   return 1;
@@ -387,7 +391,7 @@ const std::map<Kind, std::map<std::string, lua_CFunction>>& kind_methods() {
       {Kind::Cost, {{"evaluate", &guard<m_evaluate>}}},
       {Kind::Metric,
        {{"per_image", &guard<m_per_image>}, {"aggregate", &guard<m_aggregate>},
-        {"higher_is_better", &guard<m_higher_is_better>}}},
+        {"higher_is_better", &guard<m_higher_is_better>}, {"set_level", &guard<m_set_level>}}},
       {Kind::Network, {}},
       {Kind::Solver, {}},
   };

@@ -12,6 +12,7 @@
 #include "host/lua/tensor.hpp"
 #include "monge/version.hpp"
 #include "monge_config.hpp"
+#include "monge_config.hpp"
 
 namespace fs = std::filesystem;
 
@@ -57,6 +58,8 @@ int open_core(lua_State* L) {
   set_function<core_version>(L, "version_string");
   lua_pushstring(L, kVersion);
   lua_setfield(L, -2, "version");
+  lua_pushstring(L, MONGE_GIT_REVISION);  // of the source tree this monge was built from
+  lua_setfield(L, -2, "git_revision");
   lua_pushinteger(L, kSdkMajor);
   lua_setfield(L, -2, "sdk_major");
   lua_pushinteger(L, kSdkMinor);

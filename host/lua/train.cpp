@@ -125,6 +125,7 @@ int l_train(lua_State* L) {
   trained.info.network = c.map_spec;
   trained.info.shape = r.shape;
   trained.info.latent_channels = r.latent_channels;
+  trained.info.op = c.op_spec;
   host::describe_tiling(trained, *c.map_net);
   push_map(L, MapBox{trained, r.map_path.string()});
   lua_setfield(L, -2, "map");
@@ -196,6 +197,15 @@ int m_forward(lua_State* L) {
   return 1;
 }
 
+// map:to(device): moves the network to "cpu", "cuda" or "auto" (CUDA when available); returns the map.
+int m_to(lua_State* L) {
+  MapBox& box = check_map(L, 1);
+  const std::string name = luaL_optstring(L, 2, "auto");
+  box.map.module->to(host::resolve_device(name, "map:to"));
+  lua_settop(L, 1);
+  return 1;
+}
+
 int m_parameters(lua_State* L) {
   int64_t n = 0;
   for (const auto& p : check_map(L, 1).map.module->parameters()) n += p.numel();
@@ -225,14 +235,32 @@ int mt_index(lua_State* L) {
   else if (key == "parameters") lua_pushcfunction(L, &guard<m_parameters>);
   else if (key == "reseed") lua_pushcfunction(L, &guard<m_reseed>);
   else if (key == "latent") lua_pushnumber(L, static_cast<lua_Number>(box.map.info.latent_channels));
-  else if (key == "metrics") {
+  else if (key == "to") lua_pushcfunction(L, &guard<m_to>);
+  else if (key == "device") lua_pushstring(L, module_device(*box.map.module).str().c_str());
+  else if (key == "operator") {
+    // The operator whose lift the map applies (nil for a TorchScript map or one trained without).
+    if (!box.map.op) lua_pushnil(L);
+    else if (box.map.info.op)
+      push_plugin(L, box.map.op, box.map.info.op->name, std::make_shared<Params>(box.map.info.op->params));
+    else
+      push_plugin(L, box.map.op, "operator");
+  }
+  else if (key == "notes") {
+    lua_newtable(L);
+    for (const auto& [k, v] : box.map.info.notes) {
+      lua_pushstring(L, v.c_str());
+      lua_setfield(L, -2, k.c_str());
+    }
+  } else if (key == "metrics") {
     lua_newtable(L);
     for (const auto& [k, v] : box.map.info.metrics) {
       lua_pushnumber(L, v);
       lua_setfield(L, -2, k.c_str());
     }
   } else {
-    throw std::runtime_error("map has no field '" + key + "' (path, network, latent, metrics, restore, forward, parameters, reseed)");
+    throw std::runtime_error("map has no field '" + key +
+                             "' (path, network, operator, notes, metrics, device, latent, restore, forward, to, "
+                             "parameters, reseed)");
   }
   return 1;
 }

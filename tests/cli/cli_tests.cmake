@@ -118,3 +118,46 @@ add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLU
 add_cli_test(batch_no_out 2 MATCH "batch: --out DIR is required" COMMAND ${_m} batch a.pt in/)
 add_cli_test(batch_bad_shard 1 MATCH "shard 5/2 \\(from --shard\\) is out of range"
   COMMAND ${_m} batch a.pt in/ --out x --shard 5/2)
+
+# `monge eval`: a tiny map and image folders (eval_fixture.lua), then the command on a Fashion-MNIST
+# spec (its report is checked in a browser by bench.render_eval_report) and on a folder of degraded
+# images with their clean originals; help and errors, each of which must leave nothing behind.
+set(_eval "${CMAKE_CURRENT_BINARY_DIR}/eval_cli")
+add_cli_test(eval_fixture 0 MATCH "wrote " COMMAND ${_m} run eval_fixture.lua "${_eval}")
+add_cli_test(eval_fmnist 0
+  MATCH "eval: .*map\\.pt on fashion-mnist:test:40: 40 images, noise gaussian:sigma=0\\.05, seed 3"
+        "^  psnr +[0-9.]+ +[0-9.]+ +[-+][0-9.]+$" "^  ssim +0\\.[0-9]+ +0\\.[0-9]+ " "wrote .*results\\.json, .*grid\\.png, .*report\\.html"
+        "eval: 40/40 images \\(100%\\), [0-9.]+ images/s"
+  COMMAND ${_m} eval "${_eval}/map.pt" --data fashion-mnist:test:40 --noise gaussian:sigma=0.05 --seed 3 --batch 16
+          --grid 6 --out "${_eval}/fmnist")
+add_cli_test(eval_folder 0 MATCH "on .*degraded \\(reference .*clean\\): 6 images, [0-9.]+ s" "^  psnr " "wrote .*report\\.html"
+  COMMAND ${_m} -q eval "${_eval}/map.pt" --data "${_eval}/degraded" --reference "${_eval}/clean" --metrics psnr --out "${_eval}/folder")
+add_cli_test(eval_help 0 MATCH "Usage: monge eval MAP --data SPEC --out DIR" "fashion-mnist:test\\[:N\\]" "--reference"
+  COMMAND ${_m} eval --help)
+add_cli_test(eval_unknown_option 2 MATCH "eval: unknown option '--metric' \\(did you mean '--metrics'\\?\\)"
+  COMMAND ${_m} eval map.pt --data fashion-mnist:test --out x --metric psnr)
+add_cli_test(eval_needs_noise 2 MATCH "--noise is required with a clean test set"
+  COMMAND ${_m} eval map.pt --data fashion-mnist:test:8 --out x)
+add_cli_test(eval_bad_spec 2 MATCH "--data 'mnist:test': expected fashion-mnist:test\\[:N\\]"
+  COMMAND ${_m} eval map.pt --data mnist:test --noise none --out x)
+add_cli_test(eval_noise_with_reference 2 MATCH "--noise and --seed degrade clean images"
+  COMMAND ${_m} eval map.pt --data "${_eval}/degraded" --reference "${_eval}/clean" --noise none --out x)
+# Errors found while running: exit code 1, a clear message, no output folder.
+function(add_eval_error_test name regex)
+  add_cli_test(${name} 1 MATCH "${regex}" "^nothing written$"
+    COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/no_output.sh" "${_eval}/error.out" ${_m} eval ${ARGN} --out "${_eval}/error.out")
+  set_tests_properties(cli.${name} PROPERTIES FIXTURES_REQUIRED eval_fixture)
+endfunction()
+add_eval_error_test(eval_missing_map "monge: error: eval: .*nope\\.pt: no such map file"
+  "${_eval}/nope.pt" --data fashion-mnist:test:8 --noise none)
+add_eval_error_test(eval_unknown_metric "monge: error: eval: metric 'psnrr': unknown plugin 'psnrr' \\(did you mean 'psnr'\\?\\)"
+  "${_eval}/map.pt" --data fashion-mnist:test:8 --noise none --metrics ssim,psnrr)
+add_eval_error_test(eval_wrong_size "lifted by the map's operator \\(gaussian_blur\\) are 6 x 1 x 14 x 14, the clean images 6 x 1 x 28 x 28"
+  "${_eval}/map.pt" --data "${_eval}/small" --reference "${_eval}/clean")
+add_eval_error_test(eval_empty "images: no images in .*empty"
+  "${_eval}/map.pt" --data "folder:${_eval}/empty" --noise none)
+add_eval_error_test(eval_unmatched "6 degraded image\\(s\\) have no clean original of the same name in .*other: img01\\.png, img02\\.png"
+  "${_eval}/map.pt" --data "${_eval}/degraded" --reference "${_eval}/other")
+set_tests_properties(cli.eval_fixture PROPERTIES FIXTURES_SETUP eval_fixture)
+set_tests_properties(cli.eval_fmnist cli.eval_folder cli.eval_noise_with_reference PROPERTIES FIXTURES_REQUIRED eval_fixture)
+set_tests_properties(cli.eval_fmnist PROPERTIES FIXTURES_SETUP eval_report)

@@ -22,4 +22,7 @@ function M.data.fashion_mnist(opts)
   return set
 end
 
+--- Scores a map on a frozen degraded test set (see monge/evaluate.lua and docs/lua.md).
+function M.evaluate(opts) return require("monge.evaluate").evaluate(opts) end
+
 return M

@@ -1,0 +1,150 @@
+-- `monge eval MAP --data SPEC --out DIR [...]`: the command line of monge.evaluate (evaluate.lua).
+-- Run by the host with the command's arguments; `monge eval --help` is printed by the host.
+-- Exit codes: 2 for a bad command line, 1 for bad input or a failed computation.
+local monge = require "monge"
+local evaluate = require "monge.evaluate"
+
+local function usage(msg)
+  io.stderr:write("monge: eval: " .. msg .. "\nRun 'monge eval --help' for usage.\n")
+  os.exit(2)
+end
+
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local options = { ["--data"] = true, ["--reference"] = true, ["--noise"] = true, ["--seed"] = true, ["--metrics"] = true,
+                  ["--out"] = true, ["--grid"] = true, ["--batch"] = true, ["--threads"] = true, ["--device"] = true,
+                  ["--no-progress"] = false }
+local args, o, positional = { ... }, {}, {}
+local i = 1
+while i <= #args do
+  local a = args[i]
+  if options[a] ~= nil then
+    if options[a] then
+      if i == #args then usage(a .. " needs a value") end
+      o[a:sub(3)] = args[i + 1]
+      i = i + 1
+    else
+      o[a:sub(3)] = true
+    end
+  elseif a:sub(1, 1) == "-" and a ~= "-" then
+    local best, best_d = nil, 3
+    for name in pairs(options) do
+      local d = distance(a, name)
+      if d < best_d then best, best_d = name, d end
+    end
+    usage("unknown option '" .. a .. "'" .. (best and " (did you mean '" .. best .. "'?)" or ""))
+  else
+    positional[#positional + 1] = a
+  end
+  i = i + 1
+end
+
+if #positional ~= 1 then
+  usage(#positional == 0 and "give a map file (monge eval runs/gb/map.pt --data fashion-mnist:test:1000 --noise gaussian:sigma=0.05 --out eval/)"
+    or "give one map file, got " .. #positional .. " arguments (" .. table.concat(positional, " ") .. ")")
+end
+if not o.data then usage("--data SPEC is required (fashion-mnist:test[:N], idx:FILE[:N], folder:DIR[:N], or DIR --reference CLEAN)") end
+if not o.out then usage("--out DIR is required") end
+local function count(name, allow_zero)
+  if o[name] == nil then return nil end
+  local n = tonumber(o[name])
+  if not n or n % 1 ~= 0 or n < (allow_zero and 0 or 1) then
+    usage("--" .. name .. " needs " .. (allow_zero and "a number (0 or more)" or "a positive integer") .. ", got '" .. o[name] .. "'")
+  end
+  return n
+end
+local seed, grid, batch, threads = count("seed", true), count("grid", true), count("batch"), count("threads")
+if o.device and o.device ~= "auto" and o.device ~= "cpu" and not o.device:match("^cuda") then
+  usage("--device needs auto, cpu or cuda, got '" .. o.device .. "'")
+end
+
+-- The data spec: SCHEME:ARG[:N], or a folder of degraded images with --reference.
+local scheme, rest = o.data:match("^([%a-]+):(.*)$")
+local limit
+if scheme and rest:match(":%d+$") then
+  rest, limit = rest:match("^(.*):(%d+)$")
+  limit = tonumber(limit)
+  if limit < 1 then usage("--data " .. o.data .. ": the image count must be at least 1") end
+end
+local schemes = { ["fashion-mnist"] = true, idx = true, folder = true }
+local degraded_folder = o.reference ~= nil
+if degraded_folder then
+  if scheme and schemes[scheme] then usage("--reference goes with a folder of degraded images (--data DIR), not with " .. scheme .. ":") end
+  if o.noise or seed then usage("--noise and --seed degrade clean images; the images of --data " .. o.data .. " are degraded already") end
+else
+  if not scheme or not schemes[scheme] then
+    usage("--data '" .. o.data .. "': expected fashion-mnist:test[:N], idx:FILE[:N], folder:DIR[:N], or a folder of degraded " ..
+      "images with --reference CLEAN_DIR")
+  end
+  if scheme == "fashion-mnist" and rest ~= "test" and rest ~= "train" then
+    usage("--data " .. o.data .. ": the Fashion-MNIST split is test or train")
+  end
+  if not o.noise then
+    usage("--noise is required with a clean test set: map files do not record the noise they were trained with " ..
+      "(e.g. --noise gaussian:sigma=0.05, or --noise none)")
+  end
+end
+
+local ok, err = xpcall(function()
+  -- Metrics first: an unknown name fails before any data is read.
+  local metrics = evaluate.split_metrics(o.metrics or "psnr,ssim")
+  for _, m in ipairs(metrics) do evaluate.parse_spec(m, "--metrics") end
+  local map = monge.load_map(positional[1])
+  local clean, measured, description = nil, nil, o.data
+  if degraded_folder then
+    local y = monge.data.images { dir = o.data }
+    local x = monge.data.images { dir = o.reference }
+    local function key(path) return (path:match("[^/]*$"):gsub("%.[^.]*$", "")) end
+    local by_name = {}
+    for j, f in ipairs(x.files) do by_name[key(f)] = j - 1 end
+    local index, missing = {}, {}
+    for _, f in ipairs(y.files) do
+      local j = by_name[key(f)]
+      if j then index[#index + 1] = j else missing[#missing + 1] = f:match("[^/]*$") end
+    end
+    if #missing > 0 then
+      error(string.format("%d degraded image(s) have no clean original of the same name in %s: %s%s", #missing, o.reference,
+        table.concat(missing, ", ", 1, math.min(5, #missing)), #missing > 5 and ", ..." or ""), 0)
+    end
+    measured = y.images
+    clean = x.images:index_select(1, monge.tensor(index, { dtype = "int64" }))
+    description = o.data .. " (reference " .. o.reference .. ")"
+  elseif scheme == "fashion-mnist" then
+    clean = monge.data.fashion_mnist { split = rest, limit = limit }.images
+  elseif scheme == "idx" then
+    clean = monge.data.idx { images = rest, limit = limit }.images
+  else
+    clean = monge.data.images { dir = rest, limit = limit }.images
+  end
+  local r = evaluate.evaluate {
+    map = map, clean = clean, measured = measured, noise = o.noise, seed = (not degraded_folder) and (seed or 0) or nil,
+    metrics = metrics, out = o.out, grid = grid, batch = batch, threads = threads, device = o.device,
+    progress = not o["no-progress"], data = description,
+  }
+  print(string.format("eval: %s on %s: %d images%s, %.1f s", positional[1], description, r.count,
+    r.noise and string.format(", noise %s, seed %d", r.noise, r.seed) or "", r.seconds))
+  print(string.format("  %-10s %12s %12s %10s", "metric", "degraded", "restored", "gain"))
+  for _, name in ipairs(r.order) do
+    local m = r.metrics[name]
+    print(string.format("  %-10s %12.4f %12.4f %+10.4f", name, m.degraded, m.restored, m.gain))
+  end
+  local written = {}
+  for _, k in ipairs { "results", "grid", "report" } do written[#written + 1] = r.files[k] end
+  print("wrote " .. table.concat(written, ", "))
+end, function(e) return e end)
+if not ok then
+  local msg = tostring(err):gsub("^[^%s]-%.lua:%d+: ", ""):gsub("^monge%.evaluate: ", "")
+  io.stderr:write("monge: error: eval: " .. msg .. "\n")
+  os.exit(1)
+end
