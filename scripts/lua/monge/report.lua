@@ -125,6 +125,50 @@ function M.bar_chart(o)
   return table.concat(s, "\n")
 end
 
+--- An SVG scatter plot of 2-D point clouds, with optional displacement arrows.
+--- `o.clouds` = { { name = "target", points = { {x, y}, ... }, color = "#9ecae1", radius = 1.5 }, ... }
+--- drawn in order; `o.arrows` = { { {x0, y0}, {x1, y1} }, ... } drawn on top; `o.title`; `o.size`
+--- in pixels (square, equal scales on both axes).
+function M.scatter_plot(o)
+  local S, T, P = o.size or 300, 26, 8
+  local xs, ys = {}, {}
+  for _, c in ipairs(o.clouds) do
+    for _, p in ipairs(c.points) do xs[#xs + 1], ys[#ys + 1] = p[1], p[2] end
+  end
+  local x0, x1 = range(xs)
+  local y0, y1 = range(ys)
+  local span = math.max(x1 - x0, y1 - y0)
+  local cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+  local inner = S - 2 * P
+  local function px(x) return P + inner * ((x - cx) / span + 0.5) end
+  local function py(y) return T + inner * (0.5 - (y - cy) / span) end
+  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', S, S + T),
+    string.format('<text x="%d" y="16" font-weight="bold">%s</text>', P, escape(o.title or "")),
+    string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>', P, T, inner, inner),
+    '<defs><marker id="arrowhead" markerWidth="6" markerHeight="6" refX="5" refY="3" orient="auto">' ..
+      '<path d="M0,0 L6,3 L0,6 z" fill="#333"/></marker></defs>' }
+  local legend = {}
+  for i, c in ipairs(o.clouds) do
+    local color = c.color or palette[(i - 1) % #palette + 1]
+    local dots = {}
+    for _, p in ipairs(c.points) do
+      dots[#dots + 1] = string.format('<circle cx="%.1f" cy="%.1f" r="%.1f"/>', px(p[1]), py(p[2]), c.radius or 1.5)
+    end
+    s[#s + 1] = string.format('<g fill="%s" fill-opacity="%.2f">%s</g>', color, c.opacity or 0.7, table.concat(dots))
+    legend[#legend + 1] = string.format('<tspan fill="%s">%s</tspan>', color, escape(c.name))
+  end
+  if o.arrows and #o.arrows > 0 then
+    local lines = {}
+    for _, a in ipairs(o.arrows) do
+      lines[#lines + 1] = string.format('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"/>', px(a[1][1]), py(a[1][2]), px(a[2][1]), py(a[2][2]))
+    end
+    s[#s + 1] = '<g stroke="#333" stroke-width="0.7" stroke-opacity="0.6" marker-end="url(#arrowhead)">' .. table.concat(lines) .. "</g>"
+  end
+  s[#s + 1] = string.format('<text x="%d" y="%d" text-anchor="end">%s</text>', S - P, 16, table.concat(legend, " "))
+  s[#s + 1] = "</svg>"
+  return table.concat(s, "\n")
+end
+
 local function write_atomically(path, text)
   local tmp = path .. ".tmp"
   local f = assert(io.open(tmp, "w"), "cannot write " .. tmp)

@@ -1,0 +1,220 @@
+-- The 2-D toy suite: neural OT solvers on problems whose answer discrete OT knows.
+--
+--   monge bench toys [--config tiny|short] [--out DIR] [--toys LIST] [--solvers LIST] [--seed S]
+--
+-- Toys (source -> target, 2-D points stored as N x 2 x 1 x 1):
+--   eight_gaussians  N(0, 0.5^2 I) -> 8 Gaussians on a circle of radius 2
+--   swiss_roll       N(0, 0.5^2 I) -> a 2-D Swiss roll
+--   moons            N(0, 0.5^2 I) -> two interleaved half circles
+--   one_to_many      N(0, 0.02^2 I), nearly a point -> two Gaussians at (-1, 0) and (1, 0): no
+--                    deterministic map can split it; a stochastic map T(y, z) must
+--   unbalanced       two Gaussians of equal mass at (-1.5, 0), (1.5, 0) -> the same modes moved up
+--                    by 1 and reweighted 80/20: balanced OT must carry 30% of the mass across;
+--                    unbalanced OT rescales the modes' mass instead
+-- Solvers (same MLPs 2 x 128, batch, iterations and Adam 1e-3 for all):
+--   otip   uotip with identity conjugates (balanced semi-dual OT)
+--   uotip  uotip with KL conjugates (unbalanced)
+--   not    NOT, strong quadratic cost (gamma 0), stochastic map with 2 latent channels
+--   knot   kernel NOT, distance kernel, gamma 1
+-- For each pair: the transport cost E|T(y) - y|^2 on held-out source samples against the exact
+-- discrete OT cost between those samples and as many target samples (monge.ot.exact), the
+-- marginal fit as the energy distance of T(y) to the target relative to that of the source, and a
+-- scatter plot with displacement arrows. A toy counts as solved when the fit is below 5% of the
+-- source's and the cost within 25% of discrete OT. On the unbalanced toy the suite also reports
+-- the share of the right-hand source mode carried to the left, against exact OT's (30%) and the
+-- unbalanced Sinkhorn plan's. Writes DIR/results.json and DIR/report.html.
+local monge = require "monge"
+local bench = require "monge.bench"
+local report = require "monge.report"
+
+local all_toys = { "eight_gaussians", "swiss_roll", "moons", "one_to_many", "unbalanced" }
+local all_solvers = { "otip", "uotip", "not", "knot" }
+local opts = { config = "short", out = nil, toys = table.concat(all_toys, ","), solvers = table.concat(all_solvers, ","), seed = "0" }
+local i = 1
+while i <= #arg do
+  local key = arg[i]:match("^%-%-(.+)$")
+  assert(key and opts[key] ~= nil or key == "out", "toys: unknown argument '" .. arg[i] ..
+    "' (use --config, --out, --toys, --solvers, --seed)")
+  assert(arg[i + 1], "toys: " .. arg[i] .. " needs a value")
+  opts[key] = arg[i + 1]
+  i = i + 2
+end
+local configs = {
+  tiny = { iters = 30, batch = 64, test = 200, k_t = 5 },     -- seconds: for ctest, not a measurement
+  short = { iters = 3000, batch = 128, test = 1000, k_t = 5 },  -- a few minutes on 2 cores
+}
+local cfg = assert(configs[opts.config], "toys: --config must be tiny or short, got '" .. opts.config .. "'")
+local function pick(list, known, what)
+  local out = {}
+  for name in list:gmatch("[^,]+") do
+    local ok = false
+    for _, k in ipairs(known) do ok = ok or k == name end
+    assert(ok, "toys: unknown " .. what .. " '" .. name .. "' (known: " .. table.concat(known, ", ") .. ")")
+    out[#out + 1] = name
+  end
+  return out
+end
+local toys, solvers = pick(opts.toys, all_toys, "toy"), pick(opts.solvers, all_solvers, "solver")
+local seed = assert(tonumber(opts.seed), "toys: --seed must be a number")
+local out = opts.out or ("toys-" .. opts.config)
+os.execute("mkdir -p '" .. out .. "/runs'")
+monge.set_threads(1)  -- 2-D points: threads only add overhead
+
+-- Samplers: n points [n, 2], float32, from seeded generators.
+local function normal(n, s) return monge.randn({ n, 2 }, { seed = s }) end
+local function uniform(n, s) return monge.rand({ n, 1 }, { seed = s }) end
+local function at(points) return monge.tensor(points) end
+local function mixture(n, s, centres, std, weights)
+  -- Mode of each point from the cumulative weights, then Gaussian noise around its centre.
+  local u = uniform(n, s + 7)
+  local idx = monge.zeros({ n, 1 }, { dtype = "int64" })
+  local acc = 0
+  for k = 1, #centres - 1 do
+    acc = acc + (weights and weights[k] or 1 / #centres)
+    idx = idx + u:gt(acc):long()
+  end
+  return at(centres):index_select(1, idx:reshape { n }) + normal(n, s) * std
+end
+local function circle_centres(k, r)
+  local c = {}
+  for j = 0, k - 1 do c[#c + 1] = { r * math.cos(2 * math.pi * j / k), r * math.sin(2 * math.pi * j / k) } end
+  return c
+end
+local problems = {
+  eight_gaussians = { source = function(n, s) return normal(n, s) * 0.5 end,
+                      target = function(n, s) return mixture(n, s, circle_centres(8, 2), 0.1) end },
+  swiss_roll = {
+    source = function(n, s) return normal(n, s) * 0.5 end,
+    target = function(n, s)
+      local t = (uniform(n, s) * 2 + 1) * (1.5 * math.pi)
+      return monge.cat({ t * t:cos(), t * t:sin() }, 2) / 7 + normal(n, s + 1) * 0.05
+    end },
+  moons = {
+    source = function(n, s) return normal(n, s) * 0.5 end,
+    target = function(n, s)
+      local t, upper = uniform(n, s) * math.pi, uniform(n, s + 1):gt(0.5):float()
+      local x = upper * t:cos() + (1 - upper) * (1 - t:cos())
+      local y = upper * t:sin() + (1 - upper) * (0.5 - t:sin())
+      return (monge.cat({ x - 0.5, y - 0.25 }, 2) + normal(n, s + 2) * 0.05) * 1.5
+    end },
+  one_to_many = { source = function(n, s) return normal(n, s) * 0.02 end,
+                  target = function(n, s) return mixture(n, s, { { -1, 0 }, { 1, 0 } }, 0.1) end },
+  unbalanced = { source = function(n, s) return mixture(n, s, { { -1.5, 0 }, { 1.5, 0 } }, 0.2) end,
+                 target = function(n, s) return mixture(n, s, { { -1.5, 1 }, { 1.5, 1 } }, 0.2, { 0.8, 0.2 }) end },
+}
+local function as_images(p) return p:reshape { p:size(1), 2, 1, 1 } end
+
+-- One recipe for every solver: the same networks, batch, iterations and rates.
+local function make_solver(name)
+  local common = { lr_map = 1e-3, lr_potential = 1e-3 }
+  local function with(extra)
+    local o = {}
+    for k, v in pairs(common) do o[k] = v end
+    for k, v in pairs(extra) do o[k] = v end
+    return o
+  end
+  if name == "otip" then return monge.solver("uotip", with { psi1 = "identity", psi2 = "identity", tau = 0.5, r1 = 0, ema = 0 }) end
+  if name == "uotip" then return monge.solver("uotip", with { psi1 = "kl", psi2 = "kl", tau = 0.5, r1 = 0, ema = 0 }) end
+  if name == "not" then return monge.solver("not", with { gamma = 0, latent = 2, k_t = cfg.k_t, tau = 0.5, r1 = 0.5 }) end
+  return monge.solver("knot", with { gamma = 1, latent = 2, k_t = cfg.k_t, tau = 0.5, r1 = 0.5 })
+end
+
+local function rows_of(t, limit)  -- the first `limit` rows of [n, 2] as { {x, y}, ... }
+  local n = math.min(t:size(1), limit)
+  return t:narrow(1, 1, n):double():tolist()
+end
+-- Energy distance of a cloud to the target relative to the source's (1: no better than the input).
+local function relative_fit(points, target, source)
+  return monge.ot.energy_distance(points, target) / monge.ot.energy_distance(source, target)
+end
+
+local results = { config = opts.config, seed = seed, machine = bench.machine(), git = bench.git_revision(),
+                  monge = monge.version, iters = cfg.iters, batch = cfg.batch, test = cfg.test, toys = {} }
+local parts = {}
+local started = monge.clock()
+for ti, toy in ipairs(toys) do
+  local problem = problems[toy]
+  local src_test, tgt_test = problem.source(cfg.test, seed + 1000 * ti + 3), problem.target(cfg.test, seed + 1000 * ti + 4)
+  local exact = monge.ot.exact(monge.ot.cost_matrix(src_test, tgt_test))
+  local entry = { ot_cost = exact.cost, source_fit = monge.ot.energy_distance(src_test, tgt_test), solvers = {} }
+  local right = src_test:narrow(2, 1, 1):gt(0):reshape { cfg.test }
+  local function crossing(moved)  -- share of the right-hand source mode that ends on the left
+    local moved_left = moved:narrow(2, 1, 1):lt(0):reshape { cfg.test }
+    return (right:float() * moved_left:float()):sum():item() / right:float():sum():item()
+  end
+  if toy == "unbalanced" then
+    -- Exact OT's plan: the share of the right mode's mass sent to the left half of the target.
+    local left_target = tgt_test:narrow(2, 1, 1):lt(0):reshape { 1, cfg.test }:double()
+    local right_source = right:double():reshape { cfg.test, 1 }
+    entry.exact_crossing = (exact.plan * right_source * left_target):sum():item() / (exact.plan * right_source):sum():item()
+    local u = monge.ot.unbalanced(monge.ot.cost_matrix(src_test, tgt_test), { eps = 0.05, rho = 1, max_iter = 2000 })
+    entry.unbalanced_crossing = (u.plan * right_source * left_target):sum():item() / (u.plan * right_source):sum():item()
+    entry.unbalanced_mass = u.mass
+  end
+  local rows, clouds_html = {}, {}
+  for _, name in ipairs(solvers) do
+    local t0 = monge.clock()
+    local run = monge.train {
+      operator = monge.operator("identity"),
+      clean = as_images(problem.target(8192, seed + 1000 * ti + 1)),
+      measured = as_images(problem.source(8192, seed + 1000 * ti + 2)),
+      map = monge.network("mlp", { hidden = 128, layers = 2 }),
+      potential = monge.network("mlp", { hidden = 128, layers = 2, output = "scalar" }),
+      solver = make_solver(name), cost = monge.cost("quadratic", { operator = monge.operator("identity") }),
+      iters = cfg.iters, batch = cfg.batch, seed = seed, out = out .. "/runs/" .. toy .. "-" .. name,
+      progress = false, log_every = math.max(1, math.floor(cfg.iters / 20)),
+    }
+    if run.map.latent > 0 then run.map:reseed(seed) end
+    local moved = run.map:forward(as_images(src_test)):detach():reshape { cfg.test, 2 }
+    local cost = (moved - src_test):pow(2):sum(2):mean():item()
+    local r = { cost = cost, ratio = cost / exact.cost, fit = relative_fit(moved, tgt_test, src_test),
+                energy = monge.ot.energy_distance(moved, tgt_test), seconds = monge.clock() - t0 }
+    r.solved = r.fit < 0.05 and r.ratio < 1.25
+    if toy == "unbalanced" then r.crossing = crossing(moved) end
+    entry.solvers[name] = r
+    rows[#rows + 1] = { name, r.cost, exact.cost, r.ratio, r.fit, r.solved and "yes" or "no", r.crossing or "", r.seconds }
+    print(string.format("toys: %-15s %-6s cost %.4f (discrete OT %.4f, ratio %.3f), fit %.4f%s%s",
+                        toy, name, cost, exact.cost, r.ratio, r.fit, r.crossing and string.format(", crossing %.3f", r.crossing) or "",
+                        r.solved and ", solved" or ""))
+    local arrows = {}
+    for _, pair in ipairs(monge.cat({ src_test:narrow(1, 1, 60), moved:narrow(1, 1, 60) }, 2):double():tolist()) do
+      arrows[#arrows + 1] = { { pair[1], pair[2] }, { pair[3], pair[4] } }
+    end
+    clouds_html[#clouds_html + 1] = report.scatter_plot {
+      title = name .. string.format(" (ratio %.2f, fit %.3f)", r.ratio, r.fit), size = 300,
+      clouds = { { name = "source", points = rows_of(src_test, 400), color = "#bbbbbb" },
+                 { name = "target", points = rows_of(tgt_test, 400), color = "#6baed6" },
+                 { name = "T(y)", points = rows_of(moved, 400), color = "#d62728" } },
+      arrows = arrows }
+  end
+  results.toys[toy] = entry
+  parts[#parts + 1] = "<h2>" .. report.escape(toy) .. "</h2>"
+  if toy == "unbalanced" then
+    parts[#parts + 1] = string.format("<p>Share of the right-hand source mode carried to the left: exact (balanced) OT %.3f, " ..
+      "unbalanced Sinkhorn (eps 0.05, rho 1) %.3f with mass %.3f.</p>", entry.exact_crossing, entry.unbalanced_crossing, entry.unbalanced_mass)
+  end
+  parts[#parts + 1] = report.table({ "solver", "cost E|T(y) - y|^2", "discrete OT", "ratio", "fit (energy, rel.)", "solved",
+                                     "crossing", "seconds" }, rows, { nil, "%.4f", "%.4f", "%.3f", "%.4f", nil, "%.3f", "%.1f" })
+  parts[#parts + 1] = '<div style="display: flex; flex-wrap: wrap; gap: 8px">' .. table.concat(clouds_html, "\n") .. "</div>"
+end
+results.seconds = monge.clock() - started
+
+-- Summary: which solver solves which toy.
+local summary = {}
+for _, name in ipairs(solvers) do
+  local row = { name }
+  for _, toy in ipairs(toys) do
+    local r = results.toys[toy].solvers[name]
+    row[#row + 1] = string.format("%s (%.2f)", r.solved and "yes" or "no", r.ratio)
+  end
+  summary[#summary + 1] = row
+end
+local headers = { "solver" }
+for _, toy in ipairs(toys) do headers[#headers + 1] = toy end
+table.insert(parts, 1, "<p>Solved: fit below 5% of the source's energy distance and cost within 25% of discrete OT; " ..
+  "in brackets the cost ratio to discrete OT. Config " .. report.escape(opts.config) .. ", " .. cfg.iters ..
+  " iterations, batch " .. cfg.batch .. ", " .. cfg.test .. " test points, monge " .. monge.version .. " (" ..
+  report.escape(results.git) .. ").</p>" .. report.table(headers, summary))
+report.write_json(out .. "/results.json", results)
+report.page(out .. "/report.html", "Toy suite: neural OT solvers against discrete OT", parts)
+print("wrote " .. out .. "/results.json and " .. out .. "/report.html")
