@@ -451,30 +451,9 @@ SinkhornResult sinkhorn(const at::Tensor& C_in, const at::Tensor& a_in, const at
   const at::Tensor Ce = C / o.eps, log_a = a.log(), log_b = b.log();
   at::Tensor F = at::zeros({n}, at::kDouble), G = at::zeros({m}, at::kDouble);
   SinkhornResult r;
-  if (o.eps_scaling) {
-    // Annealing: a few iterations at each eps of the schedule spread (max C - min C) / 2^k > 2 eps,
-    // warm-starting the potentials f = eps F, which makes small eps converge in hundreds of
-    // iterations instead of tens of thousands.
-    const double spread = (C.max() - C.min()).item<double>();
-    std::vector<double> schedule;
-    for (double e = spread; e > 2 * o.eps; e *= 0.5) schedule.push_back(e);
-    at::Tensor f = at::zeros({n}, at::kDouble), g = at::zeros({m}, at::kDouble);
-    for (double e : schedule) {
-      const at::Tensor Cs = C / e;
-      at::Tensor Fs = f / e, Gs = g / e;
-      for (int k = 0; k < 5 && r.iterations < o.max_iter; ++k, ++r.iterations) {
-        Fs = row_update(Cs, log_b, Gs, 1.0);
-        Gs = col_update(Cs, log_a, Fs, 1.0);
-      }
-      f = Fs * e;
-      g = Gs * e;
-    }
-    F = f / o.eps;
-    G = g / o.eps;
-  }
   at::Tensor P;
   const int64_t every = std::max<int64_t>(1, o.check_every);
-  for (int64_t it = r.iterations + 1; it <= o.max_iter; ++it) {
+  for (int64_t it = 1; it <= o.max_iter; ++it) {
     F = row_update(Ce, log_b, G, 1.0);
     G = col_update(Ce, log_a, F, 1.0);
     r.iterations = it;
@@ -486,11 +465,6 @@ SinkhornResult sinkhorn(const at::Tensor& C_in, const at::Tensor& a_in, const at
         break;
       }
     }
-  }
-  if (!P.defined()) {  // max_iter used up by the eps schedule
-    P = at::exp(log_a.unsqueeze(1) + F.unsqueeze(1) + log_b.unsqueeze(0) + G.unsqueeze(0) - Ce);
-    r.error = (P.sum(1) - a).abs().sum().item<double>() + (P.sum(0) - b).abs().sum().item<double>();
-    r.converged = r.error <= o.tol;
   }
   r.plan = P;
   r.cost = (P * C).sum().item<double>();

@@ -58,9 +58,6 @@ struct SinkhornOptions {
   int64_t max_iter = 1000;  ///< iterations (one row and one column update each)
   double tol = 1e-9;        ///< stop when the L1 marginal error is below this
   int64_t check_every = 10; ///< iterations between two measurements of the marginal error
-  /// Start at eps = max C - min C and halve it down to eps, 5 iterations each (counted in
-  /// max_iter and iterations): same solution, far fewer iterations for small eps.
-  bool eps_scaling = true;
   double mass_tolerance = 1e-7;  ///< as in ExactOptions
 };
 
