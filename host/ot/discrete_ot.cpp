@@ -56,9 +56,13 @@ at::Tensor check_cost(const at::Tensor& C, const std::string& where) {
 at::Tensor weights(const at::Tensor& w, int64_t n, const std::string& where, const char* name) {
   if (!w.defined()) return at::full({n}, 1.0 / static_cast<double>(n), at::kDouble);
   at::Tensor h = to_cpu_double(w).reshape({-1});
-  if (h.numel() != n)
+  if (h.numel() != n) {
+    const bool cloud = where == "energy_distance" || where == "sinkhorn_divergence";
+    const bool first = std::string(name) == "a";
     fail(where, std::string(name) + " has " + std::to_string(h.numel()) + " entries for " + std::to_string(n) +
-                    (std::string(name) == "a" ? " rows of the cost matrix" : " columns of the cost matrix"));
+                    (cloud ? (first ? " points of x" : " points of y")
+                           : (first ? " rows of the cost matrix" : " columns of the cost matrix")));
+  }
   if (!at::isfinite(h).all().item<bool>()) fail(where, std::string(name) + " holds NaN or infinite weights");
   if ((h < 0).any().item<bool>())
     fail(where, std::string(name) + " has negative weights (min " + std::to_string(h.min().item<double>()) +
@@ -335,9 +339,11 @@ at::Tensor cost_matrix(const at::Tensor& x, const at::Tensor& y, double power) {
   if (power == 2.0) {
     if (px.size(1) <= 64) {
       // Exact differences for low-dimensional points (the toys): no cancellation.
+      // Row blocks of about 4M differences, whatever the sizes.
+      const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, py.size(0) * px.size(1)));
       at::Tensor out = at::empty({px.size(0), py.size(0)}, at::kDouble);
-      for (int64_t r = 0; r < px.size(0); r += 1024) {
-        const int64_t len = std::min<int64_t>(1024, px.size(0) - r);
+      for (int64_t r = 0; r < px.size(0); r += rows) {
+        const int64_t len = std::min(rows, px.size(0) - r);
         out.narrow(0, r, len).copy_((px.narrow(0, r, len).unsqueeze(1) - py.unsqueeze(0)).square().sum(2));
       }
       return out;
