@@ -56,6 +56,19 @@ assert(d > 10 and math.abs(ot.sinkhorn_divergence(x2, x2, { eps = 1 })) < 1e-9, 
 local imgs = monge.rand({ 6, 1, 4, 4 }, { seed = 5 })
 assert(ot.cost_matrix(imgs, imgs):size(1) == 6 and ot.energy_distance(imgs, imgs + 1) > 0)
 
+-- The example of docs/lua.md runs.
+do
+  local x = monge.randn({ 300, 2 }, { seed = 1 })
+  local y = monge.randn({ 300, 2 }, { seed = 2 }) + 1
+  local C = monge.ot.cost_matrix(x, y)                   -- |x_i - y_j|^2
+  local r = monge.ot.exact(C)                            -- uniform weights 1/n, 1/m
+  print(r.cost, r.plan:sum(), r.pivots)
+  local s = monge.ot.sinkhorn(C, { eps = 0.1 })
+  local u = monge.ot.unbalanced(C, { eps = 0.05, rho = 1 })
+  print(s.cost, u.mass, monge.ot.energy_distance(x, y), monge.ot.sinkhorn_divergence(x, y, { eps = 0.1 }))
+  assert(s.cost >= r.cost and u.mass < 1 and math.abs(r.plan:sum():item() - 1) < 1e-12)
+end
+
 -- Bad input: clear errors.
 local function expect_error(pattern, f, ...)
   local ok, msg = pcall(f, ...)
