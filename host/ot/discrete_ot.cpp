@@ -550,6 +550,21 @@ double mean_distance(const at::Tensor& x, const at::Tensor& wx, const at::Tensor
   return total;
 }
 
+// OT_eps(a, a) by the symmetric update F <- (F + T(F)) / 2 (Feydy et al. 2019), which converges in
+// a few dozen iterations where alternating updates oscillate; the fixed point is sinkhorn()'s.
+double self_objective(const at::Tensor& C, const at::Tensor& a, double eps, int64_t max_iter, double tol) {
+  const at::Tensor Ce = C / eps, log_a = a.log();
+  at::Tensor F = at::zeros({a.size(0)}, at::kDouble), P;
+  for (int64_t it = 1; it <= max_iter; ++it) {
+    F = 0.5 * (F + row_update(Ce, log_a, F, 1.0));
+    if (it % 10 == 0 || it == max_iter) {
+      P = at::exp(log_a.unsqueeze(1) + F.unsqueeze(1) + log_a.unsqueeze(0) + F.unsqueeze(0) - Ce);
+      if ((P.sum(1) - a).abs().sum().item<double>() <= tol) break;
+    }
+  }
+  return (P * C).sum().item<double>() + eps * entropy_term(P, F, F, Ce, a, a);
+}
+
 at::Tensor probabilities(const at::Tensor& w, int64_t n, const std::string& where, const char* name) {
   const at::Tensor h = weights(w, n, where, name);
   return h / h.sum();
@@ -581,10 +596,10 @@ double sinkhorn_divergence(const at::Tensor& x_in, const at::Tensor& y_in, const
   so.eps = o.eps;
   so.max_iter = o.max_iter;
   so.tol = o.tol;
-  const auto ot = [&](const at::Tensor& p, const at::Tensor& wp, const at::Tensor& q, const at::Tensor& wq) {
-    return sinkhorn(cost_matrix(p, q, o.power), wp, wq, so).objective;
-  };
-  return ot(x, wx, y, wy) - 0.5 * (ot(x, wx, x, wx) + ot(y, wy, y, wy));
+  const double cross = sinkhorn(cost_matrix(x, y, o.power), wx, wy, so).objective;
+  const double self_x = self_objective(cost_matrix(x, x, o.power), wx, o.eps, o.max_iter, o.tol);
+  const double self_y = self_objective(cost_matrix(y, y, o.power), wy, o.eps, o.max_iter, o.tol);
+  return cross - 0.5 * (self_x + self_y);
 }
 
 }  // namespace monge::host::ot

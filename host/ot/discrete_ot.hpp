@@ -129,7 +129,9 @@ struct DivergenceOptions {
 
 /// Debiased Sinkhorn divergence OT_eps(a, b) - (OT_eps(a, a) + OT_eps(b, b)) / 2 (Feydy et al.
 /// 2019), with OT_eps the entropic objective of sinkhorn() and weights normalised to
-/// probabilities. Nonnegative, zero when the clouds are equal, and -> exact OT as eps -> 0.
+/// probabilities; the self terms use the symmetric update f <- (f + T(f)) / 2, which converges in
+/// tens of iterations. Nonnegative, zero when the clouds are equal (to the iterations'
+/// convergence), and -> exact OT as eps -> 0.
 double sinkhorn_divergence(const at::Tensor& x, const at::Tensor& y, const at::Tensor& wx = {},
                            const at::Tensor& wy = {}, const DivergenceOptions& options = {});
 
