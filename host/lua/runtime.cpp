@@ -69,6 +69,7 @@ int open_core(lua_State* L) {
   open_data(L);
   open_image(L);
   open_train(L);
+  open_ot(L);
   return 1;
 }
 
