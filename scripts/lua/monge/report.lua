@@ -38,15 +38,16 @@ function M.image(path, style)
 end
 
 --- A table: `headers` a list of strings, `rows` a list of lists (numbers are formatted with `fmt`,
---- default "%.3f"); a row may set `.bold = true`.
+--- default "%.3f", or with `fmt[column]` when `fmt` is a table); a row may set `.bold = true`.
 function M.table(headers, rows, fmt)
   local h = { '<table style="border-collapse: collapse" border="1" cellpadding="4"><tr>' }
   for _, x in ipairs(headers) do h[#h + 1] = "<th>" .. escape(x) .. "</th>" end
   h[#h + 1] = "</tr>"
   for _, row in ipairs(rows) do
     h[#h + 1] = row.bold and '<tr style="font-weight: bold">' or "<tr>"
-    for _, x in ipairs(row) do
-      local text = type(x) == "number" and string.format(fmt or "%.3f", x) or escape(x)
+    for j, x in ipairs(row) do
+      local f = type(fmt) == "table" and fmt[j] or type(fmt) == "string" and fmt or "%.3f"
+      local text = type(x) == "number" and string.format(f, x) or escape(x)
       h[#h + 1] = "<td>" .. text .. "</td>"
     end
     h[#h + 1] = "</tr>"
