@@ -14,8 +14,9 @@ namespace monge::lua {
 
 void open_plugins(lua_State* L);  // host/lua/plugins.cpp: monge.operator, monge.noise, ...
 void open_data(lua_State* L);     // host/lua/data.cpp: monge.data.*
-void open_image(lua_State* L);
-void open_train(lua_State* L);    // host/lua/train.cpp: monge.train, monge.load_map    // host/lua/image.cpp: monge.image.* (stubs raising an error without libvips)
+void open_image(lua_State* L);    // host/lua/image.cpp: monge.image.* (stubs raising an error without libvips)
+void open_train(lua_State* L);    // host/lua/train.cpp: monge.train, monge.load_map
+void open_classifier(lua_State* L);  // host/lua/classifier.cpp: monge.train_classifier, monge.classifier
 
 /// Pushes a plugin object as userdata ("monge.Plugin").
 void push_plugin(lua_State* L, std::shared_ptr<Plugin> object, const std::string& name,

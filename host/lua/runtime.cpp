@@ -66,6 +66,7 @@ int open_core(lua_State* L) {
   open_data(L);
   open_image(L);
   open_train(L);
+  open_classifier(L);
   return 1;
 }
 
