@@ -96,12 +96,12 @@ void set_number(lua_State* L, const char* key, double v) {
 }
 
 // monge.train_classifier{ images =, labels =, test_images =, test_labels =, widths = {32, 64, 128},
-//   epochs = 3, batch = 128, lr = 2e-3, weight_decay = 0, flip = true, seed = 0, threads = n,
+//   features = 128, epochs = 3, batch = 128, lr = 2e-3, weight_decay = 0, flip = false, seed = 0, threads = n,
 //   out = FILE, progress = true } -> { classifier, accuracy, file, seconds, iterations, epochs, ... }
 int l_train_classifier(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   check_keys(L, 1, "monge.train_classifier",
-             {"images", "labels", "test_images", "test_labels", "widths", "classes", "epochs", "batch", "lr",
+             {"images", "labels", "test_images", "test_labels", "widths", "features", "classes", "epochs", "batch", "lr",
               "weight_decay", "flip", "seed", "threads", "out", "progress"});
   host::ClassifierTrainConfig c;
   c.images = tensor_option(L, "images", true);
@@ -111,6 +111,7 @@ int l_train_classifier(lua_State* L) {
   if (c.test_images.defined() != c.test_labels.defined())
     throw std::runtime_error("monge.train_classifier: give both 'test_images' and 'test_labels', or neither");
   c.widths = widths_option(L, c.widths);
+  c.features = static_cast<int64_t>(opt_number_field(L, 1, "features", static_cast<double>(c.features)));
   c.classes = static_cast<int64_t>(opt_number_field(L, 1, "classes", 0));
   c.epochs = static_cast<int64_t>(opt_number_field(L, 1, "epochs", static_cast<double>(c.epochs)));
   c.batch = static_cast<int64_t>(opt_number_field(L, 1, "batch", static_cast<double>(c.batch)));

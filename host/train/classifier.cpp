@@ -101,6 +101,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainConfig& c) {
   config.in_channels = x.size(1);
   config.classes = classes;
   config.widths = c.widths;
+  config.feature_dim = c.features;
   config.height = x.size(2);
   config.width = x.size(3);
   torch::manual_seed(c.seed);
@@ -116,7 +117,7 @@ ClassifierTrainResult train_classifier(const ClassifierTrainConfig& c) {
   if (c.progress)
     std::cerr << "train_classifier: " << n << " images " << config.in_channels << " x " << config.height << " x "
               << config.width << ", " << classes << " classes, widths " << c.widths[0] << "/" << c.widths[1] << "/"
-              << c.widths[2] << ", " << result.parameters << " parameters, " << c.epochs << " epochs x " << per_epoch
+              << c.widths[2] << ", " << c.features << " features, " << result.parameters << " parameters, " << c.epochs << " epochs x " << per_epoch
               << " batches of " << c.batch << ", " << at::get_num_threads() << " threads\n";
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };

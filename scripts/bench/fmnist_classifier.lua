@@ -23,9 +23,9 @@ end
 
 local configs = {
   -- Seconds: for ctest. Not a measurement.
-  tiny = { train = 2000, test = 500, epochs = 2, batch = 64, lr = 3e-3, widths = { 8, 16, 32 }, min_accuracy = 0.3 },
+  tiny = { train = 2000, test = 500, epochs = 2, batch = 64, lr = 3e-3, widths = { 8, 16, 32 }, features = 32, min_accuracy = 0.3 },
   -- A few minutes on 2 cores.
-  full = { train = 60000, test = 10000, epochs = 4, batch = 128, lr = 2e-3, widths = { 32, 64, 128 }, min_accuracy = 0.9 },
+  full = { train = 60000, test = 10000, epochs = 4, batch = 128, lr = 2e-3, widths = { 32, 64, 128 }, features = 128, min_accuracy = 0.9 },
 }
 local cfg = assert(configs[opts.config], "fmnist-classifier: --config must be tiny or full, got '" .. opts.config .. "'")
 local out = opts.out or ("runs/fmnist-classifier-" .. opts.config)
@@ -34,11 +34,11 @@ if opts.threads then monge.set_threads(tonumber(opts.threads)) end
 
 local train = monge.data.fashion_mnist { split = "train", limit = cfg.train }
 local test = monge.data.fashion_mnist { split = "test", limit = cfg.test }
-print(string.format("fmnist-classifier: config %s, %d training and %d test images, widths %d/%d/%d, %d epochs, batch %d, %d threads",
-  opts.config, train.count, test.count, cfg.widths[1], cfg.widths[2], cfg.widths[3], cfg.epochs, cfg.batch, monge.threads()))
+print(string.format("fmnist-classifier: config %s, %d training and %d test images, widths %d/%d/%d, %d features, %d epochs, batch %d, %d threads",
+  opts.config, train.count, test.count, cfg.widths[1], cfg.widths[2], cfg.widths[3], cfg.features, cfg.epochs, cfg.batch, monge.threads()))
 local r = monge.train_classifier {
   images = train.images, labels = train.labels, test_images = test.images, test_labels = test.labels,
-  widths = cfg.widths, epochs = cfg.epochs, batch = cfg.batch, lr = cfg.lr, seed = 0, out = out .. "/classifier.pt",
+  widths = cfg.widths, features = cfg.features, flip = false, epochs = cfg.epochs, batch = cfg.batch, lr = cfg.lr, seed = 0, out = out .. "/classifier.pt",
   progress = opts.config ~= "tiny",
 }
 
@@ -72,8 +72,8 @@ print(string.format("test accuracy %.4f in %.0f s (%.0f images/s)", r.accuracy, 
 report.write_json(out .. "/results.json", {
   benchmark = "fmnist-classifier", config = opts.config, git_revision = bench.git_revision(),
   machine = { cpu = bench.machine(), threads = monge.threads() },
-  settings = { train_images = train.count, test_images = test.count, widths = cfg.widths, epochs = cfg.epochs,
-               batch = cfg.batch, lr = cfg.lr, lr_schedule = "cosine", optimiser = "adam", flip = true, seed = 0 },
+  settings = { train_images = train.count, test_images = test.count, widths = cfg.widths, features = cfg.features, epochs = cfg.epochs,
+               batch = cfg.batch, lr = cfg.lr, lr_schedule = "cosine", optimiser = "adam", flip = false, seed = 0 },
   accuracy = r.accuracy, seconds = r.seconds, images_per_second = r.images_per_second, parameters = r.parameters,
   epochs = epochs, fid = sanity, classifier = "classifier.pt",
 })

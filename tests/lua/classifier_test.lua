@@ -12,7 +12,7 @@ local test = monge.data.fashion_mnist { split = "test", limit = 500 }
 local file = out .. "/classifier.pt"
 local r = monge.train_classifier {
   images = train.images, labels = train.labels, test_images = test.images, test_labels = test.labels,
-  widths = { 16, 32, 64 }, epochs = 3, batch = 64, lr = 3e-3, seed = 1, out = file, progress = false,
+  widths = { 16, 32, 64 }, features = 64, epochs = 3, batch = 64, lr = 3e-3, seed = 1, out = file, progress = false,
 }
 print(string.format("classifier: test accuracy %.3f after %d iterations, %.1f s (%.0f images/s)", r.accuracy,
   r.iterations, r.seconds, r.images_per_second))

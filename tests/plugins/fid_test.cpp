@@ -233,13 +233,13 @@ TEST(FidMetric, ParametersAndFilesAreChecked) {
 TEST(ClassifierFile, RoundTripKeepsPredictionsFeaturesAndRecords) {
   const torch::Tensor x = smooth_images(16, 12);
   torch::manual_seed(4);
-  monge::ClassifierNet net{monge::ClassifierConfig{1, 10, {8, 16, 24}, 28, 28}};
+  monge::ClassifierNet net{monge::ClassifierConfig{1, 10, {8, 16, 24}, 20, 28, 28}};
   net->eval();
   const fs::path file = temp_path("roundtrip.pt");
   monge::save_classifier(file.string(), net, {{"test_accuracy", 0.91}}, {{"epochs", "3"}});
   monge::LoadedClassifier loaded = monge::load_classifier(file.string());
   EXPECT_EQ(loaded.net->config().widths, (std::vector<int64_t>{8, 16, 24}));
-  EXPECT_EQ(loaded.net->feature_dim(), 24);
+  EXPECT_EQ(loaded.net->feature_dim(), 20);
   EXPECT_DOUBLE_EQ(loaded.metrics.at("test_accuracy"), 0.91);
   EXPECT_EQ(loaded.notes.at("epochs"), "3");
   torch::NoGradGuard no_grad;

@@ -4,12 +4,17 @@
 /// host (`monge.train_classifier`, host/train/classifier.hpp); loaded by the host and by plugins
 /// from one file. Header-only; not part of monge/sdk.hpp (it includes the LibTorch C++ API).
 ///
-/// Architecture (widths w1, w2, w3; default 32, 64, 128), input N x C x H x W in [-1, 1]:
+/// Architecture (widths w1, w2, w3, default 32, 64, 128; feature dimension F, default 128), input
+/// N x C x H x W in [-1, 1]:
 ///   conv 3x3 C->w1, BN, ReLU, max-pool 2
 ///   conv 3x3 w1->w2, BN, ReLU, max-pool 2
-///   conv 3x3 w2->w3, BN, ReLU, global average pool   -> features [N, w3]
-///   linear w3 -> classes                              -> logits   [N, classes]
+///   conv 3x3 w2->w3, BN, ReLU, adaptive max-pool to 3 x 3, flatten
+///   linear 9 w3 -> F, ReLU                            -> features [N, F]
+///   linear F -> classes                               -> logits   [N, classes]
+/// The 3 x 3 grid keeps where things are (a global pool of the last maps lost it and stayed below
+/// 90% on Fashion-MNIST after 4 epochs).
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -30,6 +35,7 @@ struct ClassifierConfig {
   int64_t in_channels = 1;
   int64_t classes = 10;
   std::vector<int64_t> widths{32, 64, 128};
+  int64_t feature_dim = 128;
   int64_t height = 28;  ///< image size it was trained on; other sizes are refused
   int64_t width = 28;
 };
@@ -41,6 +47,8 @@ class ClassifierNetImpl : public torch::nn::Module {
     for (int64_t w : c.widths)
       if (w < 1 || w > 4096) throw Error("classifier: every width must be in [1, 4096], got " + std::to_string(w));
     if (c.in_channels < 1 || c.classes < 2) throw Error("classifier: needs at least 1 input channel and 2 classes");
+    if (c.feature_dim < 1 || c.feature_dim > 65536)
+      throw Error("classifier: the feature dimension must be in [1, 65536], got " + std::to_string(c.feature_dim));
     int64_t in = c.in_channels;
     for (size_t i = 0; i < 3; ++i) {
       convs_.push_back(register_module("conv" + std::to_string(i + 1),
@@ -48,28 +56,33 @@ class ClassifierNetImpl : public torch::nn::Module {
       norms_.push_back(register_module("bn" + std::to_string(i + 1), torch::nn::BatchNorm2d(c.widths[i])));
       in = c.widths[i];
     }
-    head_ = register_module("head", torch::nn::Linear(in, c.classes));
+    fc_ = register_module("fc", torch::nn::Linear(in * kGrid * kGrid, c.feature_dim));
+    head_ = register_module("head", torch::nn::Linear(c.feature_dim, c.classes));
   }
 
-  /// Penultimate-layer features [N, widths[2]].
+  /// Side of the grid the last feature maps are pooled to.
+  static constexpr int64_t kGrid = 3;
+
+  /// Penultimate-layer features [N, feature_dim].
   torch::Tensor features(torch::Tensor x) {
     for (size_t i = 0; i < 3; ++i) {
       x = torch::relu(norms_[i]->forward(convs_[i]->forward(x)));
       if (i < 2) x = torch::max_pool2d(x, 2);
     }
-    return x.mean({2, 3});
+    x = std::get<0>(torch::adaptive_max_pool2d(x, {kGrid, kGrid})).flatten(1);
+    return torch::relu(fc_->forward(x));
   }
   /// Class scores [N, classes].
   torch::Tensor forward(const torch::Tensor& x) { return head_->forward(features(x)); }
 
   const ClassifierConfig& config() const { return config_; }
-  int64_t feature_dim() const { return config_.widths[2]; }
+  int64_t feature_dim() const { return config_.feature_dim; }
 
  private:
   ClassifierConfig config_;
   std::vector<torch::nn::Conv2d> convs_;
   std::vector<torch::nn::BatchNorm2d> norms_;
-  torch::nn::Linear head_{nullptr};
+  torch::nn::Linear fc_{nullptr}, head_{nullptr};
 };
 TORCH_MODULE(ClassifierNet);
 
@@ -103,7 +116,7 @@ inline void save_classifier(const std::string& file, ClassifierNet& net, const s
   const ClassifierConfig& c = net->config();
   archive.write("monge_classifier_format", c10::IValue(kClassifierFormat));
   archive.write("config", c10::IValue(std::vector<int64_t>{c.in_channels, c.classes, c.widths[0], c.widths[1],
-                                                           c.widths[2], c.height, c.width}));
+                                                           c.widths[2], c.feature_dim, c.height, c.width}));
   c10::Dict<std::string, double> m;
   for (const auto& [k, v] : metrics) m.insert(k, v);
   archive.write("metrics", c10::IValue(m));
@@ -143,13 +156,14 @@ inline LoadedClassifier load_classifier(const std::string& file, const std::stri
   try {
     archive.read("config", v);
     const auto c = v.toIntVector();
-    if (c.size() != 7) throw Error("bad config record");
+    if (c.size() != 8) throw Error("bad config record");
     ClassifierConfig config;
     config.in_channels = c[0];
     config.classes = c[1];
     config.widths = {c[2], c[3], c[4]};
-    config.height = c[5];
-    config.width = c[6];
+    config.feature_dim = c[5];
+    config.height = c[6];
+    config.width = c[7];
     out.net = ClassifierNet(config);
     archive.read("metrics", v);
     for (const auto& e : v.toGenericDict()) out.metrics[e.key().toStringRef()] = e.value().toDouble();
