@@ -70,6 +70,7 @@ int open_core(lua_State* L) {
   open_image(L);
   open_train(L);
   open_ot(L);
+  open_classifier(L);
   return 1;
 }
 

@@ -1,6 +1,6 @@
 -- The 2-D toy suite: neural OT solvers on problems whose answer discrete OT knows.
 --
---   monge bench toys [--config tiny|short] [--out DIR] [--toys LIST] [--solvers LIST] [--seed S]
+--   monge bench toys [--config tiny|short] [--out DIR] [--toys LIST] [--solvers LIST] [--seed S] [--iters N]
 --
 -- Toys (source -> target, 2-D points stored as N x 2 x 1 x 1):
 --   eight_gaussians  N(0, 0.5^2 I) -> 8 Gaussians on a circle of radius 2
@@ -29,12 +29,13 @@ local report = require "monge.report"
 
 local all_toys = { "eight_gaussians", "swiss_roll", "moons", "one_to_many", "unbalanced" }
 local all_solvers = { "otip", "uotip", "not", "knot" }
-local opts = { config = "short", out = nil, toys = table.concat(all_toys, ","), solvers = table.concat(all_solvers, ","), seed = "0" }
+local opts = { config = "short", out = nil, toys = table.concat(all_toys, ","), solvers = table.concat(all_solvers, ","), seed = "0",
+               iters = "0" }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   assert(key and opts[key] ~= nil or key == "out", "toys: unknown argument '" .. arg[i] ..
-    "' (use --config, --out, --toys, --solvers, --seed)")
+    "' (use --config, --out, --toys, --solvers, --seed, --iters)")
   assert(arg[i + 1], "toys: " .. arg[i] .. " needs a value")
   opts[key] = arg[i + 1]
   i = i + 2
@@ -44,6 +45,7 @@ local configs = {
   short = { iters = 3000, batch = 128, test = 1000, k_t = 5 },  -- a few minutes on 2 cores
 }
 local cfg = assert(configs[opts.config], "toys: --config must be tiny or short, got '" .. opts.config .. "'")
+if tonumber(opts.iters) and tonumber(opts.iters) > 0 then cfg.iters = math.floor(tonumber(opts.iters)) end
 local function pick(list, known, what)
   local out = {}
   for name in list:gmatch("[^,]+") do
@@ -106,7 +108,7 @@ local function as_images(p) return p:reshape { p:size(1), 2, 1, 1 } end
 
 -- One recipe for every solver: the same networks, batch, iterations and rates.
 local function make_solver(name)
-  local common = { lr_map = 1e-3, lr_potential = 1e-3 }
+  local common = { lr_map = 1e-3, lr_potential = 1e-3, lr_schedule = "cosine" }
   local function with(extra)
     local o = {}
     for k, v in pairs(common) do o[k] = v end
@@ -128,7 +130,7 @@ local function relative_fit(points, target, source)
   return monge.ot.energy_distance(points, target) / monge.ot.energy_distance(source, target)
 end
 
-local results = { config = opts.config, seed = seed, machine = bench.machine(), git = bench.git_revision(),
+local results = { config = opts.config, seed = seed, machine = bench.machine(), git = monge.git_revision,
                   monge = monge.version, iters = cfg.iters, batch = cfg.batch, test = cfg.test, toys = {} }
 local parts = {}
 local started = monge.clock()
