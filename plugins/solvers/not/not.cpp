@@ -154,22 +154,14 @@ class NeuralOt final : public monge::Solver {
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive map_state, potential_state;
-    opt_map_->save(map_state);
-    opt_potential_->save(potential_state);
-    archive.write("optimizer_map", map_state);
-    archive.write("optimizer_potential", potential_state);
+    monge::solver_util::save_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
     archive.write("potential_steps", c10::IValue(potential_steps_));
     archive.write("last_potential", c10::IValue(std::vector<double>(last_potential_.begin(), last_potential_.end())));
     monge::solver_util::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive map_state, potential_state;
-    archive.read("optimizer_map", map_state);
-    archive.read("optimizer_potential", potential_state);
-    opt_map_->load(map_state);
-    opt_potential_->load(potential_state);
+    monge::solver_util::load_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
     c10::IValue v;
     archive.read("potential_steps", v);
     potential_steps_ = v.toInt();

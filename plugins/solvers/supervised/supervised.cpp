@@ -53,16 +53,12 @@ class Supervised final : public monge::Solver {
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive state;
-    opt_->save(state);
-    archive.write("optimizer_map", state);
+    su::save_optimisers(archive, {{"optimizer_map", opt_.get()}});
     su::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive state;
-    archive.read("optimizer_map", state);
-    opt_->load(state);
+    su::load_optimisers(archive, {{"optimizer_map", opt_.get()}});
     su::load_progress(archive, steps_, lr_scale_);
     apply_learning_rate();
   }

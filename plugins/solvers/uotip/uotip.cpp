@@ -121,20 +121,12 @@ class Uotip final : public monge::Solver {
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    torch::serialize::OutputArchive map_state, potential_state;
-    opt_map_->save(map_state);
-    opt_potential_->save(potential_state);
-    archive.write("optimizer_map", map_state);
-    archive.write("optimizer_potential", potential_state);
+    monge::solver_util::save_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
     monge::solver_util::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    torch::serialize::InputArchive map_state, potential_state;
-    archive.read("optimizer_map", map_state);
-    archive.read("optimizer_potential", potential_state);
-    opt_map_->load(map_state);
-    opt_potential_->load(potential_state);
+    monge::solver_util::load_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
     monge::solver_util::load_progress(archive, steps_, lr_scale_);
     apply_learning_rates();
   }

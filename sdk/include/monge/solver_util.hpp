@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 
 #include <torch/nn/module.h>
 #include <torch/optim/adam.h>
@@ -51,6 +53,26 @@ inline void set_learning_rate(torch::optim::Adam& optimiser, double lr) {
 
 /// The step counter and the learning-rate scale (lowered by rollbacks), saved under the keys
 /// "steps" and "lr_scale" so that schedules resume exactly.
+/// Writes each optimiser's state into `archive` under its name (for Solver::save).
+inline void save_optimisers(torch::serialize::OutputArchive& archive,
+                            std::initializer_list<std::pair<const char*, const torch::optim::Optimizer*>> optimisers) {
+  for (const auto& [name, optimiser] : optimisers) {
+    torch::serialize::OutputArchive state;
+    optimiser->save(state);
+    archive.write(name, state);
+  }
+}
+
+/// Reads what save_optimisers() wrote (for Solver::load).
+inline void load_optimisers(torch::serialize::InputArchive& archive,
+                            std::initializer_list<std::pair<const char*, torch::optim::Optimizer*>> optimisers) {
+  for (const auto& [name, optimiser] : optimisers) {
+    torch::serialize::InputArchive state;
+    archive.read(name, state);
+    optimiser->load(state);
+  }
+}
+
 inline void save_progress(torch::serialize::OutputArchive& archive, int64_t steps, double lr_scale) {
   archive.write("steps", torch::tensor(steps, torch::kInt64));
   archive.write("lr_scale", torch::tensor(lr_scale, torch::kFloat64));
