@@ -3,7 +3,6 @@
 // against their limits and closed forms; all three against POT 0.8.2's values stored in
 // tests/fixtures/ot/ot_fixtures.json (made by make_ot_fixtures.py there); the errors a user sees.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <numeric>
@@ -207,16 +206,13 @@ TEST(ExactOT, Random300x400MarginalsAndDuality) {
   EXPECT_LE((r.plan > 0).sum().item<int64_t>(), 300 + 400 - 1);
 }
 
-TEST(ExactOT, Random1000x1000TakesSeconds) {
+// Speed is measured by `monge bench discrete-ot`, not here: this checks a large problem's optimality.
+TEST(ExactOT, Random1000x1000IsOptimal) {
   torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(5);
   const torch::Tensor x = torch::randn({1000, 2}, gen, torch::kDouble), y = torch::rand({1000, 2}, gen, torch::kDouble);
   const torch::Tensor C = ot::cost_matrix(x, y);
-  const auto t0 = std::chrono::steady_clock::now();
   const auto r = ot::exact(C);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("exact OT 1000x1000: %.2f s, %lld pivots\n", seconds, static_cast<long long>(r.pivots));
   expect_optimal(r, C, uniform(1000), uniform(1000), 1e-9);
-  EXPECT_LT(seconds, 30.0);
 }
 
 TEST(ExactOT, MatchesPOT) {
@@ -507,35 +503,4 @@ namespace {
 
 // Timings for docs/lua.md; run by hand: discrete_ot_test --gtest_also_run_disabled_tests
 // --gtest_filter='*Timing*'.
-TEST(DiscreteOTTiming, DISABLED_ExactAndUnbalanced) {
-  torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(21);
-  const auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  for (int64_t n : {1000, 2000}) {
-    const torch::Tensor C = ot::cost_matrix(torch::randn({n, 2}, gen, torch::kDouble), torch::randn({n, 2}, gen, torch::kDouble) + 1);
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto r = ot::exact(C);
-    std::printf("exact %lldx%lld: %.2f s, %lld pivots, cost %.6f\n", static_cast<long long>(n), static_cast<long long>(n),
-                seconds_since(t0), static_cast<long long>(r.pivots), r.cost);
-    expect_optimal(r, C, uniform(n), uniform(n), 1e-9);
-  }
-  const torch::Tensor C = ot::cost_matrix(torch::randn({1000, 2}, gen, torch::kDouble), torch::randn({1000, 2}, gen, torch::kDouble) + 1);
-  ot::UnbalancedOptions o;
-  o.eps = 0.05;
-  o.rho_a = o.rho_b = 1.0;
-  o.tol = -1;  // exactly max_iter iterations
-  o.max_iter = 200;
-  auto t0 = std::chrono::steady_clock::now();
-  const auto u = ot::unbalanced_sinkhorn(C, {}, {}, o);
-  std::printf("unbalanced 1000x1000, eps 0.05, rho 1: %.2f s for %lld iterations, mass %.4f\n", seconds_since(t0),
-              static_cast<long long>(u.iterations), u.mass);
-  o.tol = 1e-9;
-  o.max_iter = 100000;
-  t0 = std::chrono::steady_clock::now();
-  const auto v = ot::unbalanced_sinkhorn(C, {}, {}, o);
-  std::printf("unbalanced 1000x1000 to tol 1e-9: %.2f s, %lld iterations\n", seconds_since(t0),
-              static_cast<long long>(v.iterations));
-}
-
 }  // namespace
