@@ -21,27 +21,16 @@ while i <= #arg do
   i = i + 2
 end
 
-local configs = {
-  -- Seconds: for ctest. Not a measurement.
-  tiny = { train = 2000, test = 500, epochs = 2, batch = 64, lr = 3e-3, widths = { 8, 16, 32 }, features = 32, min_accuracy = 0.3 },
-  -- A few minutes on 2 cores.
-  full = { train = 60000, test = 10000, epochs = 4, batch = 128, lr = 2e-3, widths = { 32, 64, 128 }, features = 128, min_accuracy = 0.9 },
-}
-local cfg = assert(configs[opts.config], "fmnist-classifier: --config must be tiny or full, got '" .. opts.config .. "'")
+assert(bench.classifier_configs[opts.config], "fmnist-classifier: --config must be tiny or full, got '" .. opts.config .. "'")
 local out = opts.out or ("runs/fmnist-classifier-" .. opts.config)
 os.execute("mkdir -p '" .. out .. "'")
 if opts.threads then monge.set_threads(tonumber(opts.threads)) end
 
-local train = monge.data.fashion_mnist { split = "train", limit = cfg.train }
-local test = monge.data.fashion_mnist { split = "test", limit = cfg.test }
-print(string.format("fmnist-classifier: config %s, %d training and %d test images, widths %d/%d/%d, %d features, %d epochs, batch %d, %d threads",
-  opts.config, train.count, test.count, cfg.widths[1], cfg.widths[2], cfg.widths[3], cfg.features, cfg.epochs, cfg.batch, monge.threads()))
-local r = monge.train_classifier {
-  images = train.images, labels = train.labels, test_images = test.images, test_labels = test.labels,
-  widths = cfg.widths, features = cfg.features, flip = false, epochs = cfg.epochs, batch = cfg.batch, lr = cfg.lr, seed = 0, out = out .. "/classifier.pt",
-  progress = opts.config ~= "tiny",
-}
-
+local started = monge.clock()
+local r, train, test, cfg = bench.train_classifier(opts.config, out .. "/classifier.pt", opts.config ~= "tiny")
+print(string.format("fmnist-classifier: config %s, %d training and %d test images, widths %d/%d/%d, %d features, %d epochs, batch %d, %d threads (%.0f s)",
+  opts.config, train.count, test.count, cfg.widths[1], cfg.widths[2], cfg.widths[3], cfg.features, cfg.epochs, cfg.batch, monge.threads(),
+  monge.clock() - started))
 -- Sanity figures of FID in its features: the test set against itself, against the training
 -- images (same distribution), and against noisy test images.
 local x = test.images

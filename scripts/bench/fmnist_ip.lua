@@ -2,6 +2,7 @@
 --
 --   monge bench fmnist-ip [--task gb|sr|hdr|nb] [--config tiny|short|full] [--out DIR]
 --                         [--methods degraded,wiener,not,otip,uotip,uotip-quad,uotip-lik,supervised]
+--                         [--classifier FILE]
 --
 -- Clean set X: even training images; measurements Y: odd training images degraded on the fly
 -- (unpaired); test set: the first images of the test split degraded once with seed 0. Methods:
@@ -15,21 +16,24 @@
 --   supervised  the same map network trained on pairs with MSE (the upper bound)
 -- Every trained method uses the quickstart's recipe (unet and potential, batch 64, Adam, tau 0.1,
 -- R1 0.2, cosine learning-rate decay, moving average). Writes DIR/results.json (per-method PSNR and
--- SSIM with their spread over the test images, curves, timings, machine, git revision),
+-- SSIM with their spread over the test images, FID and the classifier's accuracy, curves, timings,
+-- machine, git revision),
 -- DIR/grid.png and a self-contained DIR/report.html; each method's run directory (log, map) is
--- kept under DIR/runs/.
+-- kept under DIR/runs/. FID and accuracy use monge's Fashion-MNIST classifier: --classifier FILE,
+-- else DIR/classifier.pt, trained there first when missing (the tiny recipe for the tiny config,
+-- the full one, >= 90% accurate, otherwise).
 local monge = require "monge"
 local bench = require "monge.bench"
 local report = require "monge.report"
 local wiener = require "monge.wiener"
 
 local all_methods = { "degraded", "wiener", "not", "otip", "uotip", "uotip-quad", "uotip-lik", "supervised" }
-local opts = { task = "gb", config = "short", out = nil, methods = table.concat(all_methods, ",") }
+local opts = { task = "gb", config = "short", out = nil, methods = table.concat(all_methods, ","), classifier = "" }
 local i = 1
 while i <= #arg do
   local key = arg[i]:match("^%-%-(.+)$")
   assert(key and opts[key] ~= nil or key == "out", "fmnist-ip: unknown argument '" .. arg[i] ..
-    "' (use --task, --config, --out, --methods)")
+    "' (use --task, --config, --out, --methods, --classifier)")
   assert(arg[i + 1], "fmnist-ip: " .. arg[i] .. " needs a value")
   opts[key] = arg[i + 1]
   i = i + 2
@@ -68,7 +72,8 @@ os.execute("mkdir -p '" .. out .. "/runs'")
 local train = monge.data.fashion_mnist { split = "train", limit = cfg.train }
 local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
 local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
-local test = monge.data.fashion_mnist { split = "test", limit = cfg.test }.images
+local test_set = monge.data.fashion_mnist { split = "test", limit = cfg.test }
+local test, test_labels = test_set.images, test_set.labels
 local A = tasks[opts.task]()
 local noise = monge.noise("gaussian", { sigma = 0.05 })
 local y_test = noise:sample(A(test), 0)
@@ -89,10 +94,23 @@ local recipes = {
   supervised = function() return monge.solver("supervised", { lr = 1e-4, lr_schedule = "cosine" }), quad end,
 }
 
+-- The FID classifier: given, kept from an earlier run in DIR, or trained now.
+local classifier_file = opts.classifier ~= "" and opts.classifier or (out .. "/classifier.pt")
+local classifier_trained = false
+if opts.classifier == "" and not io.open(classifier_file, "rb") then
+  print("fmnist-ip: training the FID classifier into " .. classifier_file)
+  bench.train_classifier(opts.config == "tiny" and "tiny" or "full", classifier_file, opts.config ~= "tiny")
+  classifier_trained = true
+end
+local classifier = monge.classifier(classifier_file)
+local classifier_accuracy = classifier:accuracy(test, test_labels)
+
 local psnr_metric, ssim_metric = monge.metric("psnr"), monge.metric("ssim")
+local fid_metric = monge.metric("fid", { classifier = classifier_file })
 local function score(restored)
   local p, s = psnr_metric:per_image(restored, test), ssim_metric:per_image(restored, test)
-  return { psnr = p:mean():item(), psnr_std = p:std():item(), ssim = s:mean():item(), ssim_std = s:std():item() }
+  return { psnr = p:mean():item(), psnr_std = p:std():item(), ssim = s:mean():item(), ssim_std = s:std():item(),
+           fid = fid_metric(restored, test), accuracy = classifier:accuracy(restored, test_labels) }
 end
 
 local function read_log(dir)
@@ -141,8 +159,8 @@ for _, name in ipairs(methods) do
   r.seconds = monge.clock() - t0
   restored_of[name] = restored
   results[#results + 1] = r
-  print(string.format("  %-11s PSNR %6.2f dB (sd %.2f)  SSIM %.4f (sd %.3f)  %7.1f s", name, r.psnr, r.psnr_std, r.ssim,
-    r.ssim_std, r.seconds))
+  print(string.format("  %-11s PSNR %6.2f dB (sd %.2f)  SSIM %.4f (sd %.3f)  FID %8.3f  accuracy %.4f  %7.1f s", name, r.psnr,
+    r.psnr_std, r.ssim, r.ssim_std, r.fid, r.accuracy, r.seconds))
 end
 
 -- The grid: clean, then each method, for the first 10 test images.
@@ -162,7 +180,8 @@ report.write_json(out .. "/results.json", {
   benchmark = "fmnist-ip", task = opts.task, config = opts.config, git_revision = bench.git_revision(),
   machine = { cpu = bench.machine(), threads = monge.threads() },
   settings = { iterations = cfg.iters, batch = cfg.batch, train_images = train.count, test_images = test:size(1),
-               map = cfg.map, potential = cfg.potential, tau = 0.1, r1 = 0.2, lambda = lambda, noise_sigma = 0.05 },
+               map = cfg.map, potential = cfg.potential, tau = 0.1, r1 = 0.2, lambda = lambda, noise_sigma = 0.05,
+               classifier = { file = classifier_file, trained_here = classifier_trained, clean_accuracy = classifier_accuracy } },
   methods = results, ordering_by_psnr = order,
 })
 
@@ -172,7 +191,7 @@ for _, r in ipairs(results) do if r.name == "degraded" then base = r.psnr end en
 for _, r in ipairs(results) do
   table_rows[#table_rows + 1] = { r.name, string.format("%.2f ± %.2f", r.psnr, r.psnr_std),
     base and string.format("%+.2f", r.psnr - base) or "", string.format("%.4f ± %.3f", r.ssim, r.ssim_std),
-    string.format("%.0f", r.seconds), bold = r.name == order[1] }
+    string.format("%.3f", r.fid), string.format("%.4f", r.accuracy), string.format("%.0f", r.seconds), bold = r.name == order[1] }
   psnr_bars[#psnr_bars + 1] = { label = r.name, value = r.psnr }
   ssim_bars[#ssim_bars + 1] = { label = r.name, value = r.ssim }
   if r.curve then
@@ -190,7 +209,9 @@ local parts = {
     opts.task, opts.config, cfg.iters, cfg.batch, cfg.map.channels, cfg.map.depth, cfg.potential.channels, cfg.potential.depth,
     train.count, test:size(1), report.escape(bench.machine()), monge.threads(), bench.git_revision()),
   "<h2>Scores on the test images</h2>",
-  report.table({ "method", "PSNR (dB, ± sd over images)", "vs degraded", "SSIM (± sd)", "seconds" }, table_rows),
+  report.table({ "method", "PSNR (dB, ± sd over images)", "vs degraded", "SSIM (± sd)", "FID", "accuracy", "seconds" }, table_rows),
+  string.format("<p>FID and accuracy in the features and predictions of monge's Fashion-MNIST classifier (%s), whose accuracy " ..
+    "on the clean test images is %.4f.</p>", report.escape(classifier_file), classifier_accuracy),
   "<p>Ordering by PSNR: " .. report.escape(table.concat(order, " > ")) .. "</p>",
   report.bar_chart { title = "PSNR (dB)", bars = psnr_bars, unit = "dB" },
   report.bar_chart { title = "SSIM", bars = ssim_bars },

@@ -46,8 +46,8 @@ def main():
     names = [m["name"] for m in results["methods"]]
     assert names == methods, f"methods {names}, expected {methods}"
     for m in results["methods"]:
-        for key in ("psnr", "ssim"):
-            assert isinstance(m[key], float) and math.isfinite(m[key]), f"{m['name']}: {key} = {m[key]}"
+        for key in ("psnr", "ssim", "fid", "accuracy"):
+            assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), f"{m['name']}: {key} = {m[key]}"
     assert sorted(results["ordering_by_psnr"]) == sorted(methods)
     checker = Checker()
     with open(f"{folder}/report.html") as f:
