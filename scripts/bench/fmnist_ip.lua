@@ -1,14 +1,16 @@
 -- FMNIST-IP: every method of BENCHMARKS.md on one Fashion-MNIST task, same networks and budgets.
 --
 --   monge bench fmnist-ip [--task gb|sr|hdr|nb] [--config tiny|short|full] [--out DIR]
---                         [--methods degraded,wiener,not,otip,uotip,uotip-quad,uotip-lik,supervised]
+--                         [--methods degraded,wiener,not,knot,otip,uotip,uotip-quad,uotip-lik,supervised]
 --                         [--classifier FILE]
 --
 -- Clean set X: even training images; measurements Y: odd training images degraded on the fly
 -- (unpaired); test set: the first images of the test split degraded once with seed 0. Methods:
 --   degraded    Q(y) as it is
 --   wiener      the least-squares linear filter on Q(y), fitted on training pairs (monge.wiener)
---   not         balanced OT, quadratic cost ||Q(y) - x||^2 only (uotip with identity conjugates)
+--   not         balanced OT, quadratic cost ||Q(y) - x||^2 only: the NOT solver with the strong cost
+--               (a deterministic map, K_T = 10 map updates per potential update)
+--   knot        kernel NOT: stochastic map T(Q(y), z), distance kernel, gamma 0.5, quadratic cost
 --   otip        balanced OT, full cost: likelihood + lambda quadratic
 --   uotip       unbalanced (KL) OT, full cost
 --   uotip-quad  unbalanced, quadratic cost only (blind)
@@ -27,7 +29,7 @@ local bench = require "monge.bench"
 local report = require "monge.report"
 local wiener = require "monge.wiener"
 
-local all_methods = { "degraded", "wiener", "not", "otip", "uotip", "uotip-quad", "uotip-lik", "supervised" }
+local all_methods = { "degraded", "wiener", "not", "knot", "otip", "uotip", "uotip-quad", "uotip-lik", "supervised" }
 local opts = { task = "gb", config = "short", out = nil, methods = table.concat(all_methods, ","), classifier = "" }
 local i = 1
 while i <= #arg do
@@ -86,7 +88,13 @@ local full = lik + lambda * quad
 
 local function uotip(psi) return monge.solver("uotip", { psi1 = psi, psi2 = psi, tau = 0.1, r1 = 0.2, lr_schedule = "cosine" }) end
 local recipes = {
-  ["not"] = function() return uotip("identity"), quad end,
+  -- NOT and kernel NOT with the recipe's cost weight, R1, rate, schedule and moving average.
+  ["not"] = function()
+    return monge.solver("not", { gamma = 0, latent = 0, tau = 0.1, r1 = 0.2, lr_schedule = "cosine", ema = 0.999 }), quad
+  end,
+  knot = function()
+    return monge.solver("knot", { gamma = 0.5, latent = 1, tau = 0.1, r1 = 0.2, lr_schedule = "cosine", ema = 0.999 }), quad
+  end,
   otip = function() return uotip("identity"), full end,
   uotip = function() return uotip("kl"), full end,
   ["uotip-quad"] = function() return uotip("kl"), quad end,
