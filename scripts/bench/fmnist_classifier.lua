@@ -10,16 +10,7 @@ local monge = require "monge"
 local bench = require "monge.bench"
 local report = require "monge.report"
 
-local opts = { config = "full", out = nil, threads = nil }
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match("^%-%-(.+)$")
-  assert(key == "config" or key == "out" or key == "threads",
-    "fmnist-classifier: unknown argument '" .. arg[i] .. "' (use --config, --out, --threads)")
-  assert(arg[i + 1], "fmnist-classifier: " .. arg[i] .. " needs a value")
-  opts[key] = arg[i + 1]
-  i = i + 2
-end
+local opts = bench.options("fmnist-classifier", arg, { "config", "out", "threads" }, { config = "full" })
 
 assert(bench.classifier_configs[opts.config], "fmnist-classifier: --config must be tiny or full, got '" .. opts.config .. "'")
 local out = opts.out or ("runs/fmnist-classifier-" .. opts.config)

@@ -30,16 +30,8 @@ local report = require "monge.report"
 local wiener = require "monge.wiener"
 
 local all_methods = { "degraded", "wiener", "not", "knot", "otip", "uotip", "uotip-quad", "uotip-lik", "supervised" }
-local opts = { task = "gb", config = "short", out = nil, methods = table.concat(all_methods, ","), classifier = "" }
-local i = 1
-while i <= #arg do
-  local key = arg[i]:match("^%-%-(.+)$")
-  assert(key and opts[key] ~= nil or key == "out", "fmnist-ip: unknown argument '" .. arg[i] ..
-    "' (use --task, --config, --out, --methods, --classifier)")
-  assert(arg[i + 1], "fmnist-ip: " .. arg[i] .. " needs a value")
-  opts[key] = arg[i + 1]
-  i = i + 2
-end
+local opts = bench.options("fmnist-ip", arg, { "task", "config", "out", "methods", "classifier" },
+                           { task = "gb", config = "short", methods = table.concat(all_methods, ","), classifier = "" })
 
 local configs = {
   -- Seconds: for ctest. Not a measurement.

@@ -58,6 +58,27 @@ function M.quickstart_config(limit, extra)
   return c
 end
 
+--- A benchmark's `--key value` arguments: `names` lists the keys in the order the error message
+--- gives them, `defaults` their values (a key absent there is nil unless given). Raises
+--- "NAME: unknown argument '...' (use --a, --b)" or "NAME: --a needs a value".
+function M.options(name, args, names, defaults)
+  local opts, known = {}, {}
+  for k, v in pairs(defaults or {}) do opts[k] = v end
+  for _, k in ipairs(names) do known[k] = true end
+  local i = 1
+  while i <= #args do
+    local key = args[i]:match("^%-%-(.+)$")
+    -- Level 2: the error names the benchmark script's line, not this helper's.
+    if not (key and known[key]) then
+      error(name .. ": unknown argument '" .. args[i] .. "' (use --" .. table.concat(names, ", --") .. ")", 2)
+    end
+    if not args[i + 1] then error(name .. ": " .. args[i] .. " needs a value", 2) end
+    opts[key] = args[i + 1]
+    i = i + 2
+  end
+  return opts
+end
+
 --- The FID classifier's recipes (monge.train_classifier options): `tiny` trains in seconds (for
 --- ctest; not a measurement), `full` reaches >= 90% test accuracy in minutes on 2 cores.
 M.classifier_configs = {
