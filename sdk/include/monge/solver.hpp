@@ -68,6 +68,12 @@ class MONGE_SDK_API Solver : public Plugin {
   /// exported map feeds it standard normal z (see docs/training.md). 0 (the default): T(y).
   virtual int64_t latent_channels() const { return 0; }
 
+  /// Smoothed maps (OTP): the standard deviation s of the Gaussian noise the exported map expects
+  /// on its measurements, T(Q(y + s n)), n ~ N(0, 1). The solver smooths its own training batches
+  /// in step(); this is the level it ends at, which map files record and apply adds. 0 (the
+  /// default): the map takes the measurement as it is.
+  virtual double input_noise() const { return 0; }
+
   /// Multiplies every learning rate by `factor` (the trainer lowers them after rolling back from
   /// a divergence). The change must survive save()/load(). Returns false when the solver cannot
   /// do it, in which case the trainer stops instead of retrying.

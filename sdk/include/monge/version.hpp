@@ -20,8 +20,10 @@
 ///        Metric::score_set() (metrics of whole sets, such as FID).
 ///   5.0  Solver::latent_channels() (stochastic maps T(y, z): the map network takes extra input
 ///        channels of noise z): a new virtual function changes the Solver interface's layout.
+///   6.0  Solver::input_noise() (smoothed maps T(Q(y + s n)) of OTP: map files record s and apply
+///        adds the noise): a new virtual function changes the Solver interface's layout.
 
-#define MONGE_SDK_MAJOR 5
+#define MONGE_SDK_MAJOR 6
 #define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 
