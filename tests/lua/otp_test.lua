@@ -8,23 +8,9 @@ local out = (arg[1] or ".") .. "/otp_test"
 os.execute("rm -rf '" .. out .. "'")
 monge.set_threads(1)
 
-local function source(n, seed) return (monge.randn({ n, 2 }, { seed = seed }) * 0.02):reshape { n, 2, 1, 1 } end
-local function target(n, seed)
-  local side = monge.rand({ n, 1 }, { seed = seed + 100 }):gt(0.5):float() * 2 - 1
-  return (monge.randn({ n, 2 }, { seed = seed }) * 0.1 + monge.cat({ side, side * 0 }, 2)):reshape { n, 2, 1, 1 }
-end
-local identity = monge.operator("identity")
-local function learn(name, solver, iters, extra)
-  local options = {
-    operator = identity, clean = target(8192, 1), measured = source(8192, 2),
-    map = monge.network("mlp", { hidden = 128, layers = 2 }),
-    potential = monge.network("mlp", { hidden = 128, layers = 2, output = "scalar" }),
-    solver = solver, cost = monge.cost("quadratic", { operator = identity }),
-    iters = iters, batch = 128, seed = 0, out = out .. "/" .. name, progress = false, log_every = 100,
-  }
-  for k, v in pairs(extra or {}) do options[k] = v end
-  return monge.train(options)
-end
+local toy = dofile("one_to_many.lua")
+local source = toy.source
+local function learn(name, solver, iters, extra) return toy.learn(out .. "/" .. name, solver, iters, extra) end
 local recipe = { tau = 0.5, lr_map = 1e-3, lr_potential = 1e-3, r1 = 0, ema = 0, lr_schedule = "cosine",
                  smoothing = 1, smoothing_min = 0.1 }
 local function otp(extra)
@@ -34,13 +20,8 @@ local function otp(extra)
   return monge.solver("otp", o)
 end
 
-local function mean_distance(a, b)
-  local sq = a:pow(2):sum(2):reshape { -1, 1 } + b:pow(2):sum(2):reshape { 1, -1 } - a:matmul(b:transpose(1, 2)) * 2
-  return sq:clamp(0, nil):sqrt():mean():item()
-end
 local n = 2000
-local reference = target(n, 4):reshape { n, 2 }
-local function energy(t) return 2 * mean_distance(t, reference) - mean_distance(t, t) - mean_distance(reference, reference) end
+local reference, energy = toy.reference, toy.energy
 
 local run = learn("otp", otp(), 3000)
 assert(math.abs(run.map.input_noise - 0.1) < 1e-12, "the map does not carry its input noise: " .. tostring(run.map.input_noise))
@@ -49,7 +30,7 @@ local smoothed = source(n, 3) + monge.randn({ n, 2, 1, 1 }, { seed = 5 }) * 0.1
 local moved = run.map:forward(smoothed):reshape { n, 2 }
 local ys = smoothed:reshape { n, 2 }
 local agree = ys:narrow(2, 1, 1):gt(0):eq(moved:narrow(2, 1, 1):gt(0)):float():mean():item()
-local right = moved:narrow(2, 1, 1):gt(0):float():mean():item()
+local right = toy.right(moved)
 local fit = energy(moved)
 local exact = monge.ot.exact(monge.ot.cost_matrix(ys, reference)).cost
 local cost = (moved - ys):pow(2):sum(2):mean():item()
@@ -67,7 +48,7 @@ assert(plain.map.input_noise == 0, "smoothing 0 must give a deterministic map")
 local plain_moved = plain.map:forward(source(n, 3)):reshape { n, 2 }
 local plain_energy = energy(plain_moved)
 print(string.format("otp_test: without smoothing: energy distance %.4f, right %.3f", plain_energy,
-  plain_moved:narrow(2, 1, 1):gt(0):float():mean():item()))
+  toy.right(plain_moved)))
 assert(plain_energy > 0.5, "without smoothing the semi-dual solver was expected to miss a mode: energy distance " .. plain_energy)
 
 -- map:sample smooths: fresh noise at each call, the same after the same reseed; the map file
@@ -82,9 +63,9 @@ local second = loaded:sample(y)
 loaded:reseed(1)
 assert(loaded:sample(y):equal(first), "the same seed gave other samples")
 assert(not first:equal(second), "two calls of a smoothed map gave the same samples")
-local sampled_right = first:reshape({ n, 2 }):narrow(2, 1, 1):gt(0):float():mean():item()
+local sampled_right = toy.right(first:reshape { n, 2 })
 assert(sampled_right > 0.35 and sampled_right < 0.65, "samples of the loaded map do not split: " .. sampled_right)
-assert(loaded:restore(y):reshape({ n, 2 }):narrow(2, 1, 1):gt(0):float():mean():item() > 0.35,
+assert(toy.right(loaded:restore(y):reshape { n, 2 }) > 0.35,
   "restore does not smooth the measurements")
 
 -- Exact resume: 40 iterations, or 20 and then 20 more from the checkpoint, give the same map
