@@ -239,6 +239,7 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
     for (const auto& [k, v] : i.op->params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
     std::cout << " (its lift is applied to inputs)\n";
   }
+  if (i.noise) std::cout << "  trained with noise " << monge::host::plugin_spec_text(*i.noise) << " (monge eval's default --noise)\n";
   for (const auto& [k, v] : i.notes) std::cout << "  " << k << " " << v << "\n";
   for (const auto& [k, v] : i.metrics) std::cout << "  " << k << " " << v << "\n";
   return kExitOk;
@@ -587,8 +588,9 @@ Test sets (--data):
 Options:
   --data SPEC        the test set (see above); required
   --reference DIR    clean originals of a folder of degraded images
-  --noise SPEC       noise model NAME:key=value,... (e.g. gaussian:sigma=0.05) or none; required
-                     with a clean set: map files do not record the noise they were trained with
+  --noise SPEC       noise model NAME:key=value,... (e.g. gaussian:sigma=0.05) or none; default:
+                     the noise the map was trained with, as its file records it (monge info
+                     shows it; TorchScript maps and older map files record none: give --noise)
   --seed S           seed of the degradation noise (default 0)
   --metrics LIST     metric plugins with optional parameters, comma-separated (default psnr,ssim),
                      e.g. psnr,ssim,fid:classifier=fmnist.pt; set-level metrics (FID) have no

@@ -86,7 +86,10 @@ int l_train(lua_State* L) {
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
   if (op->params) c.op_spec = host::PluginSpec{op->name, *op->params};
-  if (auto noise = plugin_field(L, "noise", Kind::Noise, false)) c.noise = std::dynamic_pointer_cast<NoiseModel>(noise->object);
+  if (auto noise = plugin_field(L, "noise", Kind::Noise, false)) {
+    c.noise = std::dynamic_pointer_cast<NoiseModel>(noise->object);
+    if (noise->params) c.noise_spec = host::PluginSpec{noise->name, *noise->params};
+  }
   auto map = plugin_field(L, "map", Kind::Network, true);
   if (!map->params) throw std::runtime_error("monge.train: 'map' must be a network plugin");
   c.map_net = std::dynamic_pointer_cast<Network>(map->object);
@@ -127,6 +130,7 @@ int l_train(lua_State* L) {
   trained.info.latent_channels = r.latent_channels;
   trained.info.input_noise = r.input_noise;
   trained.info.op = c.op_spec;
+  trained.info.noise = c.noise ? c.noise_spec : std::optional<host::PluginSpec>(host::PluginSpec{"none", Params{}});
   host::describe_tiling(trained, *c.map_net);
   push_map(L, MapBox{trained, r.map_path.string()});
   lua_setfield(L, -2, "map");
@@ -247,6 +251,11 @@ int mt_index(lua_State* L) {
   else if (key == "reseed") lua_pushcfunction(L, &guard<m_reseed>);
   else if (key == "latent") lua_pushnumber(L, static_cast<lua_Number>(box.map.info.latent_channels));
   else if (key == "input_noise") lua_pushnumber(L, box.map.info.input_noise);
+  else if (key == "noise") {
+    // The noise model it was trained with, as a spec "name:key=value,..." ("none"); nil: not recorded.
+    if (box.map.info.noise) lua_pushstring(L, host::plugin_spec_text(*box.map.info.noise).c_str());
+    else lua_pushnil(L);
+  }
   else if (key == "to") lua_pushcfunction(L, &guard<m_to>);
   else if (key == "device") lua_pushstring(L, module_device(*box.map.module).str().c_str());
   else if (key == "operator") {
@@ -271,7 +280,7 @@ int mt_index(lua_State* L) {
     }
   } else {
     throw std::runtime_error("map has no field '" + key +
-                             "' (path, network, operator, notes, metrics, device, latent, input_noise, restore, forward, sample, to, "
+                             "' (path, network, operator, notes, metrics, device, latent, input_noise, noise, restore, forward, sample, to, "
                              "parameters, reseed)");
   }
   return 1;

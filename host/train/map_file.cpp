@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -107,6 +110,10 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
     archive.write("operator", c10::IValue(info.op->name));
     archive.write("operator_params", to_ivalue(info.op->params, info.op->name));
   }
+  if (info.noise) {
+    archive.write("noise", c10::IValue(info.noise->name));
+    archive.write("noise_params", to_ivalue(info.noise->params, info.noise->name));
+  }
   if (info.latent_channels > 0) archive.write("latent_channels", c10::IValue(info.latent_channels));
   if (info.input_noise > 0) archive.write("input_noise", c10::IValue(info.input_noise));
   archive.write("notes", string_map(info.notes));
@@ -165,6 +172,33 @@ at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y
   return op ? op->lift(smoothed) : smoothed;
 }
 
+std::string plugin_spec_text(const PluginSpec& spec) {
+  std::string out = spec.name;
+  char sep = ':';
+  for (const auto& [key, value] : spec.params.values()) {
+    std::string text;
+    if (auto b = std::get_if<bool>(&value)) text = *b ? "true" : "false";
+    else if (auto i = std::get_if<int64_t>(&value)) text = std::to_string(*i);
+    else if (auto d = std::get_if<double>(&value)) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.17g", *d);
+      text = buf;
+      // The shortest text that reads back as the same double.
+      for (int digits = 1; digits < 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, *d);
+        if (std::strtod(buf, nullptr) == *d) {
+          text = buf;
+          break;
+        }
+      }
+    } else if (auto s = std::get_if<std::string>(&value)) text = *s;
+    else continue;
+    out += sep + key + "=" + text;
+    sep = ',';
+  }
+  return out;
+}
+
 void describe_tiling(LoadedMap& map, const Network& network) {
   map.receptive_radius = network.tileable() ? network.receptive_radius() : -1;
   map.tile_alignment = std::max<int64_t>(1, network.tile_alignment());
@@ -221,6 +255,23 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
       op.params = registry.resolve(op.name, op_params, Kind::Operator);
       out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
       out.info.op = op;
+    }
+    if (archive.try_read("noise", v)) {
+      // Metadata for `monge eval`: a noise plugin that is not installed here loses the record, not
+      // the map.
+      PluginSpec noise;
+      noise.name = v.toStringRef();
+      archive.read("noise_params", v);
+      const ParamMap noise_params = to_param_map(v);
+      if (noise.name == "none") {
+        out.info.noise = noise;
+      } else {
+        try {
+          noise.params = registry.resolve(noise.name, noise_params, Kind::Noise);
+          out.info.noise = noise;
+        } catch (const PluginError&) {
+        }
+      }
     }
     if (archive.try_read("latent_channels", v)) {
       out.info.latent_channels = v.toInt();

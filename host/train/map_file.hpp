@@ -29,6 +29,7 @@ struct MapInfo {
   int64_t latent_channels = 0;        ///< stochastic map T(y, z): the network takes this many more channels of z
   double input_noise = 0;             ///< smoothed map T(Q(y + s n)) (OTP): the noise level s; 0: none
   std::optional<PluginSpec> op;       ///< the forward operator whose lift turns y into the map's input
+  std::optional<PluginSpec> noise;    ///< the noise model it was trained with ("none": none); unset: not recorded
   std::string monge_version;
   std::map<std::string, std::string> notes;   ///< training summary (solver, iterations, ...)
   std::map<std::string, double> metrics;      ///< final evaluation
@@ -81,6 +82,10 @@ std::shared_ptr<Module> stochastic_map(std::shared_ptr<Module> network, int64_t 
 /// What `map` reads for measurements `y`: Q(y + s n) for a map with input noise s, Q(y) otherwise
 /// (y when `op` is null).
 at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y);
+
+/// A plugin as text: "name" or "name:key=value,key=value" (numbers in full precision, strings as
+/// they are), the form `monge eval --noise` and `--metrics` read.
+std::string plugin_spec_text(const PluginSpec& spec);
 
 /// Fills the tiling fields of `map` from the network plugin that built its module.
 void describe_tiling(LoadedMap& map, const Network& network);

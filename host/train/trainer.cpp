@@ -643,6 +643,8 @@ TrainResult train(const TrainConfig& c) {
   info.latent_channels = latent;
   info.input_noise = input_noise;
   info.op = c.op_spec;
+  if (!c.noise) info.noise = PluginSpec{"none", Params{}};
+  else info.noise = c.noise_spec;
   info.notes = {{"solver", c.solver_name}, {"iterations", std::to_string(c.iters)},
                 {"batch", std::to_string(c.batch)}, {"seed", std::to_string(c.seed)}};
   if (dist) info.notes["processes"] = std::to_string(world);

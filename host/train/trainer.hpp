@@ -25,6 +25,7 @@ struct TrainConfig {
   std::shared_ptr<ForwardOperator> op;
   std::optional<PluginSpec> op_spec;  ///< recorded in the map file so the map knows its lift
   std::shared_ptr<NoiseModel> noise;
+  std::optional<PluginSpec> noise_spec;  ///< recorded in the map file (for `monge eval`); unset: unknown
   at::Tensor clean;       ///< X: N x C x H x W in [-1, 1]
   at::Tensor measured;    ///< signals whose degraded versions are Y (disjoint from X: unpaired)
   at::Tensor eval_clean;  ///< held-out signals; degraded once with seed 0 and frozen (optional)

@@ -154,8 +154,14 @@ add_cli_test(eval_help 0 MATCH "Usage: monge eval MAP --data SPEC --out DIR" "fa
   COMMAND ${_m} eval --help)
 add_cli_test(eval_unknown_option 2 MATCH "eval: unknown option '--metric' \\(did you mean '--metrics'\\?\\)"
   COMMAND ${_m} eval map.pt --data fashion-mnist:test --out x --metric psnr)
-add_cli_test(eval_needs_noise 2 MATCH "--noise is required with a clean test set"
-  COMMAND ${_m} eval map.pt --data fashion-mnist:test:8 --out x)
+add_cli_test(eval_recorded_noise 0 MATCH "on fashion-mnist:test:12: 12 images, noise gaussian:sigma=0\\.05, seed 0"
+  COMMAND ${_m} -q eval "${_eval}/map.pt" --data fashion-mnist:test:12 --metrics psnr --out "${_eval}/recorded")
+add_cli_test(info_noise 0 MATCH "trained with noise gaussian:sigma=0\\.05 \\(monge eval's default --noise\\)"
+  COMMAND ${_m} info "${_eval}/map.pt")
+set_tests_properties(cli.eval_recorded_noise cli.info_noise PROPERTIES FIXTURES_REQUIRED eval_fixture)
+# A TorchScript module as the map (a fixture of the FID tests) records no noise: --noise is needed.
+add_cli_test(eval_needs_noise 2 MATCH "--noise is required with a clean test set: .*fid_pool32\\.pt does not record the noise"
+  COMMAND ${_m} eval "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt" --data fashion-mnist:test:8 --out x)
 add_cli_test(eval_bad_spec 2 MATCH "--data 'mnist:test': expected fashion-mnist:test\\[:N\\]"
   COMMAND ${_m} eval map.pt --data mnist:test --noise none --out x)
 add_cli_test(eval_noise_with_reference 2 MATCH "--noise and --seed degrade clean images"

@@ -22,6 +22,8 @@ local function learn(name, solver)
 end
 local map = learn("map", monge.solver("otp", { smoothing = 0.5, smoothing_min = 0.2 }))
 local deterministic = learn("deterministic", monge.solver("uotip", {}))
+-- Trained without a noise model: the file says so (monge eval then degrades without noise).
+assert(monge.load_map(map).noise == "none", "noise record: " .. tostring(monge.load_map(map).noise))
 
 -- A 3 x 2 mosaic of blurred test images (84 x 56), written as an 8-bit PNG.
 local x = monge.data.fashion_mnist { split = "test", limit = 6 }.images

@@ -90,10 +90,6 @@ else
   if scheme == "fashion-mnist" and rest ~= "test" and rest ~= "train" then
     usage("--data " .. o.data .. ": the Fashion-MNIST split is test or train")
   end
-  if not o.noise then
-    usage("--noise is required with a clean test set: map files do not record the noise they were trained with " ..
-      "(e.g. --noise gaussian:sigma=0.05, or --noise none)")
-  end
 end
 
 local ok, err = xpcall(function()
@@ -101,6 +97,15 @@ local ok, err = xpcall(function()
   local metrics = evaluate.split_metrics(o.metrics or "psnr,ssim")
   for _, m in ipairs(metrics) do evaluate.parse_spec(m, "--metrics") end
   local map = monge.load_map(positional[1])
+  if not degraded_folder and not o.noise then
+    -- The noise the map was trained with, as its file records it.
+    o.noise = map.noise
+    if not o.noise then
+      usage("--noise is required with a clean test set: " .. positional[1] .. " does not record the noise it was " ..
+        "trained with (a TorchScript map, or a map file from before monge recorded it); e.g. --noise " ..
+        "gaussian:sigma=0.05, or --noise none")
+    end
+  end
   local clean, measured, description = nil, nil, o.data
   if degraded_folder then
     local y = monge.data.images { dir = o.data }
