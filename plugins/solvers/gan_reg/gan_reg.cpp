@@ -224,7 +224,7 @@ class GanReg final : public monge::Solver {
                  "every this many steps the reference R becomes a frozen copy of the map (rmse, mse); 0: R is the "
                  "lift Q(y) throughout (the plain, biased GAN-reg)")
         .real("gp", 10, 0, 1e4, "WGAN-GP gradient penalty weight: gp E(||grad D(x_hat)|| - 1)^2; 0 = off")
-        .integer("critic_steps", 1, 1, 1000, "critic updates (one per step, fresh batches) per map update")
+        .integer("critic_steps", 5, 1, 1000, "critic updates (one per step, fresh batches) per map update (WGAN-GP: 5)")
         .real("lr_map", 1e-4, 0, 1, "Adam learning rate of the map T")
         .real("lr_potential", 1e-4, 0, 1, "Adam learning rate of the critic D")
         .choice("lr_schedule", "constant", {"constant", "cosine"},
