@@ -23,7 +23,7 @@ at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, 
   std::vector<at::Tensor> out;
   for (int64_t i = 0; i < y.size(0); i += chunk) {
     at::Tensor part = y.narrow(0, i, std::min(chunk, y.size(0) - i)).to(device, at::kFloat);
-    if (op) part = op->lift(part);
+    part = map_input(map, op, part);
     out.push_back(map.forward(part).clamp(-1, 1).to(c10::kCPU));
   }
   return at::cat(out, 0);

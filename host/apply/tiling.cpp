@@ -24,6 +24,24 @@ at::Tensor blend_weights(int64_t w0, int64_t w1, int64_t c0, int64_t c1, int64_t
 
 }  // namespace
 
+at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor()>& sample) {
+  at::Tensor first = sample();
+  if (samples <= 1) return reduce == "std" ? at::full_like(first, -1.0) : first;
+  at::Tensor sum = first.to(at::kDouble), squares = sum.square();
+  for (int64_t k = 1; k < samples; ++k) {
+    const at::Tensor s = sample().to(at::kDouble);
+    sum.add_(s);
+    squares.add_(s.square());
+  }
+  const double n = double(samples);
+  const at::Tensor mean = sum / n;
+  if (reduce != "std") return mean.to(at::kFloat);
+  // Sample standard deviation in units of the [0, 1] intensity range (half the [-1, 1] range),
+  // written as an image: black 0, white 1.
+  const at::Tensor sd = ((squares - sum * mean) / (n - 1)).clamp_min(0).sqrt() / 2;
+  return (2 * sd - 1).clamp(-1, 1).to(at::kFloat);
+}
+
 TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device device) {
   TilePlan p;
   p.lift_scale = map.op ? std::max<int64_t>(1, map.op->scale_factor()) : 1;
@@ -64,6 +82,15 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
   const int64_t window = p.tile + 2 * p.halo + p.align;
   const double budget = gpu ? 16e6 : 1e6;
   p.batch = opt.batch > 0 ? opt.batch : std::max<int64_t>(1, int64_t(budget / double(window * window)));
+  if (opt.samples < 1 || opt.samples > 100000) throw Error("apply: --samples must be 1 to 100000");
+  if (opt.reduce != "mean" && opt.reduce != "std")
+    throw Error("apply: the samples' reduction must be 'mean' or 'std', got '" + opt.reduce + "'");
+  if (opt.samples > 1 && !dynamic_cast<const StochasticMap*>(map.module.get()))
+    throw Error("apply: --samples " + std::to_string(opt.samples) +
+                " needs a stochastic map (trained by not, knot or otp); this map is deterministic, so every sample "
+                "would be the same");
+  p.samples = opt.samples;
+  p.reduce = opt.reduce;
   return p;
 }
 
@@ -168,7 +195,10 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
   for (const auto& [shape, members] : groups) {
     for (size_t b = 0; b < members.size(); b += size_t(plan_.batch)) {
       const size_t e = std::min(members.size(), b + size_t(plan_.batch));
-      std::vector<at::Tensor> inputs;
+      // The windows' measurements, converted once; then each sample lifts them (with fresh noise
+      // for a stochastic map) and runs the network.
+      std::vector<at::Tensor> measured;
+      std::vector<std::pair<int64_t, int64_t>> offsets;  // of each window in its lifted measurement
       for (size_t m = b; m < e; ++m) {
         const Window& w = windows[members[m]];
         const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
@@ -177,11 +207,19 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
           throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + rows.size(2)) +
                       " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1));
         at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0);
-        y = (convert ? convert(y) : y).to(device_, at::kFloat);
-        at::Tensor q = map_.op ? map_.op->lift(y) : y;
-        inputs.push_back(q.narrow(2, w.y0 - my0 * ks, w.y1 - w.y0).narrow(3, w.x0 - mx0 * ks, w.x1 - w.x0));
+        measured.push_back((convert ? convert(y) : y).to(device_, at::kFloat));
+        offsets.emplace_back(w.y0 - my0 * ks, w.x0 - mx0 * ks);
       }
-      at::Tensor out = map_.module->forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);
+      auto sample = [&] {
+        std::vector<at::Tensor> inputs;
+        for (size_t i = 0; i < measured.size(); ++i) {
+          const Window& w = windows[members[b + i]];
+          const at::Tensor q = map_input(*map_.module, map_.op.get(), measured[i]);
+          inputs.push_back(q.narrow(2, offsets[i].first, w.y1 - w.y0).narrow(3, offsets[i].second, w.x1 - w.x0));
+        }
+        return map_.module->forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);
+      };
+      at::Tensor out = reduce_samples(plan_.samples, plan_.reduce, sample);
       const int64_t want_h = shape.first * kn, want_w = shape.second * kn;
       if (out.dim() != 4 || out.size(0) != int64_t(e - b) * n || out.size(2) != want_h || out.size(3) != want_w)
         throw Error("apply: the map returned a " + std::to_string(out.dim() == 4 ? out.size(2) : -1) + " x " +

@@ -31,6 +31,8 @@ struct TileOptions {
   int64_t tile = 0;    ///< tile side in pixels of the network's input grid; 0: 1024
   int64_t halo = -1;   ///< margin around each tile; -1: the network's receptive radius
   int64_t batch = 0;   ///< windows per network call; 0: as many as make about 1 MPix (CPU) or 16 MPix (GPU)
+  int64_t samples = 1;         ///< a stochastic map: samples drawn per tile and reduced
+  std::string reduce = "mean"; ///< "mean" of the samples, or their "std" (see reduce_samples)
 };
 
 struct TilePlan {
@@ -43,9 +45,16 @@ struct TilePlan {
   int64_t batch = 1;       ///< windows per network call
   bool blend = false;      ///< overlapping windows blended (receptive field unknown): not exact
   std::string why;         ///< how the halo was chosen, for messages and reports
+  int64_t samples = 1;     ///< samples per tile (a stochastic map)
+  std::string reduce = "mean";
 
   int64_t scale() const { return lift_scale * net_scale; }
 };
+
+/// Draws `samples` outputs with `sample()` (values in [-1, 1]) and reduces them pixel by pixel:
+/// "mean" gives their mean; "std" their sample standard deviation in units of the [0, 1]
+/// intensity range, as an image in [-1, 1] (black: 0, white: 1; all black for one sample).
+at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor()>& sample);
 
 /// Plans the tiling of `map` from what its network and operator declare (receptive radius, tile
 /// alignment, lift radius and scale) and the user's overrides. Throws monge::Error for options

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +25,7 @@
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/cli/launch.hpp"
+#include "host/image/vips_io.hpp"
 #include "host/core/registry.hpp"
 #include "host/train/map_file.hpp"
 #include "host/lua/runtime.hpp"
@@ -195,6 +198,13 @@ int cmd_plugins(const Options& opt, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// A number as printed by %g (0.05, 1e-06).
+std::string compact_number(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
 int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   if (args.size() != 1 || args[0] == "--help" || args[0] == "-h") {
     if (args.size() == 1) {
@@ -218,6 +228,9 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
               << (i.latent_channels > 0 ? ", stochastic: " + std::to_string(i.latent_channels) +
                                               " latent channel(s) of N(0, 1) noise drawn at each call"
                                         : std::string())
+              << (i.input_noise > 0 ? ", stochastic: measurements smoothed with N(0, " + compact_number(i.input_noise) +
+                                          "^2) noise at each call"
+                                    : std::string())
               << "\n";
   else
     std::cout << "\n";
@@ -260,6 +273,15 @@ Options:
                     Y' of Y'CbCr, keep the chroma)
   --max-pixels N    refuse inputs or outputs larger than N pixels (default 10000000000; 0: none)
   --no-progress     no progress line on stderr
+
+Stochastic maps (trained by not, knot or otp; `monge info MAP` says so) draw new noise at each
+call, per tile. For them:
+  --samples K       draw K restorations of each tile and write their --reduce (default 1)
+  --reduce R        mean (default): the samples' mean, the estimate of E[T(y)] | std: their
+                    pixel-wise standard deviation as an image (black 0, white 1 on the [0, 1]
+                    intensity scale) | all (apply only): K files OUTPUT with .s1, .s2, ... before
+                    the extension
+  --seed S          seed of the map's noise (default 0): the same seed gives the same output
 )";
 
 // Peak resident memory of this process so far, in MiB.
@@ -284,6 +306,7 @@ struct ApplyArgs {
   std::vector<std::pair<std::string, std::string>> extra;  // option, value ("" for flags)
   monge::host::StreamOptions so;
   std::string device = "auto";
+  uint64_t seed = 0;  ///< a stochastic map's noise seed
   bool help = false;
 };
 
@@ -325,6 +348,16 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       const auto v = value();
       if (!v) return cmd + ": " + a + " needs a value (see monge " + cmd + " --help)";
       (a == "--depth" ? so.depth : so.colour) = *v;
+    } else if (a == "--samples") {
+      if (!count(so.tiles.samples, false) || so.tiles.samples > 100000) return cmd + ": --samples needs 1 to 100000";
+    } else if (a == "--reduce") {
+      const auto v = value();
+      if (!v || (*v != "mean" && *v != "std" && *v != "all")) return cmd + ": --reduce needs mean, std or all";
+      so.tiles.reduce = *v;
+    } else if (a == "--seed") {
+      int64_t s = 0;
+      if (!count(s, true)) return cmd + ": --seed needs an integer >= 0";
+      out.seed = uint64_t(s);
     } else if (a == "--no-progress") {
       so.progress = false;
     } else if (extra.count(a)) {
@@ -337,7 +370,8 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       }
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
-                                        "--depth", "--colour", "--max-pixels", "--no-progress"};
+                                        "--depth", "--colour", "--max-pixels", "--no-progress",
+                                        "--samples", "--reduce", "--seed"};
       for (const auto& [k, v] : extra) known.push_back(k);
       const std::string hint = monge::did_you_mean(a, known);
       return cmd + ": unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
@@ -346,6 +380,14 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
     }
   }
   return "";
+}
+
+// OUTPUT (with optional [save options]) with ".sK" before the extension: out.s3.png[compression=9].
+std::string sample_output_name(const std::string& spec, int64_t k) {
+  const auto [file, options] = monge::image::split_save_options(spec);
+  const std::filesystem::path p(file);
+  const std::string name = (p.parent_path() / p.stem()).string() + ".s" + std::to_string(k) + p.extension().string();
+  return name + options;
 }
 
 int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
@@ -362,7 +404,23 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
   so.device = monge::host::resolve_device(pa.device, "apply");
   if (so.threads > 0) at::set_num_threads(so.threads);
-  const auto map = monge::host::load_map(files[0], registry(opt));
+  auto map = monge::host::load_map(files[0], registry(opt));
+  auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get());
+  if (stochastic) stochastic->reseed(pa.seed);
+  if (so.tiles.reduce == "all") {
+    // K whole restorations, one file each: OUTPUT with .sK before the extension.
+    const int64_t k = so.tiles.samples;
+    so.tiles.samples = 1;
+    so.tiles.reduce = "mean";
+    if (!stochastic) return usage_error("apply: --reduce all needs a stochastic map; this map is deterministic");
+    for (int64_t s = 1; s <= k; ++s) {
+      const std::string out = sample_output_name(files[2], s);
+      const auto r = monge::host::apply_stream(map, files[1], out, so);
+      if (!opt.quiet) std::cerr << "apply: sample " << s << " of " << k << " -> " << out << " in " << std::fixed
+                                << std::setprecision(2) << r.seconds << " s\n";
+    }
+    return kExitOk;
+  }
   const auto r = monge::host::apply_stream(map, files[1], files[2], so);
   if (!opt.quiet)
     std::cerr << "apply: " << files[1] << " (" << r.in_width << "x" << r.in_height << ") -> " << files[2] << " ("
@@ -433,7 +491,10 @@ int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
   bo.apply = pa.so;
   bo.apply.device = monge::host::resolve_device(pa.device, "batch");
   if (bo.apply.threads > 0) at::set_num_threads(bo.apply.threads);
-  const auto map = monge::host::load_map(pa.positional[0], registry(opt));
+  if (bo.apply.tiles.reduce == "all")
+    return usage_error("batch: --reduce all writes several files per input; use mean or std (or monge apply)");
+  auto map = monge::host::load_map(pa.positional[0], registry(opt));
+  if (auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get())) stochastic->reseed(pa.seed);
   const std::vector<std::string> inputs(pa.positional.begin() + 1, pa.positional.end());
   const auto r = monge::host::run_batch(map, inputs, bo);
   if (!opt.quiet)

@@ -125,6 +125,7 @@ int l_train(lua_State* L) {
   trained.info.network = c.map_spec;
   trained.info.shape = r.shape;
   trained.info.latent_channels = r.latent_channels;
+  trained.info.input_noise = r.input_noise;
   trained.info.op = c.op_spec;
   host::describe_tiling(trained, *c.map_net);
   push_map(L, MapBox{trained, r.map_path.string()});
@@ -197,6 +198,15 @@ int m_forward(lua_State* L) {
   return 1;
 }
 
+// map:sample(y): the map on measurements y as apply uses it: Q(y + s n) for a smoothed map, the
+// latent z of a stochastic one; with autograd and not clamped (unlike restore).
+int m_sample(lua_State* L) {
+  MapBox& box = check_map(L, 1);
+  Module& module = *box.map.module;
+  push_tensor(L, module.forward(host::map_input(module, box.map.op.get(), to_tensor(L, 2))));
+  return 1;
+}
+
 // map:to(device): moves the network to "cpu", "cuda" or "auto" (CUDA when available); returns the map.
 int m_to(lua_State* L) {
   MapBox& box = check_map(L, 1);
@@ -213,12 +223,12 @@ int m_parameters(lua_State* L) {
   return 1;
 }
 
-// map:reseed(seed): restarts a stochastic map's stream of latent noise z (the same seed gives the
-// same samples).
+// map:reseed(seed): restarts a stochastic map's stream of noise (latent z or input noise; the same
+// seed gives the same samples).
 int m_reseed(lua_State* L) {
   MapBox& box = check_map(L, 1);
-  auto* latent = dynamic_cast<host::LatentMap*>(box.map.module.get());
-  if (!latent) throw std::runtime_error("map:reseed: this map is deterministic (it takes no latent noise z)");
+  auto* latent = dynamic_cast<host::StochasticMap*>(box.map.module.get());
+  if (!latent) throw std::runtime_error("map:reseed: this map is deterministic (it takes no latent noise z and no input noise)");
   const lua_Number seed = luaL_checknumber(L, 2);
   if (!(seed >= 0) || seed != std::floor(seed)) throw std::runtime_error("map:reseed: the seed must be an integer >= 0");
   latent->reseed(static_cast<uint64_t>(seed));
@@ -232,9 +242,11 @@ int mt_index(lua_State* L) {
   else if (key == "network") lua_pushstring(L, box.map.info.network.name.c_str());
   else if (key == "restore") lua_pushcfunction(L, &guard<m_restore>);
   else if (key == "forward") lua_pushcfunction(L, &guard<m_forward>);
+  else if (key == "sample") lua_pushcfunction(L, &guard<m_sample>);
   else if (key == "parameters") lua_pushcfunction(L, &guard<m_parameters>);
   else if (key == "reseed") lua_pushcfunction(L, &guard<m_reseed>);
   else if (key == "latent") lua_pushnumber(L, static_cast<lua_Number>(box.map.info.latent_channels));
+  else if (key == "input_noise") lua_pushnumber(L, box.map.info.input_noise);
   else if (key == "to") lua_pushcfunction(L, &guard<m_to>);
   else if (key == "device") lua_pushstring(L, module_device(*box.map.module).str().c_str());
   else if (key == "operator") {
@@ -259,7 +271,7 @@ int mt_index(lua_State* L) {
     }
   } else {
     throw std::runtime_error("map has no field '" + key +
-                             "' (path, network, operator, notes, metrics, device, latent, restore, forward, to, "
+                             "' (path, network, operator, notes, metrics, device, latent, input_noise, restore, forward, sample, to, "
                              "parameters, reseed)");
   }
   return 1;
@@ -303,7 +315,8 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
 }
 
 // The per-image options shared by monge.apply and monge.batch.
-#define STREAM_KEYS "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress"
+#define STREAM_KEYS \
+  "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress", "samples", "reduce", "seed"
 
 host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, const char* who) {
   host::StreamOptions o;
@@ -316,6 +329,14 @@ host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, con
   o.colour = opt_string_field(L, 1, "colour", "per-channel");
   o.max_pixels = static_cast<int64_t>(opt_number_field(L, 1, "max_pixels", double(o.max_pixels)));
   o.progress = bool_field(L, "progress", false);
+  o.tiles.samples = static_cast<int64_t>(opt_number_field(L, 1, "samples", 1));
+  o.tiles.reduce = opt_string_field(L, 1, "reduce", "mean");
+  const double seed = opt_number_field(L, 1, "seed", -1);
+  if (seed >= 0) {
+    auto* stochastic = dynamic_cast<host::StochasticMap*>(map.module.get());
+    if (!stochastic) throw std::runtime_error(std::string(who) + ": 'seed' seeds a stochastic map's noise; this map is deterministic");
+    stochastic->reseed(static_cast<uint64_t>(seed));
+  }
   if (o.device != module_device(*map.module)) map.module->to(o.device);
   return o;
 }

@@ -108,42 +108,61 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
     archive.write("operator_params", to_ivalue(info.op->params, info.op->name));
   }
   if (info.latent_channels > 0) archive.write("latent_channels", c10::IValue(info.latent_channels));
+  if (info.input_noise > 0) archive.write("input_noise", c10::IValue(info.input_noise));
   archive.write("notes", string_map(info.notes));
   c10::Dict<std::string, double> metrics;
   for (const auto& [k, v] : info.metrics) metrics.insert(k, v);
   archive.write("metrics", c10::IValue(metrics));
   torch::serialize::OutputArchive weights;
   // A stochastic map's file holds the network alone: load_map() wraps it again.
-  if (auto* latent = dynamic_cast<LatentMap*>(&module)) latent->network()->save(weights);
+  if (auto* stochastic = dynamic_cast<StochasticMap*>(&module)) stochastic->network()->save(weights);
   else module.save(weights);
   archive.write("weights", weights);
   write_atomically(file, [&](const std::string& tmp) { archive.save_to(tmp); });
 }
 
-LatentMap::LatentMap(std::shared_ptr<Module> network, int64_t latent, uint64_t seed)
-    : network_(std::move(network)), latent_(latent), gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
-  if (latent_ < 1) throw Error("LatentMap: needs at least one latent channel");
+StochasticMap::StochasticMap(std::shared_ptr<Module> network, int64_t latent, double input_noise, uint64_t seed)
+    : network_(std::move(network)),
+      latent_(latent),
+      input_noise_(input_noise),
+      gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
+  if (latent_ < 0 || !(input_noise_ >= 0) || (latent_ == 0 && input_noise_ == 0))
+    throw Error("StochasticMap: needs latent channels or a positive input noise");
   register_module("network", network_);
 }
 
-void LatentMap::reseed(uint64_t seed) {
+void StochasticMap::reseed(uint64_t seed) {
   std::lock_guard<std::mutex> lock(mutex_);
   gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
 }
 
-at::Tensor LatentMap::forward(const at::Tensor& q) {
+at::Tensor StochasticMap::draw(at::IntArrayRef shape) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat));
+}
+
+at::Tensor StochasticMap::perturb(const at::Tensor& y) {
+  if (input_noise_ == 0) return y;
+  return y + input_noise_ * draw(y.sizes()).to(y.device(), y.scalar_type());
+}
+
+at::Tensor StochasticMap::forward(const at::Tensor& q) {
+  if (latent_ == 0) return network_->forward(q);
   if (q.dim() != 4) throw Error("stochastic map: expected an N x C x H x W input");
-  at::Tensor z;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    z = at::randn({q.size(0), latent_, q.size(2), q.size(3)}, gen_, at::TensorOptions().dtype(at::kFloat));
-  }
+  const at::Tensor z = draw({q.size(0), latent_, q.size(2), q.size(3)});
   return network_->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
 }
 
-std::shared_ptr<Module> with_latent(std::shared_ptr<Module> network, int64_t latent, uint64_t seed) {
-  if (latent <= 0) return network;
-  return std::make_shared<LatentMap>(std::move(network), latent, seed);
+std::shared_ptr<Module> stochastic_map(std::shared_ptr<Module> network, int64_t latent, double input_noise,
+                                       uint64_t seed) {
+  if (latent <= 0 && input_noise <= 0) return network;
+  return std::make_shared<StochasticMap>(std::move(network), latent, input_noise, seed);
+}
+
+at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y) {
+  auto* stochastic = dynamic_cast<StochasticMap*>(&map);
+  const at::Tensor smoothed = stochastic ? stochastic->perturb(y) : y;
+  return op ? op->lift(smoothed) : smoothed;
 }
 
 void describe_tiling(LoadedMap& map, const Network& network) {
@@ -207,6 +226,10 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
       out.info.latent_channels = v.toInt();
       if (out.info.latent_channels < 0 || out.info.latent_channels > 4096) throw Error("bad latent_channels record");
     }
+    if (archive.try_read("input_noise", v)) {
+      out.info.input_noise = v.toDouble();
+      if (!(out.info.input_noise >= 0 && out.info.input_noise <= 100)) throw Error("bad input_noise record");
+    }
     archive.read("notes", v);
     for (const auto& e : v.toGenericDict()) out.info.notes[e.key().toStringRef()] = e.value().toStringRef();
     archive.read("metrics", v);
@@ -220,7 +243,7 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
     torch::serialize::InputArchive weights;
     archive.read("weights", weights);
     network->load(weights);
-    out.module = with_latent(network, out.info.latent_channels);
+    out.module = stochastic_map(network, out.info.latent_channels, out.info.input_noise);
   } catch (const PluginError&) {
     throw;
   } catch (const std::exception& e) {

@@ -403,6 +403,10 @@ TrainResult train(const TrainConfig& c) {
   if (latent < 0 || latent > 4096)
     throw Error("train: the solver asks for " + std::to_string(latent) + " latent channels; 0 to 4096 are possible");
   result.latent_channels = latent;
+  const double input_noise = c.solver->input_noise();
+  if (!(input_noise >= 0 && input_noise <= 100))
+    throw Error("train: the solver asks for input noise " + json_number(input_noise) + "; 0 to 100 are possible");
+  result.input_noise = input_noise;
   NetworkShape built_shape = map_shape;
   built_shape.in_channels += latent;
   auto map = c.map_net->build(built_shape);
@@ -504,7 +508,7 @@ TrainResult train(const TrainConfig& c) {
   // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
   auto evaluate = [&](int64_t iteration) {
     // The same z for every evaluation of a stochastic map, so that its curve shows the training.
-    auto exported_map = with_latent(c.solver->export_map(), latent, c.seed);
+    auto exported_map = stochastic_map(c.solver->export_map(), latent, input_noise, c.seed);
     Module& exported = *exported_map;
     EvalPoint p;
     p.iteration = iteration;
@@ -634,7 +638,7 @@ TrainResult train(const TrainConfig& c) {
   if (!main_rank) {
     wait_for_rank0();
     exported->eval();
-    result.map = with_latent(exported, latent, c.seed);
+    result.map = stochastic_map(exported, latent, input_noise, c.seed);
     return result;
   }
 
@@ -642,6 +646,7 @@ TrainResult train(const TrainConfig& c) {
   info.network = c.map_spec;
   info.shape = map_shape;
   info.latent_channels = latent;
+  info.input_noise = input_noise;
   info.op = c.op_spec;
   info.notes = {{"solver", c.solver_name}, {"iterations", std::to_string(c.iters)},
                 {"batch", std::to_string(c.batch)}, {"seed", std::to_string(c.seed)}};
@@ -659,7 +664,7 @@ TrainResult train(const TrainConfig& c) {
   save_map(result.map_path, *exported, info);
   exported->to(device);
   exported->eval();
-  result.map = with_latent(exported, latent, c.seed);
+  result.map = stochastic_map(exported, latent, input_noise, c.seed);
   wait_for_rank0();
   return result;
 }

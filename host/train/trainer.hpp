@@ -65,7 +65,8 @@ struct EvalPoint {
 struct TrainResult {
   std::shared_ptr<Module> map;  ///< the exported map (EMA), in eval mode
   NetworkShape shape;           ///< what the map takes and gives (see MapInfo::shape)
-  int64_t latent_channels = 0;  ///< a stochastic map's latent channels (map is then a LatentMap)
+  int64_t latent_channels = 0;  ///< a stochastic map's latent channels (map is then a StochasticMap)
+  double input_noise = 0;       ///< a smoothed map's input noise level (map is then a StochasticMap)
   std::filesystem::path map_path;
   std::vector<EvalPoint> evals;
   int64_t iterations = 0;      ///< iterations run by this call

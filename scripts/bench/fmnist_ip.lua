@@ -1,7 +1,7 @@
 -- FMNIST-IP: every method of BENCHMARKS.md on one Fashion-MNIST task, same networks and budgets.
 --
 --   monge bench fmnist-ip [--task gb|sr|hdr|nb] [--config tiny|short|full] [--out DIR]
---                         [--methods degraded,wiener,not,knot,gan_reg,otip,uotip,uotip-quad,uotip-lik,supervised]
+--                         [--methods degraded,wiener,not,knot,gan_reg,otip,otp,uotip,uotip-quad,uotip-lik,supervised]
 --                         [--classifier FILE]
 --
 -- Clean set X: even training images; measurements Y: odd training images degraded on the fly
@@ -19,6 +19,8 @@
 --               the recipe's cosine decay and moving average, the critic's gradient penalty
 --               (gp 10) in place of R1
 --   otip        balanced OT, full cost: likelihood + lambda quadratic
+--   otp         otip on smoothed measurements y + s n, s annealed 0.5 -> 0.05 (kept at apply: each
+--               restoration is one sample of the learned plan)
 --   uotip       unbalanced (KL) OT, full cost
 --   uotip-quad  unbalanced, quadratic cost only (blind)
 --   uotip-lik   unbalanced, likelihood cost only
@@ -36,7 +38,7 @@ local bench = require "monge.bench"
 local report = require "monge.report"
 local wiener = require "monge.wiener"
 
-local all_methods = { "degraded", "wiener", "not", "knot", "gan_reg", "otip", "uotip", "uotip-quad", "uotip-lik", "supervised" }
+local all_methods = { "degraded", "wiener", "not", "knot", "gan_reg", "otip", "otp", "uotip", "uotip-quad", "uotip-lik", "supervised" }
 local opts = bench.options("fmnist-ip", arg, { "task", "config", "out", "methods", "classifier" },
                            { task = "gb", config = "short", methods = table.concat(all_methods, ","), classifier = "" })
 
@@ -99,6 +101,9 @@ local recipes = {
                                      lr_schedule = "cosine", ema = 0.999 }), quad
   end,
   otip = function() return uotip("identity"), full end,
+  otp = function()
+    return monge.solver("otp", { tau = 0.1, r1 = 0.2, lr_schedule = "cosine", smoothing = 0.5, smoothing_min = 0.05 }), full
+  end,
   uotip = function() return uotip("kl"), full end,
   ["uotip-quad"] = function() return uotip("kl"), quad end,
   ["uotip-lik"] = function() return uotip("kl"), lik end,

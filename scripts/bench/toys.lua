@@ -16,6 +16,7 @@
 --   uotip  uotip with KL conjugates (unbalanced)
 --   not    NOT, strong quadratic cost (gamma 0), stochastic map with 2 latent channels
 --   knot   kernel NOT, distance kernel, gamma 1
+--   otp    otip on a smoothed source (noise 1 annealed to 0.1, kept at apply): a stochastic plan
 --   gan_reg  regularised GAN (WGAN-GP critic, gp 10, 5 critic updates per map update: one let the
 --          critic lag and the map overshoot) with the mse fidelity, lambda 1, against a
 --          reference map renewed every tenth of the run (reference_every = iters / 10): each round
@@ -35,7 +36,7 @@ local bench = require "monge.bench"
 local report = require "monge.report"
 
 local all_toys = { "eight_gaussians", "swiss_roll", "moons", "one_to_many", "unbalanced" }
-local all_solvers = { "otip", "uotip", "not", "knot", "gan_reg" }
+local all_solvers = { "otip", "uotip", "not", "knot", "otp", "gan_reg" }
 local opts = bench.options("toys", arg, { "config", "out", "toys", "solvers", "seed", "iters" },
                            { config = "short", toys = table.concat(all_toys, ","), solvers = table.concat(all_solvers, ","),
                              seed = "0", iters = "0" })
@@ -117,6 +118,9 @@ local function make_solver(name)
   if name == "otip" then return monge.solver("uotip", with { psi1 = "identity", psi2 = "identity", tau = 0.5, r1 = 0, ema = 0 }) end
   if name == "uotip" then return monge.solver("uotip", with { psi1 = "kl", psi2 = "kl", tau = 0.5, r1 = 0, ema = 0 }) end
   if name == "not" then return monge.solver("not", with { gamma = 0, latent = 2, k_t = cfg.k_t, tau = 0.5, r1 = 0.5 }) end
+  if name == "otp" then
+    return monge.solver("otp", with { tau = 0.5, r1 = 0, ema = 0, smoothing = 1, smoothing_min = 0.1 })
+  end
   if name == "gan_reg" then
     return monge.solver("gan_reg", with { fidelity = "mse", lambda = 1, reference_every = math.max(1, math.floor(cfg.iters / 10)) })
   end
@@ -169,7 +173,8 @@ for _, toy in ipairs(toys) do
       progress = false, log_every = math.max(1, math.floor(cfg.iters / 20)),
     }
     if run.map.latent > 0 then run.map:reseed(seed) end
-    local moved = run.map:forward(as_images(src_test)):detach():reshape { cfg.test, 2 }
+    -- As apply uses the map: a smoothed (otp) map adds its noise to y, a latent one draws z.
+    local moved = run.map:sample(as_images(src_test)):detach():reshape { cfg.test, 2 }
     local cost = (moved - src_test):pow(2):sum(2):mean():item()
     -- fit: the energy distance to the target relative to the source's (1: no better than the input).
     local energy = monge.ot.energy_distance(moved, tgt_test)

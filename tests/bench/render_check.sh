@@ -6,10 +6,10 @@
 #   - the DOM after loading has at least MIN_IMAGES <img> (default 1), every one a valid embedded
 #     PNG (a data: URI whose base64 decodes to a PNG with intact chunks), and MIN_SVG <svg> (default 1);
 #   - the browser logged nothing from the page's console (no JavaScript error, no failed resource);
-#   - the screenshot (WORKDIR/screenshot.png, 1200 x 3000: tall enough to reach the image grid of
-#     an FMNIST-IP report with ten or more methods) is not blank: its pixels vary, it has
-#     coloured pixels (the SVG bars) and, when MIN_IMAGES > 0, 24 x 8 blocks of near-black pixels
-#     (the Fashion-MNIST image grid; text, lines and table borders have none).
+#   - the screenshot (WORKDIR/screenshot.png, 1200 x 3200: tall enough to reach the fmnist-ip
+#     grid below its tables) is not blank: its pixels vary, it has coloured pixels (the SVG
+#     bars) and, when MIN_IMAGES > 0, 24 x 8 blocks of near-black pixels (the Fashion-MNIST
+#     image grid; text, lines and table borders have none).
 # Pixels are read with monge itself (monge.image.load). Exit 0 when all hold, 1 otherwise, also
 # when chromium is not installed (scripts/install-deps.sh installs it): a missing browser is a
 # failed check, not a skipped one.
@@ -25,7 +25,7 @@ report=$(readlink -f "$report")
 profile=$(mktemp -d) || fail "mktemp"
 trap 'rm -rf "$profile"' EXIT
 flags=(--headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run --user-data-dir="$profile"
-       --window-size=1200,3000)
+       --window-size=1200,3200)
 
 timeout 120 "$browser" "${flags[@]}" --screenshot="$work/screenshot.png" "file://$report" >"$work/screenshot.log" 2>&1
 rc=$?

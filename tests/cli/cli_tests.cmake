@@ -8,7 +8,7 @@ function(add_cli_test name code)
 endfunction()
 
 set(_m $<TARGET_FILE:monge>)
-add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 5\\.1" "LibTorch 1\\.13" COMMAND ${_m} --version)
+add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 6\\.1" "LibTorch 1\\.13" COMMAND ${_m} --version)
 add_cli_test(help 0 MATCH "Usage:" "monge .*run SCRIPT" "Exit codes:" "MONGE_PLUGIN_PATH" COMMAND ${_m} --help)
 add_cli_test(run_help 0 MATCH "arg\\[1\\.\\.n\\]" COMMAND ${_m} run --help)
 add_cli_test(run_nproc_help 0 MATCH "--nproc N" "--max-restarts K" COMMAND ${_m} run --help)
@@ -32,7 +32,7 @@ add_cli_test(plugins_kind 0 MATCH "^noise$" "^  gaussian " COMMAND ${_m} plugins
 add_cli_test(describe 0
   MATCH "^gaussian_blur 1\\.0\\.0 \\(operator\\)" "sigma +\\(number in \\[0\\.01, 100\\], default 1\\.5\\)"
         "size +\\(integer in \\[1, 101\\], default 13\\)" "padding +\\(choice: reflect\\|replicate\\|zeros\\|circular, default \"reflect\"\\)"
-        "built for: SDK 5\\.1, LibTorch 1\\.13"
+        "built for: SDK 6\\.1, LibTorch 1\\.13"
   COMMAND ${_m} plugins --describe gaussian_blur)
 add_cli_test(describe_unknown 3 MATCH "unknown plugin 'gausian_blur' \\(did you mean 'gaussian_blur'\\?\\)"
   COMMAND ${_m} plugins --describe gausian_blur)
@@ -49,9 +49,9 @@ add_cli_test(syntax_error 1 MATCH "line 1|:1:" COMMAND ${_m} run -e "local = 1")
 add_cli_test(eval 0 MATCH "^42$" COMMAND ${_m} run -e "print(require('monge').version and 42)")
 # A plugin built for another SDK major: skipped with a warning naming the file and both versions;
 # asking for it is an error repeating why.
-add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.1, but this monge provides SDK 5\\.1"
+add_cli_test(bad_sdk_warning 0 MATCH "warning: skipped .*bad_sdk/future_op\\.monge\\.so: built for monge SDK 99\\.1, but this monge provides SDK 6\\.1"
   COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins)
-add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.1, but this monge provides SDK 5\\.1"
+add_cli_test(bad_sdk_use 1 MATCH "plugin 'future_op' cannot be used: .*future_op\\.monge\\.so: built for monge SDK 99\\.1, but this monge provides SDK 6\\.1"
   COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" run -e "require('monge').operator('future_op')")
 add_cli_test(bad_sdk_describe 3 MATCH "SDK 99\\.1" COMMAND ${_m} -q --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" plugins --describe future_op)
 add_cli_test(duplicate_name 1 MATCH "plugin 'identity' is provided by two files: .*identity\\.monge\\.so and .*identity_copy\\.monge\\.so"
@@ -102,6 +102,24 @@ set_tests_properties(cli.apply_bad_tile PROPERTIES DEPENDS lua.train_test)
 add_cli_test(apply_max_pixels 1 MATCH "pixels is more than --max-pixels 100; raise the limit"
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/never.png" --max-pixels 100)
 set_tests_properties(cli.apply_max_pixels PROPERTIES DEPENDS lua.train_test)
+
+# Stochastic maps (lua.stochastic_apply_test writes an OTP map and a blurred image): K samples as
+# K files, their mean with a seed; deterministic maps and bad reductions are refused.
+set(_sto "${CMAKE_BINARY_DIR}/tests/stochastic_apply")
+add_cli_test(apply_samples_all 0 MATCH "sample 3 of 3 -> .*sampled\\.s3\\.png" "^ok$"
+  COMMAND sh -c "rm -f '${_sto}'/sampled.s*.png && '$<TARGET_FILE:monge>' apply '${_sto}/map.pt' '${_sto}/blurred.png' '${_sto}/sampled.png' --samples 3 --reduce all --seed 2 --device cpu && test -s '${_sto}/sampled.s1.png' && test -s '${_sto}/sampled.s2.png' && test ! -e '${_sto}/sampled.s4.png' && echo ok")
+add_cli_test(apply_samples_mean 0 MATCH "blurred\\.png \\(56x84\\) -> .*mean\\.png"
+  COMMAND ${_m} apply "${_sto}/map.pt" "${_sto}/blurred.png" "${_sto}/mean.png" --samples 4 --seed 1 --device cpu)
+add_cli_test(apply_samples_deterministic 1 MATCH "--samples 2 needs a stochastic map \\(trained by not, knot or otp\\); this map is deterministic"
+  COMMAND ${_m} apply "${_sto}/deterministic.pt" "${_sto}/blurred.png" "${_sto}/never.png" --samples 2)
+add_cli_test(apply_bad_reduce 2 MATCH "apply: --reduce needs mean, std or all"
+  COMMAND ${_m} apply a.pt b.png c.png --samples 2 --reduce median)
+add_cli_test(batch_reduce_all 2 MATCH "batch: --reduce all writes several files per input"
+  COMMAND ${_m} batch a.pt in/ --out x --samples 2 --reduce all)
+add_cli_test(info_stochastic 0 MATCH "stochastic: measurements smoothed with N\\(0, 0\\.2\\^2\\) noise at each call" "solver otp"
+  COMMAND ${_m} info "${_sto}/map.pt")
+set_tests_properties(cli.apply_samples_all cli.apply_samples_mean cli.apply_samples_deterministic cli.info_stochastic
+                     PROPERTIES DEPENDS lua.stochastic_apply_test)
 
 # `monge batch`: a run killed with SIGKILL and re-run finishes every file exactly once.
 add_test(NAME cli.batch_kill_resume

@@ -8,38 +8,17 @@ local out = (arg[1] or ".") .. "/not_test"
 os.execute("rm -rf '" .. out .. "'")
 monge.set_threads(1)
 
-local function source(n, seed) return (monge.randn({ n, 2 }, { seed = seed }) * 0.02):reshape { n, 2, 1, 1 } end
-local function target(n, seed)
-  local side = monge.rand({ n, 1 }, { seed = seed + 100 }):gt(0.5):float() * 2 - 1
-  return (monge.randn({ n, 2 }, { seed = seed }) * 0.1 + monge.cat({ side, side * 0 }, 2)):reshape { n, 2, 1, 1 }
-end
-local identity = monge.operator("identity")
-local function learn(name, solver, iters, extra)
-  local options = {
-    operator = identity, clean = target(8192, 1), measured = source(8192, 2),
-    map = monge.network("mlp", { hidden = 128, layers = 2 }),
-    potential = monge.network("mlp", { hidden = 128, layers = 2, output = "scalar" }),
-    solver = solver, cost = monge.cost("quadratic", { operator = identity }),
-    iters = iters, batch = 128, seed = 0, out = out .. "/" .. name, progress = false, log_every = 100,
-  }
-  for k, v in pairs(extra or {}) do options[k] = v end
-  return monge.train(options)
-end
+local toy = dofile("one_to_many.lua")
+local source = toy.source
+local function learn(name, solver, iters, extra) return toy.learn(out .. "/" .. name, solver, iters, extra) end
 local function solver(name, gamma)
   return monge.solver(name, { gamma = gamma, latent = 2, k_t = 5, tau = 0.5, lr_map = 1e-3, lr_potential = 1e-3, r1 = 0.5 })
 end
 
--- Squared energy distance between two point clouds [n, 2].
-local function mean_distance(a, b)
-  local sq = a:pow(2):sum(2):reshape { -1, 1 } + b:pow(2):sum(2):reshape { 1, -1 } - a:matmul(b:transpose(1, 2)) * 2
-  return sq:clamp(0, nil):sqrt():mean():item()
-end
 local y = source(2000, 3)
-local reference = target(2000, 4):reshape { 2000, 2 }
 local function judge(name, map)
   local t = map:forward(y):reshape { 2000, 2 }
-  local energy = 2 * mean_distance(t, reference) - mean_distance(t, t) - mean_distance(reference, reference)
-  local right = t:narrow(2, 1, 1):gt(0):float():mean():item()
+  local energy, right = toy.energy(t), toy.right(t)
   print(string.format("not_test: %s: energy distance to the target %.4f, mass on the right mode %.3f", name, energy, right))
   return energy, right
 end

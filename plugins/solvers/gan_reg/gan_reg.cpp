@@ -12,7 +12,7 @@
 // Each step() makes one critic update on the step's batches, and every `critic_steps`-th step
 // also one map update on the same measurements (so critic_steps critic updates on fresh batches
 // precede each map update, as in WGAN-GP). The reference copy is a further module of the map's
-// architecture built through SolverContext::build_map (SDK 5.1); it is saved with the solver.
+// architecture built through SolverContext::build_map (SDK 6.1); it is saved with the solver.
 #include <torch/torch.h>
 
 #include <array>

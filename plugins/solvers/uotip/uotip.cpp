@@ -7,6 +7,14 @@
 //      with T(y) recomputed by the updated map.
 // T acts on the lifted measurement Q(y). Psi* = exp(t) - 1 (KL) gives UOTIP; identity for both
 // gives the balanced OTIP.
+//
+// Smoothing (OTP, Choi, Choi & Kwon, ICML 2025): the source is smoothed, y~ = y + s n with
+// n ~ N(0, I), and every y above is y~ (lift and cost included): the max-min problem then has a
+// source with a density, whose OT map is unique, which rules out the spurious solutions of
+// semi-dual neural OT. s is annealed geometrically from `smoothing` to `smoothing_min` over the
+// first `smoothing_anneal` of the run and stays there; the exported map is applied to
+// y + smoothing_min n (Solver::input_noise), so that it samples a transport plan, not one map.
+// Built twice: `uotip` (smoothing off by default) and `otp` (MONGE_OTP: balanced, smoothing on).
 #include <torch/torch.h>
 
 #include <cmath>
@@ -16,6 +24,16 @@
 #include "monge/solver_util.hpp"
 
 namespace {
+
+#ifdef MONGE_OTP
+constexpr const char* kName = "otp";
+constexpr const char* kDefaultPsi = "identity";
+constexpr double kDefaultSmoothing = 1.0, kDefaultSmoothingMin = 0.1;
+#else
+constexpr const char* kName = "uotip";
+constexpr const char* kDefaultPsi = "kl";
+constexpr double kDefaultSmoothing = 0, kDefaultSmoothingMin = 0.1;
+#endif
 
 // The paper's cost weight is 1e-3 for a 128 x 128 x 3 image: the same weight per value is
 // 1e-3 * 49152 / D for D values per image.
@@ -44,11 +62,21 @@ class Uotip final : public monge::Solver {
         ema_(p.real("ema")),
         ema_warmup_(p.boolean("ema_warmup")),
         cosine_(p.string("lr_schedule") == "cosine"),
-        max_exponent_(p.real("max_exponent")) {}
+        max_exponent_(p.real("max_exponent")),
+        smoothing_(p.real("smoothing")),
+        smoothing_min_(p.real("smoothing_min")),
+        smoothing_anneal_(p.real("smoothing_anneal")),
+        seed_(static_cast<uint64_t>(p.integer("seed"))) {
+    if (smoothing_ > 0 && !(smoothing_min_ > 0))
+      throw monge::Error(std::string(kName) + ": smoothing_min must be positive when smoothing is on (the annealing is geometric)");
+    if (smoothing_ > 0 && smoothing_min_ > smoothing_)
+      throw monge::Error(std::string(kName) + ": smoothing_min (" + std::to_string(smoothing_min_) +
+                         ") must not exceed smoothing (" + std::to_string(smoothing_) + ")");
+  }
 
   void setup(const monge::SolverContext& context) override {
     if (!context.map || !context.potential || !context.cost)
-      throw monge::Error("uotip: setup needs a map, a potential and a cost");
+      throw monge::Error(std::string(kName) + ": setup needs a map, a potential and a cost");
     ctx_ = context;
     opt_map_ = std::make_unique<torch::optim::Adam>(
         ctx_.map->parameters(), torch::optim::AdamOptions(lr_map_).betas({beta1_, beta2_}));
@@ -60,12 +88,15 @@ class Uotip final : public monge::Solver {
     }
   }
 
-  std::map<std::string, double> step(const at::Tensor& y, const at::Tensor& x) override {
-    if (!opt_map_) throw monge::Error("uotip: step() called before setup()");
+  std::map<std::string, double> step(const at::Tensor& y_in, const at::Tensor& x) override {
+    if (!opt_map_) throw monge::Error(std::string(kName) + ": step() called before setup()");
+    const double s = smoothing_level();
+    const at::Tensor y = s > 0 ? smooth(y_in, s) : y_in;
     const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
     const double tau = tau_ > 0 ? tau_ : kTauPerValue / static_cast<double>(x[0].numel());
     std::map<std::string, double> stats;
     stats["tau"] = tau;
+    if (smoothing_ > 0) stats["smoothing"] = s;
     if (cosine_) apply_learning_rates();
     stats["lr_map"] = lr_map_ * lr_scale_ * schedule();
 
@@ -132,7 +163,7 @@ class Uotip final : public monge::Solver {
   }
 
   bool scale_learning_rates(double factor) override {
-    if (!(factor > 0)) throw monge::Error("uotip: learning rates can only be scaled by a positive factor");
+    if (!(factor > 0)) throw monge::Error(std::string(kName) + ": learning rates can only be scaled by a positive factor");
     lr_scale_ *= factor;
     apply_learning_rates();
     return true;
@@ -142,11 +173,13 @@ class Uotip final : public monge::Solver {
     return ctx_.map_ema && ema_ > 0 ? ctx_.map_ema : ctx_.map;
   }
 
+  double input_noise() const override { return smoothing_ > 0 ? smoothing_min_ : 0.0; }
+
   static monge::Schema schema() {
     const std::vector<std::string> conjugates = {"kl", "chi2", "softplus", "identity"};
     return monge::Schema{}
-        .choice("psi1", "kl", conjugates, "conjugate of the penalty on the measurement marginal (identity: balanced)")
-        .choice("psi2", "kl", conjugates, "conjugate of the penalty on the signal marginal (identity: balanced)")
+        .choice("psi1", kDefaultPsi, conjugates, "conjugate of the penalty on the measurement marginal (identity: balanced)")
+        .choice("psi2", kDefaultPsi, conjugates, "conjugate of the penalty on the signal marginal (identity: balanced)")
         .real("tau", 0, 0, 1e6, "cost weight; 0 = the paper's weight per value, 49.152 / (values per image)")
         .real("lr_map", 1e-4, 0, 1, "Adam learning rate of the map T")
         .real("lr_potential", 5e-5, 0, 1, "Adam learning rate of the potential v")
@@ -157,10 +190,35 @@ class Uotip final : public monge::Solver {
         .real("r1", 0.2, 0, 1e3, "R1 gradient penalty weight gamma on clean data (gamma/2 E|grad v|^2); 0 = off")
         .real("ema", 0.999, 0, 1, "decay of the map's exponential moving average (needs map_ema); 0 = off")
         .boolean("ema_warmup", true, "use decay min(ema, (1 + t) / (10 + t)) at step t, so the average follows early progress")
-        .real("max_exponent", 30, 1, 80, "kl: arguments of exp(t) - 1 are clamped here; clamps are counted");
+        .real("max_exponent", 30, 1, 80, "kl: arguments of exp(t) - 1 are clamped here; clamps are counted")
+        .real("smoothing", kDefaultSmoothing, 0, 100,
+              "OTP: initial standard deviation s of the Gaussian noise added to the measurements (0: off)")
+        .real("smoothing_min", kDefaultSmoothingMin, 0, 100,
+              "OTP: the level s is annealed to and ends at; the exported map adds it at apply time")
+        .real("smoothing_anneal", 0.8, 0, 1,
+              "OTP: fraction of the run over which s falls geometrically from smoothing to smoothing_min")
+        .integer("seed", 0, 0, int64_t(1) << 52, "seed of the smoothing noise (drawn per step: resume is exact)");
   }
 
  private:
+  // The smoothing level at this step: geometric from smoothing_ to smoothing_min_ over the first
+  // smoothing_anneal_ of the run (at the end level when the run's length is unknown).
+  double smoothing_level() const {
+    if (!(smoothing_ > 0)) return 0.0;
+    const double span = smoothing_anneal_ * static_cast<double>(ctx_.total_steps);
+    if (!(span >= 1)) return smoothing_min_;
+    const double progress = std::min(1.0, static_cast<double>(steps_) / span);
+    return smoothing_ * std::pow(smoothing_min_ / smoothing_, progress);
+  }
+
+  // y + s n, n ~ N(0, I) from a generator seeded by the step, so that a resumed run draws the same.
+  at::Tensor smooth(const at::Tensor& y, double s) const {
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
+        seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(steps_ + 1)));
+    const at::Tensor n = at::randn(y.sizes(), gen, at::TensorOptions().dtype(at::kFloat));
+    return y + s * n.to(y.device(), y.scalar_type());
+  }
+
   // Cosine schedule: 1 at step 0, 0 at ctx_.total_steps (constant when the total is unknown).
   double schedule() const { return cosine_ ? monge::solver_util::cosine_factor(steps_, ctx_.total_steps) : 1.0; }
 
@@ -195,6 +253,8 @@ class Uotip final : public monge::Solver {
   bool ema_warmup_;
   bool cosine_;
   double max_exponent_;
+  double smoothing_, smoothing_min_, smoothing_anneal_;
+  uint64_t seed_;
   double lr_scale_ = 1.0;  // lowered by scale_learning_rates() after a divergence
   monge::SolverContext ctx_;
   std::unique_ptr<torch::optim::Adam> opt_map_, opt_potential_;
@@ -203,5 +263,12 @@ class Uotip final : public monge::Solver {
 
 }  // namespace
 
-MONGE_PLUGIN(Uotip, solver, "uotip", "1.0.0", "unbalanced OT map for inverse problems (Algorithm 1; otip when balanced)",
+#ifdef MONGE_OTP
+MONGE_PLUGIN(Uotip, solver, "otp", "1.0.0",
+             "OT plan by source smoothing (OTP): semi-dual OT on y + s n with s annealed; a stochastic map",
              Uotip::schema())
+#else
+MONGE_PLUGIN(Uotip, solver, "uotip", "1.1.0",
+             "unbalanced OT map for inverse problems (Algorithm 1; otip when balanced; optional OTP smoothing)",
+             Uotip::schema())
+#endif

@@ -41,7 +41,7 @@ struct SolverContext {
     if (gradient_sync) gradient_sync(module);
   }
 
-  /// (SDK 5.1) Builds one more module of the map's architecture (the same network plugin and
+  /// (SDK 6.1) Builds one more module of the map's architecture (the same network plugin and
   /// shape, latent channels included) on `device`, freshly initialised: a solver that needs a third
   /// copy of the map (e.g. gan_reg's frozen reference map) copies the map's state into it and saves
   /// it with its own state. Building draws from LibTorch's default generator. Set by the trainer;
@@ -74,6 +74,12 @@ class MONGE_SDK_API Solver : public Plugin {
   /// that many extra input channels; the solver draws z itself in step(), and whoever applies the
   /// exported map feeds it standard normal z (see docs/training.md). 0 (the default): T(y).
   virtual int64_t latent_channels() const { return 0; }
+
+  /// Smoothed maps (OTP): the standard deviation s of the Gaussian noise the exported map expects
+  /// on its measurements, T(Q(y + s n)), n ~ N(0, 1). The solver smooths its own training batches
+  /// in step(); this is the level it ends at, which map files record and apply adds. 0 (the
+  /// default): the map takes the measurement as it is.
+  virtual double input_noise() const { return 0; }
 
   /// Multiplies every learning rate by `factor` (the trainer lowers them after rolling back from
   /// a divergence). The change must survive save()/load(). Returns false when the solver cannot

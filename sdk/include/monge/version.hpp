@@ -20,11 +20,13 @@
 ///        Metric::score_set() (metrics of whole sets, such as FID).
 ///   5.0  Solver::latent_channels() (stochastic maps T(y, z): the map network takes extra input
 ///        channels of noise z): a new virtual function changes the Solver interface's layout.
-///   5.1  SolverContext::build_map (a further module of the map's architecture, for solvers that
-///        keep a frozen copy of the map): a member appended at the end of the context, which
-///        plugins built against 5.0 never read.
+///   6.0  Solver::input_noise() (smoothed maps T(Q(y + s n)) of OTP: map files record s and apply
+///        adds the noise): a new virtual function changes the Solver interface's layout.
+///   6.1  SolverContext::build_map (a further module of the map's architecture, for solvers that
+///        keep a frozen copy of the map, such as gan_reg's reference): a member appended at the end
+///        of the context, which plugins built against 6.0 never read.
 
-#define MONGE_SDK_MAJOR 5
+#define MONGE_SDK_MAJOR 6
 #define MONGE_SDK_MINOR 1
 #define MONGE_VERSION_STRING "0.1.0"
 
