@@ -431,6 +431,11 @@ TrainResult train(const TrainConfig& c) {
   ctx.op = c.op;
   ctx.device = device;
   ctx.total_steps = c.iters;
+  ctx.build_map = [net = c.map_net, built_shape, device]() {
+    auto module = net->build(built_shape);
+    module->to(device);
+    return module;
+  };
   int64_t gradient_syncs = 0;  // a data-parallel step that never averaged gradients is an error
   if (dist)
     ctx.gradient_sync = [&](Module& m) {

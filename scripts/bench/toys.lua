@@ -17,6 +17,12 @@
 --   not    NOT, strong quadratic cost (gamma 0), stochastic map with 2 latent channels
 --   knot   kernel NOT, distance kernel, gamma 1
 --   otp    otip on a smoothed source (noise 1 annealed to 0.1, kept at apply): a stochastic plan
+--   gan_reg  regularised GAN (WGAN-GP critic, gp 10, 5 critic updates per map update: one let the
+--          critic lag and the map overshoot) with the mse fidelity, lambda 1, against a
+--          reference map renewed every tenth of the run (reference_every = iters / 10): each round
+--          may move a point by about 1 / lambda = 1 (the Gaussian test's closed form), so ten
+--          rounds cover the toys' distances (about 2) with time left to settle, and the last
+--          rounds' fidelity keeps the map close to its predecessor, i.e. close to an OT map
 -- For each pair: the transport cost E|T(y) - y|^2 on held-out source samples against the exact
 -- discrete OT cost between those samples and as many target samples (monge.ot.exact), the
 -- marginal fit as the energy distance of T(y) to the target relative to that of the source, and a
@@ -30,7 +36,7 @@ local bench = require "monge.bench"
 local report = require "monge.report"
 
 local all_toys = { "eight_gaussians", "swiss_roll", "moons", "one_to_many", "unbalanced" }
-local all_solvers = { "otip", "uotip", "not", "knot", "otp" }
+local all_solvers = { "otip", "uotip", "not", "knot", "otp", "gan_reg" }
 local opts = bench.options("toys", arg, { "config", "out", "toys", "solvers", "seed", "iters" },
                            { config = "short", toys = table.concat(all_toys, ","), solvers = table.concat(all_solvers, ","),
                              seed = "0", iters = "0" })
@@ -114,6 +120,9 @@ local function make_solver(name)
   if name == "not" then return monge.solver("not", with { gamma = 0, latent = 2, k_t = cfg.k_t, tau = 0.5, r1 = 0.5 }) end
   if name == "otp" then
     return monge.solver("otp", with { tau = 0.5, r1 = 0, ema = 0, smoothing = 1, smoothing_min = 0.1 })
+  end
+  if name == "gan_reg" then
+    return monge.solver("gan_reg", with { fidelity = "mse", lambda = 1, reference_every = math.max(1, math.floor(cfg.iters / 10)) })
   end
   return monge.solver("knot", with { gamma = 1, latent = 2, k_t = cfg.k_t, tau = 0.5, r1 = 0.5 })
 end

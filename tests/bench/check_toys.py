@@ -7,7 +7,7 @@ import sys
 
 results = json.load(open(sys.argv[1]))
 toys = {"eight_gaussians", "swiss_roll", "moons", "one_to_many", "unbalanced"}
-solvers = {"otip", "uotip", "not", "knot", "otp"}
+solvers = {"otip", "uotip", "not", "knot", "otp", "gan_reg"}
 assert set(results["toys"]) == toys, f"toys: {sorted(results['toys'])}"
 for toy, entry in results["toys"].items():
     assert entry["ot_cost"] > 0 and math.isfinite(entry["ot_cost"]), (toy, entry["ot_cost"])

@@ -1,4 +1,4 @@
-// The uotip solver against losses computed by hand on tiny tensors, for each Psi*.
+// The uotip solver against losses computed by hand on tiny tensors, for each Psi*; gan_reg likewise.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -230,6 +230,84 @@ TEST(Uotip, UnknownConjugateSuggestsOne) {
   } catch (const monge::ParamError& e) {
     EXPECT_NE(std::string(e.what()).find("(did you mean 'kl'?)"), std::string::npos) << e.what();
   }
+}
+
+// gan_reg: one step by hand (critic, then map), the reference renewed from the map, and the
+// checks of setup().
+std::shared_ptr<monge::Solver> make_named(const std::string& name, const monge::ParamMap& params) {
+  static Registry* reg = [] {
+    auto* r = new Registry(Registry::default_dirs(false));
+    r->scan();
+    return r;
+  }();
+  return std::dynamic_pointer_cast<monge::Solver>(reg->create(name, params, monge::Kind::Solver));
+}
+
+class GanRegLosses : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GanRegLosses, MatchHandComputedStep) {
+  const std::string fidelity = GetParam();
+  const double lr_map = 0.1, lr_pot = 0.05, gp = 1.0, lambda = 2.0;
+  auto solver = make_named("gan_reg", {{"fidelity", fidelity}, {"lambda", lambda}, {"gp", gp}, {"critic_steps", int64_t(1)},
+                                       {"lr_map", lr_map}, {"lr_potential", lr_pot}});
+  Toy s;
+  solver->setup(s.context());
+  const auto stats = solver->step(s.y, s.x);
+  // Critic with a = 2, b = 0.3: D(T(y)) = 0.3 (2, 4), D(x) = 0.3 (0.5, 1.5); |grad_x D| = b = 0.3 at
+  // every interpolate, so the penalty is gp (0.3 - 1)^2 whatever the draws.
+  const double b = 0.3;
+  EXPECT_NEAR(stats.at("loss_critic"), b * 3 - b * 1, 1e-12);
+  EXPECT_NEAR(stats.at("w_estimate"), -(b * 3 - b * 1), 1e-12);
+  EXPECT_NEAR(stats.at("gp"), gp * 0.49, 1e-9);
+  // dL_D/db = mean T(y) - mean x + 2 gp (b - 1) = 3 - 1 - 1.4 > 0: Adam moves b by -lr.
+  const double b1 = s.potential->b_.item<double>();
+  EXPECT_NEAR(b1, b - lr_pot, 1e-7);
+  // Map against the updated critic: T(y) - y = (1, 2); rmse per sample (1, 2), mse and the
+  // squared cost (1, 4).
+  const double fid = fidelity == "rmse" ? 1.5 : 2.5;
+  EXPECT_NEAR(stats.at("fidelity"), fid, 1e-6);
+  EXPECT_NEAR(stats.at("loss_map"), lambda * fid - b1 * 3, 1e-6);
+  EXPECT_LT(s.map->a_.item<double>(), 2.0);  // the fidelity outweighs the critic: a shrinks
+  EXPECT_NEAR(s.map->a_.item<double>(), 2.0 - lr_map, 1e-7);
+  EXPECT_EQ(stats.at("reference_round"), 0.0);
+  EXPECT_EQ(stats.at("map_steps"), 1.0);
+  EXPECT_EQ(solver->export_map().get(), s.map.get());  // ema = 0: the raw map
+}
+
+INSTANTIATE_TEST_SUITE_P(EachFidelity, GanRegLosses, ::testing::Values("rmse", "mse", "cost"));
+
+TEST(GanReg, ReferenceIsAFrozenCopyOfTheMap) {
+  auto solver = make_named("gan_reg", {{"fidelity", std::string("mse")}, {"reference_every", int64_t(1)},
+                                       {"critic_steps", int64_t(1)}, {"lr_map", 0.1}});
+  Toy s;
+  auto context = s.context();
+  std::shared_ptr<ScaleMap> reference;
+  context.build_map = [&] { return reference = std::make_shared<ScaleMap>(-7.0); };
+  solver->setup(context);
+  ASSERT_TRUE(reference);
+  EXPECT_EQ(reference->a_.item<double>(), 2.0);  // a copy of the map from the start
+  EXPECT_FALSE(reference->a_.requires_grad());
+  auto stats = solver->step(s.y, s.x);
+  EXPECT_EQ(stats.at("reference_round"), 1.0);
+  const double a1 = s.map->a_.item<double>();
+  EXPECT_EQ(reference->a_.item<double>(), a1);  // renewed after the step
+  // Next step: the fidelity is against R(y) = a1 y = T(y) (the critic does not move the map).
+  stats = solver->step(s.y, s.x);
+  EXPECT_NEAR(stats.at("fidelity"), 0.0, 1e-12);
+  EXPECT_EQ(stats.at("reference_round"), 2.0);
+}
+
+TEST(GanReg, SetupSaysWhatIsMissing) {
+  Toy s;
+  auto needs_factory = make_named("gan_reg", {{"fidelity", std::string("rmse")}, {"reference_every", int64_t(10)}});
+  try {
+    needs_factory->setup(s.context());  // no build_map
+    FAIL() << "expected an error";
+  } catch (const monge::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("build_map"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_named("gan_reg", {{"fidelity", std::string("cost")}, {"reference_every", int64_t(10)}}), monge::Error);
+  EXPECT_THROW(make_named("gan_reg", {{"lambda", -1.0}}), monge::Error);
 }
 
 }  // namespace

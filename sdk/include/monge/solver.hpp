@@ -40,6 +40,13 @@ struct SolverContext {
   void sync_gradients(Module& module) const {
     if (gradient_sync) gradient_sync(module);
   }
+
+  /// (SDK 6.1) Builds one more module of the map's architecture (the same network plugin and
+  /// shape, latent channels included) on `device`, freshly initialised: a solver that needs a third
+  /// copy of the map (e.g. gan_reg's frozen reference map) copies the map's state into it and saves
+  /// it with its own state. Building draws from LibTorch's default generator. Set by the trainer;
+  /// may be empty (a context built by hand), in which case a solver that needs it must say so.
+  std::function<std::shared_ptr<Module>()> build_map;
 };
 
 /// A training algorithm. The trainer owns data, logging, checkpoints; the solver owns optimisers.
