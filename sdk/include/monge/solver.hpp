@@ -41,7 +41,7 @@ struct SolverContext {
     if (gradient_sync) gradient_sync(module);
   }
 
-  /// (SDK 6.1) Builds one more module of the map's architecture (the same network plugin and
+  /// (SDK 6.0) Builds one more module of the map's architecture (the same network plugin and
   /// shape, latent channels included) on `device`, freshly initialised: a solver that needs a third
   /// copy of the map (e.g. gan_reg's frozen reference map) copies the map's state into it and saves
   /// it with its own state. Building draws from LibTorch's default generator. Set by the trainer;

@@ -22,12 +22,11 @@
 ///        channels of noise z): a new virtual function changes the Solver interface's layout.
 ///   6.0  Solver::input_noise() (smoothed maps T(Q(y + s n)) of OTP: map files record s and apply
 ///        adds the noise): a new virtual function changes the Solver interface's layout.
-///   6.1  SolverContext::build_map (a further module of the map's architecture, for solvers that
-///        keep a frozen copy of the map, such as gan_reg's reference): a member appended at the end
-///        of the context, which plugins built against 6.0 never read.
+///        SolverContext::build_map (a further module of the map's architecture, for solvers that
+///        keep a frozen copy of the map, such as gan_reg's reference).
 
 #define MONGE_SDK_MAJOR 6
-#define MONGE_SDK_MINOR 1
+#define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 
 namespace monge {
