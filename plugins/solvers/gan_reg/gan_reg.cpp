@@ -51,13 +51,7 @@ class GanReg final : public monge::Solver {
         reference_every_(p.integer("reference_every")),
         gp_(p.real("gp")),
         critic_steps_(p.integer("critic_steps")),
-        lr_map_(p.real("lr_map")),
-        lr_potential_(p.real("lr_potential")),
-        beta1_(p.real("beta1")),
-        beta2_(p.real("beta2")),
-        ema_(p.real("ema")),
-        ema_warmup_(p.boolean("ema_warmup")),
-        cosine_(p.string("lr_schedule") == "cosine"),
+        train_("gan_reg", p),
         seed_(static_cast<uint64_t>(p.integer("seed"))) {
     if (fidelity_ == Fidelity::Cost && reference_every_ > 0)
       throw monge::ParamError(
@@ -70,15 +64,8 @@ class GanReg final : public monge::Solver {
       throw monge::Error("gan_reg: setup needs a map and a potential (the critic)");
     if (fidelity_ == Fidelity::Cost && !context.cost)
       throw monge::Error("gan_reg: fidelity = \"cost\" needs a cost");
+    train_.setup(context);
     ctx_ = context;
-    opt_map_ = std::make_unique<torch::optim::Adam>(
-        ctx_.map->parameters(), torch::optim::AdamOptions(lr_map_).betas({beta1_, beta2_}));
-    opt_potential_ = std::make_unique<torch::optim::Adam>(
-        ctx_.potential->parameters(), torch::optim::AdamOptions(lr_potential_).betas({beta1_, beta2_}));
-    if (ctx_.map_ema) {
-      monge::solver_util::copy_parameters(*ctx_.map, *ctx_.map_ema);
-      ctx_.map_ema->eval();
-    }
     if (reference_every_ > 0) {
       if (!ctx_.build_map)
         throw monge::Error("gan_reg: reference_every > 0 needs a third copy of the map, and this context cannot build "
@@ -97,11 +84,9 @@ class GanReg final : public monge::Solver {
   }
 
   std::map<std::string, double> step(const at::Tensor& y, const at::Tensor& x) override {
-    if (!opt_map_) throw monge::Error("gan_reg: step() called before setup()");
-    const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
     std::map<std::string, double> stats;
-    if (cosine_) apply_learning_rates();
-    stats["lr_map"] = lr_map_ * lr_scale_ * schedule();
+    train_.begin_step(stats);
+    const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
     ctx_.map->train();
 
     // 1. Critic (WGAN-GP) on the clean batch against T(q) from the current map.
@@ -118,7 +103,7 @@ class GanReg final : public monge::Solver {
     if (gp_ > 0) {
       const int64_t n = std::min(x.size(0), fake.size(0));
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-          seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(steps_ + 1)));
+          seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(train_.steps() + 1)));
       std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
       shape[0] = n;
       at::Tensor eps = at::rand(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(x.device(), x.scalar_type());
@@ -131,23 +116,23 @@ class GanReg final : public monge::Solver {
       total = total + penalty;
       penalty_value = penalty.item<double>();
     }
-    opt_potential_->zero_grad();
+    train_.potential_optimiser().zero_grad();
     total.backward();
     ctx_.sync_gradients(*ctx_.potential);
-    opt_potential_->step();
+    train_.potential_optimiser().step();
     stats["loss_critic"] = loss_critic.item<double>();
     stats["gp"] = penalty_value;
     stats["w_estimate"] = -loss_critic.item<double>();  // mean D(real) - mean D(fake)
 
     // 2. Every critic_steps-th step: the map, against the updated critic.
-    if ((steps_ + 1) % critic_steps_ == 0) {
+    if ((train_.steps() + 1) % critic_steps_ == 0) {
       at::Tensor ty = ctx_.map->forward(q);
       at::Tensor fid = fidelity(y, q, ty);
       at::Tensor loss_map = lambda_ * fid - ctx_.potential->forward(ty).mean();
-      opt_map_->zero_grad();
+      train_.map_optimiser().zero_grad();
       loss_map.backward();
       ctx_.sync_gradients(*ctx_.map);
-      opt_map_->step();
+      train_.map_optimiser().step();
       last_map_ = {loss_map.item<double>(), fid.item<double>()};
       ++map_steps_;
     }
@@ -156,20 +141,17 @@ class GanReg final : public monge::Solver {
     stats["map_steps"] = static_cast<double>(map_steps_);
 
     // 3. Moving average of the map; every reference_every steps, a new frozen reference.
-    if (ctx_.map_ema && ema_ > 0)
-      stats["ema_decay"] = monge::solver_util::update_moving_average(*ctx_.map, *ctx_.map_ema, ema_, ema_warmup_, steps_);
-    ++steps_;
-    if (reference_ && steps_ % reference_every_ == 0) {
+    train_.end_step(stats);
+    if (reference_ && train_.steps() % reference_every_ == 0) {
       copy_state(*ctx_.map, *reference_);
       ++reference_round_;
     }
     stats["reference_round"] = static_cast<double>(reference_round_);
-    stats["lr_scale"] = lr_scale_;
     return stats;
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    monge::solver_util::save_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
+    train_.save(archive);
     archive.write("map_steps", c10::IValue(map_steps_));
     archive.write("reference_round", c10::IValue(reference_round_));
     archive.write("last_map", c10::IValue(std::vector<double>(last_map_.begin(), last_map_.end())));
@@ -178,11 +160,10 @@ class GanReg final : public monge::Solver {
       reference_->save(r);
       archive.write("reference", r);
     }
-    monge::solver_util::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    monge::solver_util::load_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
+    train_.load(archive);
     c10::IValue v;
     archive.read("map_steps", v);
     map_steps_ = v.toInt();
@@ -199,24 +180,14 @@ class GanReg final : public monge::Solver {
       reference_->load(r);
       reference_->eval();
     }
-    monge::solver_util::load_progress(archive, steps_, lr_scale_);
-    apply_learning_rates();
   }
 
-  bool scale_learning_rates(double factor) override {
-    if (!(factor > 0)) throw monge::Error("gan_reg: learning rates can only be scaled by a positive factor");
-    lr_scale_ *= factor;
-    apply_learning_rates();
-    return true;
-  }
-
-  std::shared_ptr<monge::Module> export_map() const override {
-    return ctx_.map_ema && ema_ > 0 ? ctx_.map_ema : ctx_.map;
-  }
+  bool scale_learning_rates(double factor) override { return train_.scale_learning_rates(factor); }
+  std::shared_ptr<monge::Module> export_map() const override { return train_.export_map(); }
 
   static monge::Schema schema() {
-    return monge::Schema{}
-        .real("lambda", 1, 0, 1e6, "weight of the fidelity term against the adversarial loss (0: a plain WGAN-GP map)")
+    monge::Schema schema;
+    schema.real("lambda", 1, 0, 1e6, "weight of the fidelity term against the adversarial loss (0: a plain WGAN-GP map)")
         .choice("fidelity", "rmse", {"rmse", "mse", "cost"},
                 "rmse: per-sample root mean square difference to the reference R(y) (OTUR); mse: its square; cost: "
                 "the run's transport cost c(y, T(q)) (biased OT with the cost of the other solvers; no reference)")
@@ -224,16 +195,11 @@ class GanReg final : public monge::Solver {
                  "every this many steps the reference R becomes a frozen copy of the map (rmse, mse); 0: R is the "
                  "lift Q(y) throughout (the plain, biased GAN-reg)")
         .real("gp", 10, 0, 1e4, "WGAN-GP gradient penalty weight: gp E(||grad D(x_hat)|| - 1)^2; 0 = off")
-        .integer("critic_steps", 5, 1, 1000, "critic updates (one per step, fresh batches) per map update (WGAN-GP: 5)")
-        .real("lr_map", 1e-4, 0, 1, "Adam learning rate of the map T")
-        .real("lr_potential", 1e-4, 0, 1, "Adam learning rate of the critic D")
-        .choice("lr_schedule", "constant", {"constant", "cosine"},
-                "cosine: both rates follow 0.5 (1 + cos(pi t / T)) over the run's T iterations")
-        .real("beta1", 0.5, 0, 0.9999, "Adam beta1 (WGAN-GP: 0.5)")
-        .real("beta2", 0.9, 0, 0.99999, "Adam beta2 (WGAN-GP: 0.9)")
-        .real("ema", 0, 0, 1, "decay of the map's exponential moving average (needs map_ema); 0 = off")
-        .boolean("ema_warmup", true, "use decay min(ema, (1 + t) / (10 + t)) at step t")
-        .integer("seed", 0, 0, int64_t(1) << 52, "seed of the gradient penalty's interpolation draws (per step: resume is exact)");
+        .integer("critic_steps", 5, 1, 1000, "critic updates (one per step, fresh batches) per map update (WGAN-GP: 5)");
+    // lr_map, lr_potential (the critic's), Adam betas 0.5 / 0.9 as WGAN-GP, moving average off.
+    monge::solver_util::MapPotentialTraining::add_params(schema, {1e-4, 1e-4, 0.5, 0.9, 0});
+    schema.integer("seed", 0, 0, int64_t(1) << 52, "seed of the gradient penalty's interpolation draws (per step: resume is exact)");
+    return schema;
   }
 
  private:
@@ -252,27 +218,16 @@ class GanReg final : public monge::Solver {
     return fidelity_ == Fidelity::Mse ? mse.mean() : (mse + 1e-12).sqrt().mean();
   }
 
-  double schedule() const { return cosine_ ? monge::solver_util::cosine_factor(steps_, ctx_.total_steps) : 1.0; }
-
-  void apply_learning_rates() {
-    const std::pair<torch::optim::Adam*, double> optimisers[] = {{opt_map_.get(), lr_map_},
-                                                                 {opt_potential_.get(), lr_potential_}};
-    for (const auto& [opt, lr] : optimisers) monge::solver_util::set_learning_rate(*opt, lr * lr_scale_ * schedule());
-  }
-
   Fidelity fidelity_;
   double lambda_;
   int64_t reference_every_;
   double gp_;
   int64_t critic_steps_;
-  double lr_map_, lr_potential_, beta1_, beta2_, ema_;
-  bool ema_warmup_, cosine_;
+  monge::solver_util::MapPotentialTraining train_;
   uint64_t seed_;
-  double lr_scale_ = 1.0;
   monge::SolverContext ctx_;
-  std::unique_ptr<torch::optim::Adam> opt_map_, opt_potential_;
   std::shared_ptr<monge::Module> reference_;  // the frozen reference map (reference_every > 0)
-  int64_t steps_ = 0, map_steps_ = 0, reference_round_ = 0;
+  int64_t map_steps_ = 0, reference_round_ = 0;
   std::array<double, 2> last_map_{0, 0};  // loss and fidelity of the last map update
 };
 

@@ -51,14 +51,8 @@ class NeuralOt final : public monge::Solver {
         z_samples_(p.integer("z_samples")),
         k_t_(p.integer("k_t")),
         tau_(p.real("tau")),
-        lr_map_(p.real("lr_map")),
-        lr_potential_(p.real("lr_potential")),
-        beta1_(p.real("beta1")),
-        beta2_(p.real("beta2")),
         r1_(p.real("r1")),
-        ema_(p.real("ema")),
-        ema_warmup_(p.boolean("ema_warmup")),
-        cosine_(p.string("lr_schedule") == "cosine"),
+        train_(kName, p),
         seed_(static_cast<uint64_t>(p.integer("seed"))) {
     if (z_samples_ == 0) z_samples_ = (gamma_ > 0 && latent_ > 0) ? 4 : 1;
     if (gamma_ > 0 && z_samples_ < 2)
@@ -74,30 +68,20 @@ class NeuralOt final : public monge::Solver {
   int64_t latent_channels() const override { return latent_; }
 
   void setup(const monge::SolverContext& context) override {
-    if (!context.map || !context.potential || !context.cost)
-      throw monge::Error(std::string(kName) + ": setup needs a map, a potential and a cost");
+    if (!context.cost) throw monge::Error(std::string(kName) + ": setup needs a cost");
+    train_.setup(context);
     ctx_ = context;
-    opt_map_ = std::make_unique<torch::optim::Adam>(
-        ctx_.map->parameters(), torch::optim::AdamOptions(lr_map_).betas({beta1_, beta2_}));
-    opt_potential_ = std::make_unique<torch::optim::Adam>(
-        ctx_.potential->parameters(), torch::optim::AdamOptions(lr_potential_).betas({beta1_, beta2_}));
-    if (ctx_.map_ema) {
-      monge::solver_util::copy_parameters(*ctx_.map, *ctx_.map_ema);
-      ctx_.map_ema->eval();
-    }
   }
 
   std::map<std::string, double> step(const at::Tensor& y, const at::Tensor& x) override {
-    if (!opt_map_) throw monge::Error(std::string(kName) + ": step() called before setup()");
+    std::map<std::string, double> stats;
+    train_.begin_step(stats);
     const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
     const int64_t n = y.size(0), values = x[0].numel();
     const double tau = tau_ > 0 ? tau_ : kTauPerValue / std::pow(static_cast<double>(values), alpha() / 2);
     const double gamma = current_gamma();
-    std::map<std::string, double> stats;
     stats["tau"] = tau;
     stats["gamma"] = gamma;
-    if (cosine_) apply_learning_rates();
-    stats["lr_map"] = lr_map_ * lr_scale_ * schedule();
 
     // Each measurement repeated once per z sample: rows i * Z .. i * Z + Z - 1 belong to y_i.
     const at::Tensor y_rep = z_samples_ > 1 ? y.repeat_interleave(z_samples_, 0) : y;
@@ -108,15 +92,15 @@ class NeuralOt final : public monge::Solver {
     at::Tensor t = transport(q_rep, 0);
     at::Tensor cost = transport_cost(y_rep, t, n, tau, gamma, stats);
     at::Tensor loss_map = cost.mean() - ctx_.potential->forward(t).mean();
-    opt_map_->zero_grad();
+    train_.map_optimiser().zero_grad();
     loss_map.backward();
     ctx_.sync_gradients(*ctx_.map);
-    opt_map_->step();
+    train_.map_optimiser().step();
     stats["loss_map"] = loss_map.item<double>();
     stats["cost"] = cost.mean().item<double>();
 
     // 2. Every k_t-th step: the potential, with T(y, z) from the updated map in eval mode.
-    if ((steps_ + 1) % k_t_ == 0) {
+    if ((train_.steps() + 1) % k_t_ == 0) {
       at::Tensor t_new;
       {
         torch::NoGradGuard no_grad;
@@ -134,10 +118,10 @@ class NeuralOt final : public monge::Solver {
                                                 /*create_graph=*/true)[0];
         total = total + 0.5 * r1_ * grad.reshape({grad.size(0), -1}).square().sum(1).mean();
       }
-      opt_potential_->zero_grad();
+      train_.potential_optimiser().zero_grad();
       total.backward();
       ctx_.sync_gradients(*ctx_.potential);
-      opt_potential_->step();
+      train_.potential_optimiser().step();
       last_potential_ = {loss_potential.item<double>(), v_fake.mean().item<double>(), v_real.mean().item<double>()};
       ++potential_steps_;
     }
@@ -146,22 +130,18 @@ class NeuralOt final : public monge::Solver {
     stats["v_real"] = last_potential_[2];
     stats["potential_steps"] = static_cast<double>(potential_steps_);
 
-    if (ctx_.map_ema && ema_ > 0)
-      stats["ema_decay"] = monge::solver_util::update_moving_average(*ctx_.map, *ctx_.map_ema, ema_, ema_warmup_, steps_);
-    stats["lr_scale"] = lr_scale_;
-    ++steps_;
+    train_.end_step(stats);
     return stats;
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
-    monge::solver_util::save_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
+    train_.save(archive);
     archive.write("potential_steps", c10::IValue(potential_steps_));
     archive.write("last_potential", c10::IValue(std::vector<double>(last_potential_.begin(), last_potential_.end())));
-    monge::solver_util::save_progress(archive, steps_, lr_scale_);
   }
 
   void load(torch::serialize::InputArchive& archive) override {
-    monge::solver_util::load_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
+    train_.load(archive);
     c10::IValue v;
     archive.read("potential_steps", v);
     potential_steps_ = v.toInt();
@@ -169,23 +149,14 @@ class NeuralOt final : public monge::Solver {
     const auto last = v.toDoubleVector();
     if (last.size() != last_potential_.size()) throw monge::Error(std::string(kName) + ": bad checkpoint record");
     std::copy(last.begin(), last.end(), last_potential_.begin());
-    monge::solver_util::load_progress(archive, steps_, lr_scale_);
-    apply_learning_rates();
   }
 
-  bool scale_learning_rates(double factor) override {
-    if (!(factor > 0)) throw monge::Error(std::string(kName) + ": learning rates can only be scaled by a positive factor");
-    lr_scale_ *= factor;
-    apply_learning_rates();
-    return true;
-  }
-
-  std::shared_ptr<monge::Module> export_map() const override {
-    return ctx_.map_ema && ema_ > 0 ? ctx_.map_ema : ctx_.map;
-  }
+  bool scale_learning_rates(double factor) override { return train_.scale_learning_rates(factor); }
+  std::shared_ptr<monge::Module> export_map() const override { return train_.export_map(); }
 
   static monge::Schema schema() {
-    return monge::Schema{}
+    monge::Schema schema;
+    schema
         .choice("kernel", kDefaultKernel, {"quadratic", "distance"},
                 "quadratic: the (gamma-weak) quadratic cost of NOT; distance: the kernel cost ||a - b||^alpha of "
                 "kernel NOT (characteristic for alpha = 1: no fake solutions)")
@@ -197,17 +168,12 @@ class NeuralOt final : public monge::Solver {
         .integer("latent", 1, 0, 4096, "channels of z ~ N(0, 1) fed to the map after Q(y) (0: a deterministic map)")
         .integer("z_samples", 0, 0, 64, "z samples per measurement in each step; 0: 4 for a weak cost, else 1")
         .integer("k_t", 10, 1, 1000, "map updates per potential update (K_T)")
-        .real("tau", 0, 0, 1e6, "cost weight; 0 = 49.152 / D^(alpha/2) for D values per image (uotip's weight per value)")
-        .real("lr_map", 1e-4, 0, 1, "Adam learning rate of the map T")
-        .real("lr_potential", 1e-4, 0, 1, "Adam learning rate of the potential v")
-        .choice("lr_schedule", "constant", {"constant", "cosine"},
-                "cosine: both rates follow 0.5 (1 + cos(pi t / T)) over the run's T iterations")
-        .real("beta1", 0.9, 0, 0.9999, "Adam beta1")
-        .real("beta2", 0.999, 0, 0.99999, "Adam beta2")
-        .real("r1", 0, 0, 1e3, "R1 gradient penalty weight on clean data (gamma/2 E|grad v|^2); 0 = off")
-        .real("ema", 0, 0, 1, "decay of the map's exponential moving average (needs map_ema); 0 = off")
-        .boolean("ema_warmup", true, "use decay min(ema, (1 + t) / (10 + t)) at step t")
+        .real("tau", 0, 0, 1e6, "cost weight; 0 = 49.152 / D^(alpha/2) for D values per image (uotip's weight per value)");
+    // lr_map, lr_potential, Adam betas, moving average: Adam 1e-4 for both, as the NOT report.
+    monge::solver_util::MapPotentialTraining::add_params(schema, {1e-4, 1e-4, 0.9, 0.999, 0});
+    schema.real("r1", 0, 0, 1e3, "R1 gradient penalty weight on clean data (gamma/2 E|grad v|^2); 0 = off")
         .integer("seed", 0, 0, int64_t(1) << 52, "seed of the z draws (drawn per step: resume is exact)");
+    return schema;
   }
 
  private:
@@ -216,7 +182,7 @@ class NeuralOt final : public monge::Solver {
   double current_gamma() const {
     if (gamma_ramp_ <= 0 || ctx_.total_steps <= 0) return gamma_;
     const double ramp = gamma_ramp_ * static_cast<double>(ctx_.total_steps);
-    return gamma_ * std::min(1.0, static_cast<double>(steps_ + 1) / std::max(1.0, ramp));
+    return gamma_ * std::min(1.0, static_cast<double>(train_.steps() + 1) / std::max(1.0, ramp));
   }
 
   // T(Q(y), z) with fresh z for this step (`draw` 0: the map step, 1: the potential step), from a
@@ -224,7 +190,7 @@ class NeuralOt final : public monge::Solver {
   at::Tensor transport(const at::Tensor& q, int64_t draw) const {
     if (latent_ == 0) return ctx_.map->forward(q);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-        seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(2 * steps_ + draw + 1)));
+        seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(2 * train_.steps() + draw + 1)));
     at::Tensor z = at::randn({q.size(0), latent_, q.size(2), q.size(3)}, gen, at::TensorOptions().dtype(at::kFloat));
     return ctx_.map->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
   }
@@ -252,24 +218,14 @@ class NeuralOt final : public monge::Solver {
     return tau * (strong - 0.5 * gamma * spread);
   }
 
-  double schedule() const { return cosine_ ? monge::solver_util::cosine_factor(steps_, ctx_.total_steps) : 1.0; }
-
-  void apply_learning_rates() {
-    const std::pair<torch::optim::Adam*, double> optimisers[] = {{opt_map_.get(), lr_map_},
-                                                                 {opt_potential_.get(), lr_potential_}};
-    for (const auto& [opt, lr] : optimisers) monge::solver_util::set_learning_rate(*opt, lr * lr_scale_ * schedule());
-  }
-
   bool distance_;
   double alpha_, gamma_, gamma_ramp_;
   int64_t latent_, z_samples_, k_t_;
-  double tau_, lr_map_, lr_potential_, beta1_, beta2_, r1_, ema_;
-  bool ema_warmup_, cosine_;
+  double tau_, r1_;
+  monge::solver_util::MapPotentialTraining train_;
   uint64_t seed_;
-  double lr_scale_ = 1.0;
   monge::SolverContext ctx_;
-  std::unique_ptr<torch::optim::Adam> opt_map_, opt_potential_;
-  int64_t steps_ = 0, potential_steps_ = 0;
+  int64_t potential_steps_ = 0;
   std::array<double, 3> last_potential_{0, 0, 0};  // loss, v(T(y)), v(x) of the last potential update
 };
 

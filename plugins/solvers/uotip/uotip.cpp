@@ -54,14 +54,8 @@ class Uotip final : public monge::Solver {
       : psi1_(parse_conjugate(p.string("psi1"))),
         psi2_(parse_conjugate(p.string("psi2"))),
         tau_(p.real("tau")),
-        lr_map_(p.real("lr_map")),
-        lr_potential_(p.real("lr_potential")),
-        beta1_(p.real("beta1")),
-        beta2_(p.real("beta2")),
         r1_(p.real("r1")),
-        ema_(p.real("ema")),
-        ema_warmup_(p.boolean("ema_warmup")),
-        cosine_(p.string("lr_schedule") == "cosine"),
+        train_(kName, p),
         max_exponent_(p.real("max_exponent")),
         smoothing_(p.real("smoothing")),
         smoothing_min_(p.real("smoothing_min")),
@@ -75,40 +69,30 @@ class Uotip final : public monge::Solver {
   }
 
   void setup(const monge::SolverContext& context) override {
-    if (!context.map || !context.potential || !context.cost)
-      throw monge::Error(std::string(kName) + ": setup needs a map, a potential and a cost");
-    ctx_ = context;
-    opt_map_ = std::make_unique<torch::optim::Adam>(
-        ctx_.map->parameters(), torch::optim::AdamOptions(lr_map_).betas({beta1_, beta2_}));
-    opt_potential_ = std::make_unique<torch::optim::Adam>(
-        ctx_.potential->parameters(), torch::optim::AdamOptions(lr_potential_).betas({beta1_, beta2_}));
-    if (ctx_.map_ema) {
-      monge::solver_util::copy_parameters(*ctx_.map, *ctx_.map_ema);
-      ctx_.map_ema->eval();
-    }
+    if (!context.cost) throw monge::Error(std::string(kName) + ": setup needs a cost");
+    train_.setup(context);
   }
 
   std::map<std::string, double> step(const at::Tensor& y_in, const at::Tensor& x) override {
-    if (!opt_map_) throw monge::Error(std::string(kName) + ": step() called before setup()");
+    std::map<std::string, double> stats;
+    train_.begin_step(stats);
+    const monge::SolverContext& ctx = train_.context();
     const double s = smoothing_level();
     const at::Tensor y = s > 0 ? smooth(y_in, s) : y_in;
-    const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
+    const at::Tensor q = ctx.op ? ctx.op->lift(y) : y;
     const double tau = tau_ > 0 ? tau_ : kTauPerValue / static_cast<double>(x[0].numel());
-    std::map<std::string, double> stats;
     stats["tau"] = tau;
     if (smoothing_ > 0) stats["smoothing"] = s;
-    if (cosine_) apply_learning_rates();
-    stats["lr_map"] = lr_map_ * lr_scale_ * schedule();
 
     // 1. Map step.
-    ctx_.map->train();
-    at::Tensor ty = ctx_.map->forward(q);
-    at::Tensor cost = tau * ctx_.cost->evaluate(y, ty);
-    at::Tensor loss_map = (cost - ctx_.potential->forward(ty)).mean();
-    opt_map_->zero_grad();
+    ctx.map->train();
+    at::Tensor ty = ctx.map->forward(q);
+    at::Tensor cost = tau * ctx.cost->evaluate(y, ty);
+    at::Tensor loss_map = (cost - ctx.potential->forward(ty)).mean();
+    train_.map_optimiser().zero_grad();
     loss_map.backward();
-    ctx_.sync_gradients(*ctx_.map);
-    opt_map_->step();
+    ctx.sync_gradients(*ctx.map);
+    train_.map_optimiser().step();
     stats["loss_map"] = loss_map.item<double>();
     stats["cost"] = cost.mean().item<double>();
 
@@ -116,12 +100,12 @@ class Uotip final : public monge::Solver {
     at::Tensor ty_new;
     {
       torch::NoGradGuard no_grad;
-      ty_new = ctx_.map->forward(q);
+      ty_new = ctx.map->forward(q);
     }
-    at::Tensor cost_new = tau * ctx_.cost->evaluate(y, ty_new).detach();
-    at::Tensor v_fake = ctx_.potential->forward(ty_new);
+    at::Tensor cost_new = tau * ctx.cost->evaluate(y, ty_new).detach();
+    at::Tensor v_fake = ctx.potential->forward(ty_new);
     at::Tensor x_real = x.detach().requires_grad_(r1_ > 0);
-    at::Tensor v_real = ctx_.potential->forward(x_real);
+    at::Tensor v_real = ctx.potential->forward(x_real);
     int64_t clamped = 0;
     at::Tensor fake_term = conjugate(psi1_, -cost_new + v_fake, clamped).mean();
     at::Tensor real_term = conjugate(psi2_, -v_real, clamped).mean();
@@ -134,62 +118,36 @@ class Uotip final : public monge::Solver {
       total = total + penalty;
       stats["r1"] = penalty.item<double>();
     }
-    opt_potential_->zero_grad();
+    train_.potential_optimiser().zero_grad();
     total.backward();
-    ctx_.sync_gradients(*ctx_.potential);
-    opt_potential_->step();
+    ctx.sync_gradients(*ctx.potential);
+    train_.potential_optimiser().step();
     stats["loss_potential"] = loss_potential.item<double>();
     stats["v_fake"] = v_fake.mean().item<double>();
     stats["v_real"] = v_real.mean().item<double>();
     stats["clamped"] = static_cast<double>(clamped);
 
-    // 3. Moving average of the map (with warm-up: see solver_util.hpp).
-    if (ctx_.map_ema && ema_ > 0)
-      stats["ema_decay"] = monge::solver_util::update_moving_average(*ctx_.map, *ctx_.map_ema, ema_, ema_warmup_, steps_);
-    stats["lr_scale"] = lr_scale_;
-    ++steps_;
+    // 3. Moving average of the map (with warm-up: see solver_util.hpp), and the step count.
+    train_.end_step(stats);
     return stats;
   }
 
-  void save(torch::serialize::OutputArchive& archive) const override {
-    monge::solver_util::save_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
-    monge::solver_util::save_progress(archive, steps_, lr_scale_);
-  }
-
-  void load(torch::serialize::InputArchive& archive) override {
-    monge::solver_util::load_optimisers(archive, {{"optimizer_map", opt_map_.get()}, {"optimizer_potential", opt_potential_.get()}});
-    monge::solver_util::load_progress(archive, steps_, lr_scale_);
-    apply_learning_rates();
-  }
-
-  bool scale_learning_rates(double factor) override {
-    if (!(factor > 0)) throw monge::Error(std::string(kName) + ": learning rates can only be scaled by a positive factor");
-    lr_scale_ *= factor;
-    apply_learning_rates();
-    return true;
-  }
-
-  std::shared_ptr<monge::Module> export_map() const override {
-    return ctx_.map_ema && ema_ > 0 ? ctx_.map_ema : ctx_.map;
-  }
+  void save(torch::serialize::OutputArchive& archive) const override { train_.save(archive); }
+  void load(torch::serialize::InputArchive& archive) override { train_.load(archive); }
+  bool scale_learning_rates(double factor) override { return train_.scale_learning_rates(factor); }
+  std::shared_ptr<monge::Module> export_map() const override { return train_.export_map(); }
 
   double input_noise() const override { return smoothing_ > 0 ? smoothing_min_ : 0.0; }
 
   static monge::Schema schema() {
     const std::vector<std::string> conjugates = {"kl", "chi2", "softplus", "identity"};
-    return monge::Schema{}
-        .choice("psi1", kDefaultPsi, conjugates, "conjugate of the penalty on the measurement marginal (identity: balanced)")
+    monge::Schema schema;
+    schema.choice("psi1", kDefaultPsi, conjugates, "conjugate of the penalty on the measurement marginal (identity: balanced)")
         .choice("psi2", kDefaultPsi, conjugates, "conjugate of the penalty on the signal marginal (identity: balanced)")
-        .real("tau", 0, 0, 1e6, "cost weight; 0 = the paper's weight per value, 49.152 / (values per image)")
-        .real("lr_map", 1e-4, 0, 1, "Adam learning rate of the map T")
-        .real("lr_potential", 5e-5, 0, 1, "Adam learning rate of the potential v")
-        .choice("lr_schedule", "constant", {"constant", "cosine"},
-                "cosine: both rates follow 0.5 (1 + cos(pi t / T)) over the run's T iterations")
-        .real("beta1", 0.5, 0, 0.9999, "Adam beta1 (UOTM: 0.5)")
-        .real("beta2", 0.9, 0, 0.99999, "Adam beta2 (UOTM: 0.9)")
-        .real("r1", 0.2, 0, 1e3, "R1 gradient penalty weight gamma on clean data (gamma/2 E|grad v|^2); 0 = off")
-        .real("ema", 0.999, 0, 1, "decay of the map's exponential moving average (needs map_ema); 0 = off")
-        .boolean("ema_warmup", true, "use decay min(ema, (1 + t) / (10 + t)) at step t, so the average follows early progress")
+        .real("tau", 0, 0, 1e6, "cost weight; 0 = the paper's weight per value, 49.152 / (values per image)");
+    // lr_map, lr_potential, Adam betas (0.5 / 0.9 as UOTM), moving average.
+    monge::solver_util::MapPotentialTraining::add_params(schema, {1e-4, 5e-5, 0.5, 0.9, 0.999});
+    schema.real("r1", 0.2, 0, 1e3, "R1 gradient penalty weight gamma on clean data (gamma/2 E|grad v|^2); 0 = off")
         .real("max_exponent", 30, 1, 80, "kl: arguments of exp(t) - 1 are clamped here; clamps are counted")
         .real("smoothing", kDefaultSmoothing, 0, 100,
               "OTP: initial standard deviation s of the Gaussian noise added to the measurements (0: off)")
@@ -198,6 +156,7 @@ class Uotip final : public monge::Solver {
         .real("smoothing_anneal", 0.8, 0, 1,
               "OTP: fraction of the run over which s falls geometrically from smoothing to smoothing_min")
         .integer("seed", 0, 0, int64_t(1) << 52, "seed of the smoothing noise (drawn per step: resume is exact)");
+    return schema;
   }
 
  private:
@@ -205,28 +164,18 @@ class Uotip final : public monge::Solver {
   // smoothing_anneal_ of the run (at the end level when the run's length is unknown).
   double smoothing_level() const {
     if (!(smoothing_ > 0)) return 0.0;
-    const double span = smoothing_anneal_ * static_cast<double>(ctx_.total_steps);
+    const double span = smoothing_anneal_ * static_cast<double>(train_.context().total_steps);
     if (!(span >= 1)) return smoothing_min_;
-    const double progress = std::min(1.0, static_cast<double>(steps_) / span);
+    const double progress = std::min(1.0, static_cast<double>(train_.steps()) / span);
     return smoothing_ * std::pow(smoothing_min_ / smoothing_, progress);
   }
 
   // y + s n, n ~ N(0, I) from a generator seeded by the step, so that a resumed run draws the same.
   at::Tensor smooth(const at::Tensor& y, double s) const {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-        seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(steps_ + 1)));
+        seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(train_.steps() + 1)));
     const at::Tensor n = at::randn(y.sizes(), gen, at::TensorOptions().dtype(at::kFloat));
     return y + s * n.to(y.device(), y.scalar_type());
-  }
-
-  // Cosine schedule: 1 at step 0, 0 at ctx_.total_steps (constant when the total is unknown).
-  double schedule() const { return cosine_ ? monge::solver_util::cosine_factor(steps_, ctx_.total_steps) : 1.0; }
-
-  // Sets both optimisers' rates to their configured values times lr_scale_ and the schedule.
-  void apply_learning_rates() {
-    const std::pair<torch::optim::Adam*, double> optimisers[] = {{opt_map_.get(), lr_map_},
-                                                                 {opt_potential_.get(), lr_potential_}};
-    for (const auto& [opt, lr] : optimisers) monge::solver_util::set_learning_rate(*opt, lr * lr_scale_ * schedule());
   }
 
   // Psi*(t) for the chosen marginal penalty; counts values clamped to avoid exp overflow.
@@ -249,16 +198,11 @@ class Uotip final : public monge::Solver {
   }
 
   Conjugate psi1_, psi2_;
-  double tau_, lr_map_, lr_potential_, beta1_, beta2_, r1_, ema_;
-  bool ema_warmup_;
-  bool cosine_;
+  double tau_, r1_;
+  monge::solver_util::MapPotentialTraining train_;
   double max_exponent_;
   double smoothing_, smoothing_min_, smoothing_anneal_;
   uint64_t seed_;
-  double lr_scale_ = 1.0;  // lowered by scale_learning_rates() after a divergence
-  monge::SolverContext ctx_;
-  std::unique_ptr<torch::optim::Adam> opt_map_, opt_potential_;
-  int64_t steps_ = 0;
 };
 
 }  // namespace
