@@ -24,12 +24,12 @@ at::Tensor blend_weights(int64_t w0, int64_t w1, int64_t c0, int64_t c1, int64_t
 
 }  // namespace
 
-at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor()>& sample) {
-  at::Tensor first = sample();
+at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor(int64_t)>& sample) {
+  at::Tensor first = sample(0);
   if (samples <= 1) return reduce == "std" ? at::full_like(first, -1.0) : first;
   at::Tensor sum = first.to(at::kDouble), squares = sum.square();
   for (int64_t k = 1; k < samples; ++k) {
-    const at::Tensor s = sample().to(at::kDouble);
+    const at::Tensor s = sample(k).to(at::kDouble);
     sum.add_(s);
     squares.add_(s.square());
   }
@@ -97,6 +97,10 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
 TileRunner::TileRunner(const LoadedMap& map, TilePlan plan, c10::Device device, int64_t height, int64_t width)
     : map_(map), plan_(std::move(plan)), device_(device), height_(height), width_(width) {
   if (height < 1 || width < 1) throw Error("apply: empty image");
+  // A stochastic map's noise is drawn by position, so that tiles agree where they overlap; each
+  // apply takes fresh draw numbers, one per sample.
+  stochastic_ = dynamic_cast<StochasticMap*>(map_.module.get());
+  if (stochastic_) draw_ = stochastic_->reserve_draws(static_cast<uint64_t>(std::max<int64_t>(1, plan_.samples)));
 }
 
 // The window of network-input pixels computed for cell [c0, c1) of an axis of `size` pixels.
@@ -198,6 +202,7 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
       // The windows' measurements, converted once; then each sample lifts them (with fresh noise
       // for a stochastic map) and runs the network.
       std::vector<at::Tensor> measured;
+      std::vector<std::pair<int64_t, int64_t>> origins;  // of each window's measurement in the image
       std::vector<std::pair<int64_t, int64_t>> offsets;  // of each window in its lifted measurement
       for (size_t m = b; m < e; ++m) {
         const Window& w = windows[members[m]];
@@ -208,16 +213,26 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
                       " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1));
         at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0);
         measured.push_back((convert ? convert(y) : y).to(device_, at::kFloat));
+        origins.emplace_back(my0, mx0);
         offsets.emplace_back(w.y0 - my0 * ks, w.x0 - mx0 * ks);
       }
-      auto sample = [&] {
+      auto sample = [&](int64_t k) {
         std::vector<at::Tensor> inputs;
         for (size_t i = 0; i < measured.size(); ++i) {
           const Window& w = windows[members[b + i]];
-          const at::Tensor q = map_input(*map_.module, map_.op.get(), measured[i]);
-          inputs.push_back(q.narrow(2, offsets[i].first, w.y1 - w.y0).narrow(3, offsets[i].second, w.x1 - w.x0));
+          if (!stochastic_) {
+            const at::Tensor q = map_.op ? map_.op->lift(measured[i]) : measured[i];
+            inputs.push_back(q.narrow(2, offsets[i].first, w.y1 - w.y0).narrow(3, offsets[i].second, w.x1 - w.x0));
+            continue;
+          }
+          const uint64_t draw = draw_ + static_cast<uint64_t>(k);
+          const at::Tensor y = stochastic_->perturb_at(measured[i], draw, origins[i].first, origins[i].second);
+          const at::Tensor q = map_.op ? map_.op->lift(y) : y;
+          inputs.push_back(stochastic_->input_at(
+              q.narrow(2, offsets[i].first, w.y1 - w.y0).narrow(3, offsets[i].second, w.x1 - w.x0), draw, w.y0, w.x0));
         }
-        return map_.module->forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);
+        Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
+        return network.forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);
       };
       at::Tensor out = reduce_samples(plan_.samples, plan_.reduce, sample);
       const int64_t want_h = shape.first * kn, want_w = shape.second * kn;

@@ -51,10 +51,10 @@ struct TilePlan {
   int64_t scale() const { return lift_scale * net_scale; }
 };
 
-/// Draws `samples` outputs with `sample()` (values in [-1, 1]) and reduces them pixel by pixel:
+/// Draws `samples` outputs with `sample(k)`, k = 0 .. samples - 1 (values in [-1, 1]), and reduces them pixel by pixel:
 /// "mean" gives their mean; "std" their sample standard deviation in units of the [0, 1]
 /// intensity range, as an image in [-1, 1] (black: 0, white: 1; all black for one sample).
-at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor()>& sample);
+at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor(int64_t)>& sample);
 
 /// Plans the tiling of `map` from what its network and operator declare (receptive radius, tile
 /// alignment, lift radius and scale) and the user's overrides. Throws monge::Error for options
@@ -100,6 +100,8 @@ class TileRunner {
   TilePlan plan_;
   c10::Device device_;
   int64_t height_, width_;  // measurement
+  StochasticMap* stochastic_ = nullptr;  // the map's noise, drawn by position (see StochasticMap)
+  uint64_t draw_ = 0;                    // its first draw number for this apply: sample k is draw_ + k
 };
 
 }  // namespace monge::host

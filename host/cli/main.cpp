@@ -276,7 +276,7 @@ Options:
   --no-progress     no progress line on stderr
 
 Stochastic maps (trained by not, knot or otp; `monge info MAP` says so) draw new noise at each
-call, per tile. For them:
+call, by pixel position (tiles agree, whatever their size). For them:
   --samples K       draw K restorations of each tile and write their --reduce (default 1)
   --reduce R        mean (default): the samples' mean, the estimate of E[T(y)] | std: their
                     pixel-wise standard deviation as an image (black 0, white 1 on the [0, 1]

@@ -10,17 +10,19 @@ monge.set_threads(1)
 
 local data = monge.data.fashion_mnist { split = "train", limit = 64 }
 local A = monge.operator("gaussian_blur", { size = 7, sigma = 1.0, padding = "reflect" })
-local function learn(name, solver)
+local function learn(name, solver, iters)
   local run = monge.train {
     operator = A, clean = data.images:narrow(1, 1, 32), measured = data.images:narrow(1, 33, 32),
     map = monge.network("unet", { channels = 4, depth = 1 }), potential = monge.network("potential", { channels = 4, depth = 2 }),
-    solver = solver, cost = monge.cost("quadratic", { operator = A }), iters = 3, batch = 8,
+    solver = solver, cost = monge.cost("quadratic", { operator = A }), iters = iters or 3, batch = 8,
     out = out .. "/" .. name, progress = false,
   }
   os.rename(out .. "/" .. name .. "/map.pt", out .. "/" .. name .. ".pt")
   return out .. "/" .. name .. ".pt"
 end
 local map = learn("map", monge.solver("otp", { smoothing = 0.5, smoothing_min = 0.2 }))
+-- A latent map trained fast enough (high rate) that its output depends on z.
+local latent = learn("latent", monge.solver("knot", { latent = 1, gamma = 1, k_t = 1, lr_map = 0.01, gamma_ramp = 0 }), 20)
 local deterministic = learn("deterministic", monge.solver("uotip", {}))
 -- Trained without a noise model: the file says so (monge eval then degrades without noise).
 assert(monge.load_map(map).noise == "none", "noise record: " .. tostring(monge.load_map(map).noise))
@@ -57,6 +59,24 @@ print(string.format("stochastic_apply_test: mean pixel standard deviation over 8
 assert(spread > 0.002, "the std image is black: " .. spread)
 local one = apply("std1", { seed = 3, samples = 1, reduce = "std" })
 assert(one:max():item() == -1, "the std of one sample must be 0 everywhere")
+
+-- The noise is drawn by position, so tiles agree: 32-pixel tiles give the whole-image result
+-- (one 96-pixel tile) up to float rounding, for smoothed and latent maps alike, while another
+-- seed differs everywhere.
+-- (The knot map was trained briefly: z moves its output by about 1e-3, still 20 times a 16-bit step.)
+for _, case in ipairs({ { "otp", map, 0.01 }, { "knot", latent, 2e-4 } }) do
+  local function tiled(tile, seed)
+    local o = out .. "/" .. case[1] .. "_" .. tile .. "_" .. seed .. ".png"
+    monge.apply { map = case[2], input = input, output = o, device = "cpu", tile = tile, seed = seed, depth = "16" }
+    return monge.image.load(o):double()
+  end
+  local small, whole, other = tiled(32, 5), tiled(96, 5), tiled(96, 6)
+  local gap, seeds = (small - whole):abs():max():item(), (whole - other):abs():mean():item()
+  print(string.format("stochastic_apply_test: %s: 32-pixel tiles vs one tile: max |difference| %.2e; another seed: mean %.4f",
+    case[1], gap, seeds))
+  assert(gap < 1e-3, case[1] .. ": tiles disagree with the whole image: " .. gap)
+  assert(seeds > case[3], case[1] .. ": another seed gave nearly the same image: " .. seeds)
+end
 
 local function fails(options, pattern)
   local ok, err = pcall(monge.apply, options)
