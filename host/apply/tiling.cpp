@@ -220,16 +220,13 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
         std::vector<at::Tensor> inputs;
         for (size_t i = 0; i < measured.size(); ++i) {
           const Window& w = windows[members[b + i]];
-          if (!stochastic_) {
-            const at::Tensor q = map_.op ? map_.op->lift(measured[i]) : measured[i];
-            inputs.push_back(q.narrow(2, offsets[i].first, w.y1 - w.y0).narrow(3, offsets[i].second, w.x1 - w.x0));
-            continue;
-          }
           const uint64_t draw = draw_ + static_cast<uint64_t>(k);
-          const at::Tensor y = stochastic_->perturb_at(measured[i], draw, origins[i].first, origins[i].second);
-          const at::Tensor q = map_.op ? map_.op->lift(y) : y;
-          inputs.push_back(stochastic_->input_at(
-              q.narrow(2, offsets[i].first, w.y1 - w.y0).narrow(3, offsets[i].second, w.x1 - w.x0), draw, w.y0, w.x0));
+          const at::Tensor y =
+              stochastic_ ? stochastic_->perturb_at(measured[i], draw, origins[i].first, origins[i].second) : measured[i];
+          const at::Tensor q = (map_.op ? map_.op->lift(y) : y)
+                                   .narrow(2, offsets[i].first, w.y1 - w.y0)
+                                   .narrow(3, offsets[i].second, w.x1 - w.x0);
+          inputs.push_back(stochastic_ ? stochastic_->input_at(q, draw, w.y0, w.x0) : q);
         }
         Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
         return network.forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);

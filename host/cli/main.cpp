@@ -9,7 +9,6 @@
 #include <iostream>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -198,12 +197,6 @@ int cmd_plugins(const Options& opt, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-// A number as printed by %g (0.05, 1e-06).
-std::string compact_number(double v) {
-  std::ostringstream o;
-  o << v;
-  return o.str();
-}
 
 int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   if (args.size() != 1 || args[0] == "--help" || args[0] == "-h") {
@@ -228,7 +221,7 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
               << (i.latent_channels > 0 ? ", stochastic: " + std::to_string(i.latent_channels) +
                                               " latent channel(s) of N(0, 1) noise drawn at each call"
                                         : std::string())
-              << (i.input_noise > 0 ? ", stochastic: measurements smoothed with N(0, " + compact_number(i.input_noise) +
+              << (i.input_noise > 0 ? ", stochastic: measurements smoothed with N(0, " + monge::detail::format_number(i.input_noise) +
                                           "^2) noise at each call"
                                     : std::string())
               << "\n";

@@ -65,19 +65,18 @@ class GanReg final : public monge::Solver {
     if (fidelity_ == Fidelity::Cost && !context.cost)
       throw monge::Error("gan_reg: fidelity = \"cost\" needs a cost");
     train_.setup(context);
-    ctx_ = context;
     if (reference_every_ > 0) {
-      if (!ctx_.build_map)
+      if (!ctx().build_map)
         throw monge::Error("gan_reg: reference_every > 0 needs a third copy of the map, and this context cannot build "
                            "one (SolverContext::build_map is empty; monge.train sets it)");
       // Building initialises parameters from LibTorch's default generator: restore its state so
       // that the rest of the run draws what it would without the reference.
       at::Generator global = at::detail::getDefaultCPUGenerator();
       const at::Tensor state = global.get_state();
-      reference_ = ctx_.build_map();
+      reference_ = ctx().build_map();
       global.set_state(state);
       if (!reference_) throw monge::Error("gan_reg: SolverContext::build_map returned no module");
-      copy_state(*ctx_.map, *reference_);
+      copy_state(*ctx().map, *reference_);
       reference_->eval();
       for (auto& p : reference_->parameters()) p.set_requires_grad(false);
     }
@@ -86,17 +85,17 @@ class GanReg final : public monge::Solver {
   std::map<std::string, double> step(const at::Tensor& y, const at::Tensor& x) override {
     std::map<std::string, double> stats;
     train_.begin_step(stats);
-    const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
-    ctx_.map->train();
+    const at::Tensor q = ctx().op ? ctx().op->lift(y) : y;
+    ctx().map->train();
 
     // 1. Critic (WGAN-GP) on the clean batch against T(q) from the current map.
     at::Tensor fake;
     {
       torch::NoGradGuard no_grad;
-      fake = ctx_.map->forward(q);
+      fake = ctx().map->forward(q);
     }
-    at::Tensor d_fake = ctx_.potential->forward(fake);
-    at::Tensor d_real = ctx_.potential->forward(x);
+    at::Tensor d_fake = ctx().potential->forward(fake);
+    at::Tensor d_real = ctx().potential->forward(x);
     at::Tensor loss_critic = d_fake.mean() - d_real.mean();
     at::Tensor total = loss_critic;
     double penalty_value = 0;
@@ -108,7 +107,7 @@ class GanReg final : public monge::Solver {
       shape[0] = n;
       at::Tensor eps = at::rand(shape, gen, at::TensorOptions().dtype(at::kFloat)).to(x.device(), x.scalar_type());
       at::Tensor x_hat = (eps * x.narrow(0, 0, n).detach() + (1 - eps) * fake.narrow(0, 0, n)).requires_grad_(true);
-      at::Tensor d_hat = ctx_.potential->forward(x_hat);
+      at::Tensor d_hat = ctx().potential->forward(x_hat);
       at::Tensor grad = torch::autograd::grad({d_hat.sum()}, {x_hat}, {}, /*retain_graph=*/true,
                                               /*create_graph=*/true)[0];
       at::Tensor norm = (grad.reshape({n, -1}).square().sum(1) + 1e-12).sqrt();
@@ -118,7 +117,7 @@ class GanReg final : public monge::Solver {
     }
     train_.potential_optimiser().zero_grad();
     total.backward();
-    ctx_.sync_gradients(*ctx_.potential);
+    ctx().sync_gradients(*ctx().potential);
     train_.potential_optimiser().step();
     stats["loss_critic"] = loss_critic.item<double>();
     stats["gp"] = penalty_value;
@@ -126,12 +125,12 @@ class GanReg final : public monge::Solver {
 
     // 2. Every critic_steps-th step: the map, against the updated critic.
     if ((train_.steps() + 1) % critic_steps_ == 0) {
-      at::Tensor ty = ctx_.map->forward(q);
+      at::Tensor ty = ctx().map->forward(q);
       at::Tensor fid = fidelity(y, q, ty);
-      at::Tensor loss_map = lambda_ * fid - ctx_.potential->forward(ty).mean();
+      at::Tensor loss_map = lambda_ * fid - ctx().potential->forward(ty).mean();
       train_.map_optimiser().zero_grad();
       loss_map.backward();
-      ctx_.sync_gradients(*ctx_.map);
+      ctx().sync_gradients(*ctx().map);
       train_.map_optimiser().step();
       last_map_ = {loss_map.item<double>(), fid.item<double>()};
       ++map_steps_;
@@ -143,7 +142,7 @@ class GanReg final : public monge::Solver {
     // 3. Moving average of the map; every reference_every steps, a new frozen reference.
     train_.end_step(stats);
     if (reference_ && train_.steps() % reference_every_ == 0) {
-      copy_state(*ctx_.map, *reference_);
+      copy_state(*ctx().map, *reference_);
       ++reference_round_;
     }
     stats["reference_round"] = static_cast<double>(reference_round_);
@@ -203,9 +202,10 @@ class GanReg final : public monge::Solver {
   }
 
  private:
+  const monge::SolverContext& ctx() const { return train_.context(); }
   // Per-sample fidelity, averaged over the batch.
   at::Tensor fidelity(const at::Tensor& y, const at::Tensor& q, const at::Tensor& ty) const {
-    if (fidelity_ == Fidelity::Cost) return ctx_.cost->evaluate(y, ty).mean();
+    if (fidelity_ == Fidelity::Cost) return ctx().cost->evaluate(y, ty).mean();
     at::Tensor r;
     if (reference_ && reference_round_ > 0) {
       torch::NoGradGuard no_grad;
@@ -225,7 +225,6 @@ class GanReg final : public monge::Solver {
   int64_t critic_steps_;
   monge::solver_util::MapPotentialTraining train_;
   uint64_t seed_;
-  monge::SolverContext ctx_;
   std::shared_ptr<monge::Module> reference_;  // the frozen reference map (reference_every > 0)
   int64_t map_steps_ = 0, reference_round_ = 0;
   std::array<double, 2> last_map_{0, 0};  // loss and fidelity of the last map update

@@ -70,13 +70,12 @@ class NeuralOt final : public monge::Solver {
   void setup(const monge::SolverContext& context) override {
     if (!context.cost) throw monge::Error(std::string(kName) + ": setup needs a cost");
     train_.setup(context);
-    ctx_ = context;
   }
 
   std::map<std::string, double> step(const at::Tensor& y, const at::Tensor& x) override {
     std::map<std::string, double> stats;
     train_.begin_step(stats);
-    const at::Tensor q = ctx_.op ? ctx_.op->lift(y) : y;
+    const at::Tensor q = ctx().op ? ctx().op->lift(y) : y;
     const int64_t n = y.size(0), values = x[0].numel();
     const double tau = tau_ > 0 ? tau_ : kTauPerValue / std::pow(static_cast<double>(values), alpha() / 2);
     const double gamma = current_gamma();
@@ -88,13 +87,13 @@ class NeuralOt final : public monge::Solver {
     const at::Tensor q_rep = z_samples_ > 1 ? q.repeat_interleave(z_samples_, 0) : q;
 
     // 1. Map step.
-    ctx_.map->train();
+    ctx().map->train();
     at::Tensor t = transport(q_rep, 0);
     at::Tensor cost = transport_cost(y_rep, t, n, tau, gamma, stats);
-    at::Tensor loss_map = cost.mean() - ctx_.potential->forward(t).mean();
+    at::Tensor loss_map = cost.mean() - ctx().potential->forward(t).mean();
     train_.map_optimiser().zero_grad();
     loss_map.backward();
-    ctx_.sync_gradients(*ctx_.map);
+    ctx().sync_gradients(*ctx().map);
     train_.map_optimiser().step();
     stats["loss_map"] = loss_map.item<double>();
     stats["cost"] = cost.mean().item<double>();
@@ -104,13 +103,13 @@ class NeuralOt final : public monge::Solver {
       at::Tensor t_new;
       {
         torch::NoGradGuard no_grad;
-        ctx_.map->eval();
+        ctx().map->eval();
         t_new = transport(q_rep, 1);
-        ctx_.map->train();
+        ctx().map->train();
       }
-      at::Tensor v_fake = ctx_.potential->forward(t_new);
+      at::Tensor v_fake = ctx().potential->forward(t_new);
       at::Tensor x_real = x.detach().requires_grad_(r1_ > 0);
-      at::Tensor v_real = ctx_.potential->forward(x_real);
+      at::Tensor v_real = ctx().potential->forward(x_real);
       at::Tensor loss_potential = v_fake.mean() - v_real.mean();
       at::Tensor total = loss_potential;
       if (r1_ > 0) {
@@ -120,7 +119,7 @@ class NeuralOt final : public monge::Solver {
       }
       train_.potential_optimiser().zero_grad();
       total.backward();
-      ctx_.sync_gradients(*ctx_.potential);
+      ctx().sync_gradients(*ctx().potential);
       train_.potential_optimiser().step();
       last_potential_ = {loss_potential.item<double>(), v_fake.mean().item<double>(), v_real.mean().item<double>()};
       ++potential_steps_;
@@ -177,29 +176,30 @@ class NeuralOt final : public monge::Solver {
   }
 
  private:
+  const monge::SolverContext& ctx() const { return train_.context(); }
   double alpha() const { return distance_ ? alpha_ : 2.0; }
 
   double current_gamma() const {
-    if (gamma_ramp_ <= 0 || ctx_.total_steps <= 0) return gamma_;
-    const double ramp = gamma_ramp_ * static_cast<double>(ctx_.total_steps);
+    if (gamma_ramp_ <= 0 || ctx().total_steps <= 0) return gamma_;
+    const double ramp = gamma_ramp_ * static_cast<double>(ctx().total_steps);
     return gamma_ * std::min(1.0, static_cast<double>(train_.steps() + 1) / std::max(1.0, ramp));
   }
 
   // T(Q(y), z) with fresh z for this step (`draw` 0: the map step, 1: the potential step), from a
   // generator seeded by the step, so a resumed run draws the same z.
   at::Tensor transport(const at::Tensor& q, int64_t draw) const {
-    if (latent_ == 0) return ctx_.map->forward(q);
+    if (latent_ == 0) return ctx().map->forward(q);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
         seed_ ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(2 * train_.steps() + draw + 1)));
     at::Tensor z = at::randn({q.size(0), latent_, q.size(2), q.size(3)}, gen, at::TensorOptions().dtype(at::kFloat));
-    return ctx_.map->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
+    return ctx().map->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
   }
 
   // The per-measurement cost C(y, T(y, .)#S) estimated from the Z samples in `t` ([n * Z, ...]).
   at::Tensor transport_cost(const at::Tensor& y_rep, const at::Tensor& t, int64_t n, double tau, double gamma,
                             std::map<std::string, double>& stats) const {
     const int64_t zs = z_samples_;
-    at::Tensor c = ctx_.cost->evaluate(y_rep, t);
+    at::Tensor c = ctx().cost->evaluate(y_rep, t);
     if (distance_ && alpha_ != 2) c = (c + 1e-12).pow(alpha_ / 2);  // the distance to the power alpha
     at::Tensor strong = c.view({n, zs}).mean(1);
     if (gamma <= 0 || zs < 2) return tau * strong;
@@ -224,7 +224,6 @@ class NeuralOt final : public monge::Solver {
   double tau_, r1_;
   monge::solver_util::MapPotentialTraining train_;
   uint64_t seed_;
-  monge::SolverContext ctx_;
   int64_t potential_steps_ = 0;
   std::array<double, 3> last_potential_{0, 0, 0};  // loss, v(T(y)), v(x) of the last potential update
 };
