@@ -81,7 +81,7 @@ int l_train(lua_State* L) {
   check_keys(L, 1, "monge.train",
              {"operator", "noise", "clean", "measured", "eval", "map", "potential", "solver", "cost", "iters", "batch",
               "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume", "progress", "precision",
-              "max_rollbacks", "rollback_lr_factor", "dist_timeout", "dump_first_step"});
+              "max_rollbacks", "rollback_lr_factor", "max_loss", "dist_timeout", "dump_first_step"});
   host::TrainConfig c;
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
@@ -115,6 +115,7 @@ int l_train(lua_State* L) {
   c.precision = opt_string_field(L, 1, "precision", "fp32");
   c.max_rollbacks = static_cast<int64_t>(opt_number_field(L, 1, "max_rollbacks", 3));
   c.rollback_lr_factor = opt_number_field(L, 1, "rollback_lr_factor", 0.5);
+  c.max_loss = opt_number_field(L, 1, "max_loss", 0);
   c.dist_timeout = opt_number_field(L, 1, "dist_timeout", 300);
   if (!(c.dist_timeout > 0)) throw std::runtime_error("monge.train: 'dist_timeout' must be a positive number of seconds");
   c.dump_first_step = opt_string_field(L, 1, "dump_first_step", "");

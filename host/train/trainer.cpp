@@ -368,6 +368,9 @@ TrainResult train(const TrainConfig& c) {
     throw Error("train: precision must be 'fp32' or 'bf16', got '" + c.precision + "'");
   if (c.max_rollbacks < 0 || !(c.rollback_lr_factor > 0 && c.rollback_lr_factor < 1))
     throw Error("train: max_rollbacks must be >= 0 and rollback_lr_factor in (0, 1)");
+  if (!(c.max_loss >= 0) || !std::isfinite(c.max_loss))
+    throw Error("train: max_loss must be a finite number >= 0 (0: only NaN/Inf count as divergence), got " +
+                json_number(c.max_loss));
   if (c.out.empty()) throw Error("train: 'out' (a run directory) is required");
   std::error_code ec;
   fs::create_directories(c.out, ec);
@@ -579,8 +582,12 @@ TrainResult train(const TrainConfig& c) {
     }
     if (!dump.empty()) write_step_dump(c.dump_first_step, dump, stats);
     std::string bad;
-    for (const auto& [k, v] : stats)
-      if (!std::isfinite(v) && bad.empty()) bad = k + " = " + json_number(v);
+    for (const auto& [k, v] : stats) {
+      if (!bad.empty()) break;
+      if (!std::isfinite(v)) bad = k + " = " + json_number(v);
+      else if (c.max_loss > 0 && k.rfind("loss", 0) == 0 && std::abs(v) > c.max_loss)
+        bad = k + " = " + json_number(v) + ", above max_loss " + json_number(c.max_loss);
+    }
     if (!bad.empty()) {
       const std::string where = "train: iteration " + std::to_string(it + 1) + " diverged (" + bad + ")";
       if (result.rollbacks >= c.max_rollbacks)

@@ -47,6 +47,9 @@ struct TrainConfig {
   std::string precision = "fp32";  ///< "fp32" or "bf16" (autocast on the training device)
   int64_t max_rollbacks = 3;       ///< NaN/Inf: roll back to the last checkpoint at most this often
   double rollback_lr_factor = 0.5; ///< each rollback multiplies the learning rates by this
+  /// > 0: a loss statistic (a name starting with "loss") larger than this in magnitude is a
+  /// divergence too, rolled back like NaN/Inf: adversarial solvers explode without ever overflowing.
+  double max_loss = 0;
   /// Data-parallel training (more than one process; see distributed.hpp): seconds a rendezvous
   /// or a collective may wait for the other processes before the run fails.
   double dist_timeout = 300;

@@ -64,12 +64,12 @@ assert(resumed.map:restore(y):equal(run.map:restore(y)), "resumed training diffe
 
 -- A NaN in the middle of training (the cost's 9th call, i.e. iteration 5): rolled back to the
 -- checkpoint of iteration 4 with halved learning rates, then training finishes.
-local function cost_failing_at(failing)
+local function cost_failing_at(failing, factor)
   local calls = 0
   return monge.cost(function(y, x)
     calls = calls + 1
     local c = sum((A(x) - y):pow(2)) + sum((x - y):pow(2))
-    if failing(calls) then return c * (0 / 0) end
+    if failing(calls) then return c * (factor or 0 / 0) end
     return c
   end, "flaky")
 end
@@ -87,6 +87,25 @@ for line in io.lines(out .. "/flaky/log.jsonl") do
   end
 end
 assert(events == 1, events)
+
+-- An exploding but finite loss (the cost times 1e9 at iteration 5) is a divergence only with
+-- max_loss: then it is rolled back like a NaN, with the reason in the log.
+local function exploding(extra)
+  local c = config(out .. "/exploding", 8, { checkpoint_every = 2, cost = cost_failing_at(function(n) return n == 9 end, 1e9) })
+  for k, v in pairs(extra) do c[k] = v end
+  return monge.train(c)
+end
+local guarded = exploding { max_loss = 1e6 }
+assert(guarded.rollbacks == 1 and guarded.iterations == 8 and guarded.stats.lr_scale == 0.5, guarded.rollbacks)
+local reason
+for line in io.lines(out .. "/exploding/log.jsonl") do
+  if line:find('"event": "rollback"') then reason = line end
+end
+assert(reason and reason:find("above max_loss 1000000") and reason:find('"diverged_at": 5'), tostring(reason))
+local unguarded = exploding {}
+assert(unguarded.rollbacks == 0, "without max_loss a finite loss must not roll back")
+local bad_limit, bad_limit_err = pcall(exploding, { max_loss = -1 })
+assert(not bad_limit and bad_limit_err:find("max_loss must be a finite number >= 0"), bad_limit_err)
 
 -- Always NaN from iteration 3 on: after max_rollbacks the run stops with a clear error, and the
 -- checkpoint it leaves resumes cleanly with a healthy cost.
