@@ -126,7 +126,7 @@ end
 local train_files, test_files = files_of(parts[1]), files_of(parts[2])
 local function base(file) return (file:match("([^/]+)$"):gsub("%.[^.]*$", "")) end
 
-local t_start = monge.clock()
+local t_start, script_revision = monge.clock(), bench.git_revision()
 local out = opts.out or ("runs/photo-ip-" .. opts.config)
 assert(os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'") == 0, "photo-ip: cannot create " .. out)
 
@@ -320,7 +320,7 @@ local function names(list) local t = {} for _, f in ipairs(list) do t[#t + 1] = 
 report.write_json(out .. "/results.json", {
   -- git_revision: the sources the running monge was built from; script_revision: the checkout it
   -- ran in (the pipeline's own revision when a monge built earlier runs a newer script).
-  benchmark = "photo-ip", config = opts.config, git_revision = monge.git_revision, script_revision = bench.git_revision(),
+  benchmark = "photo-ip", config = opts.config, git_revision = monge.git_revision, script_revision = script_revision,
   machine = machine, seconds = monge.clock() - t_start,
   photos = { folder = photo_dir, count = #photos, train = names(train_files), held_out = names(test_files), split_seed = seed },
   settings = { patch = patch, crops_per_photo = cfg.crops, clean_patches = clean:size(1), measured_patches = measured:size(1),
