@@ -86,7 +86,7 @@ local baseline_of = { gb = "wiener", sr = "bicubic" }
 -- The photographs: every image file in the folder, sorted by name.
 local photo_dir = opts.photos:gsub("/+$", "")
 local quoted = "'" .. photo_dir:gsub("'", "'\\''") .. "'"
-if not select(2, bench.sh("test -d " .. quoted)) then
+if not bench.sh("test -d " .. quoted .. " && echo folder"):match("folder") then
   fail("no such folder: " .. photo_dir .. " (give --photos DIR, a folder of photographs)")
 end
 local listing = bench.sh("find " .. quoted .. " -maxdepth 1 -type f")
@@ -105,7 +105,7 @@ end
 local sizes = {}
 for _, file in ipairs(photos) do
   local ok, h = pcall(monge.image.header, file)
-  if not ok then fail("cannot read " .. file .. ": " .. tostring(h)) end
+  if not ok then fail("cannot read " .. file .. " (" .. tostring(h):gsub("^.-:%d+: ", "") .. ")") end
   local need_h, need_w = patch, patch
   if cfg.window then need_h, need_w = math.max(patch, cfg.window[1]), math.max(patch, cfg.window[2]) end
   if h.height < need_h or h.width < need_w then
@@ -195,14 +195,14 @@ local function read_log(dir)
 end
 
 local task_defs = {
-  gb = { describe = "Gaussian blur 25x25, sigma 2.0, reflect padding",
+  gb = { number = 1, describe = "Gaussian blur 25x25, sigma 2.0, reflect padding",
          operator = function() return monge.operator("gaussian_blur", { size = 25, sigma = 2.0, padding = "reflect" }) end },
-  sr = { describe = "4x4 average pooling (downsample factor 4), Q = bicubic upsampling",
+  sr = { number = 2, describe = "4x4 average pooling (downsample factor 4), Q = bicubic upsampling",
          operator = function() return monge.operator("downsample", { factor = 4 }) end },
 }
 
 local results, crops_png = {}, {}
-for ti, task in ipairs(tasks) do
+for _, task in ipairs(tasks) do
   local A = task_defs[task].operator()
   local noise = monge.noise("gaussian", { sigma = noise_sigma })
   local lambda = 1.1 * math.max(1, A:lipschitz() or 1)
@@ -259,7 +259,7 @@ for ti, task in ipairs(tasks) do
     local name = base(file)
     local x, box = load_photo(file)
     local meas = dir .. "/measured/" .. name .. ".png"
-    local y = noise:sample(A(x), seed + 1000 * ti + pi)
+    local y = noise:sample(A(x), seed + 1000 * task_defs[task].number + pi)
     monge.image.save(y[1], meas)
     local y8 = monge.image.load(meas):unsqueeze(1)
     local q = A:lift(y8):clamp(-1, 1)
@@ -361,7 +361,10 @@ for _, t in ipairs(results) do
     sb[#sb + 1] = { label = e.name, value = e.ssim }
     if e.curve then
       curves[#curves + 1] = { name = e.name, points = e.curve }
-      losses[#losses + 1] = { name = e.name, points = e.losses.loss_map }
+      local series = { { name = "loss_map", points = e.losses.loss_map } }
+      if #e.losses.loss_potential > 0 then series[2] = { name = "loss_potential", points = e.losses.loss_potential } end
+      losses[#losses + 1] = report.line_plot { title = t.task .. ": " .. e.name .. " training losses", series = series,
+                                               xlabel = "iteration", ylabel = "loss" }
       if e.patch_psnr_degraded and #lines == 0 then lines[1] = { y = e.patch_psnr_degraded, label = "degraded" } end
     end
   end
@@ -381,7 +384,7 @@ for _, t in ipairs(results) do
   if #curves > 0 then
     parts[#parts + 1] = report.line_plot { title = t.task .. ": PSNR of the exported map on held-out 64x64 patches", series = curves,
       lines = lines, xlabel = "iteration", ylabel = "PSNR (dB)" }
-    parts[#parts + 1] = report.line_plot { title = t.task .. ": map loss", series = losses, xlabel = "iteration", ylabel = "loss_map" }
+    for _, plot in ipairs(losses) do parts[#parts + 1] = plot end
   end
   parts[#parts + 1] = "<p>Crops of the held-out photos (the most detailed square of each, one photo per row); columns: " ..
     report.escape(table.concat(column_names, ", ")) .. ".</p>"
