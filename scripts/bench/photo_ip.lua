@@ -85,7 +85,8 @@ local baseline_of = { gb = "wiener", sr = "bicubic" }
 
 -- The photographs: every image file in the folder, sorted by name.
 local photo_dir = opts.photos:gsub("/+$", "")
-local quoted = "'" .. photo_dir:gsub("'", "'\\''") .. "'"
+local function shell_quote(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
+local quoted = shell_quote(photo_dir)
 if not bench.sh("test -d " .. quoted .. " && echo folder"):match("folder") then
   fail("no such folder: " .. photo_dir .. " (give --photos DIR, a folder of photographs)")
 end
@@ -128,7 +129,8 @@ local function base(file) return (file:match("([^/]+)$"):gsub("%.[^.]*$", "")) e
 
 local t_start, script_revision = monge.clock(), bench.git_revision()
 local out = opts.out or ("runs/photo-ip-" .. opts.config)
-assert(os.execute("mkdir -p '" .. out:gsub("'", "'\\''") .. "'") == 0, "photo-ip: cannot create " .. out)
+local function sh_ok(cmd) return bench.sh(cmd .. " && echo done"):match("done\n?$") ~= nil end
+if not sh_ok("mkdir -p " .. shell_quote(out)) then fail("cannot create the output folder " .. out) end
 
 print(string.format("photo-ip: config %s, tasks %s, methods %s; %d photos in %s: %d train, %d held out (%s); %d threads",
   opts.config, table.concat(tasks, ","), table.concat(methods, ","), #photos, photo_dir, #train_files, #test_files,
@@ -209,7 +211,9 @@ for _, task in ipairs(tasks) do
   local lik = monge.cost("likelihood", { operator = A, noise = noise })
   local quad = monge.cost("quadratic", { operator = A })
   local dir = out .. "/" .. task
-  os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "/measured' '" .. dir .. "/runs'")
+  if not sh_ok("rm -rf " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/measured") .. " " .. shell_quote(dir .. "/runs")) then
+    fail("cannot create " .. dir)
+  end
   print(string.format("photo-ip: task %s (%s, noise sigma %.2f)", task, task_defs[task].describe, noise_sigma))
 
   -- Train (or fit) every method first.
@@ -249,7 +253,7 @@ for _, task in ipairs(tasks) do
       e.its_per_second = run.its_per_second
     end
     e.train_seconds = monge.clock() - t0
-    os.execute("mkdir -p '" .. dir .. "/" .. name .. "'")
+    if not sh_ok("mkdir -p " .. shell_quote(dir .. "/" .. name)) then fail("cannot create " .. dir .. "/" .. name) end
   end
 
   -- Degrade each held-out photo once, store it as an 8-bit PNG, restore and score.
