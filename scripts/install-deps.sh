@@ -14,6 +14,7 @@ PACKAGES=(
   libgtest-dev                            # GoogleTest
   zlib1g-dev                              # gzip-compressed IDX files
   dataset-fashion-mnist                   # the demo and test data
+  mate-backgrounds                        # 12 nature photographs (JPEG, up to 2560x1920): the PHOTO-IP benchmark's data
   python3-torch                           # PyTorch reference of `monge bench train-step` (and its test)
   chromium                                # headless browser: tests render report.html (tests/bench/render_check.sh)
 )
