@@ -243,7 +243,9 @@ function run_experiment.imbalance(record, list, cfg)
   local noise = monge.noise("gaussian", { sigma = 0.05 })
   local y_test = degrade(noise, test)
   record.settings = { classes = { 0, 1 }, ks = ks, clean_images = n, measured_images = { m, m }, test_images = { half, half },
-                      noise_sigma = 0.05, clean_counts = {} }
+                      noise_sigma = 0.05, clean_counts = {},
+                      -- The classifier's accuracy on these clean test images: the ceiling of the rows' accuracy.
+                      clean_accuracy = fid_classifier.classifier:accuracy(test, labels) }
   -- Grid: five test images of each class.
   local pick = {}
   for i = 1, math.min(5, half) do pick[#pick + 1] = i end

@@ -93,6 +93,7 @@ def check_multi_noise(exp):
 def check_imbalance(exp):
     s = exp["settings"]
     check(s["ks"], "imbalance: no k")
+    check(finite(s["clean_accuracy"]) and 0 <= s["clean_accuracy"] <= 1, "imbalance: clean accuracy")
     check(s["test_images"][0] == s["test_images"][1] > 0, f"imbalance: test set not 1:1 {s['test_images']}")
     check(s["measured_images"][0] == s["measured_images"][1] > 0, f"imbalance: measurements not 1:1 {s['measured_images']}")
     for c in s["clean_counts"]:
