@@ -491,10 +491,13 @@ Value to_value(lua_State* L, int index, const std::string& key) {
     }
     case LUA_TSTRING: return std::string(lua_tostring(L, index));
     case LUA_TTABLE: {
+      // Absolute, so that it still names the table while an element is pushed (nothing is pushed
+      // before lua_rawgeti: shifting a relative index there read the slot below, a parameter's key).
+      if (index < 0 && index > LUA_REGISTRYINDEX) index = lua_gettop(L) + index + 1;
       std::vector<double> list;
       const int n = static_cast<int>(lua_objlen(L, index));
       for (int i = 1; i <= n; ++i) {
-        lua_rawgeti(L, index < 0 ? index - 1 : index, i);
+        lua_rawgeti(L, index, i);
         if (!lua_isnumber(L, -1)) {
           lua_pop(L, 1);
           throw std::runtime_error(key + ": tables are accepted only as lists of numbers");

@@ -35,6 +35,7 @@
 -- the full one, >= 90% accurate, otherwise).
 local monge = require "monge"
 local bench = require "monge.bench"
+local fmnist = require "monge.fmnist"
 local report = require "monge.report"
 local wiener = require "monge.wiener"
 
@@ -42,25 +43,8 @@ local all_methods = { "degraded", "wiener", "not", "knot", "gan_reg", "otip", "o
 local opts = bench.options("fmnist-ip", arg, { "task", "config", "out", "methods", "classifier" },
                            { task = "gb", config = "short", methods = table.concat(all_methods, ","), classifier = "" })
 
-local configs = {
-  -- Seconds: for ctest. Not a measurement.
-  tiny = { train = 512, test = 64, iters = 12, batch = 8, eval_every = 6, map = { channels = 4, depth = 1 },
-           potential = { channels = 4, depth = 2 } },
-  -- About 6 minutes per trained method on 2 cores (the quickstart's budget).
-  short = { train = 60000, test = 1000, iters = 1500, batch = 64, eval_every = 125, map = { channels = 16, depth = 2 },
-            potential = { channels = 16, depth = 3 } },
-  -- A long run: a GPU, or a night on a CPU.
-  full = { train = 60000, test = 10000, iters = 8000, batch = 64, eval_every = 500, map = { channels = 16, depth = 2 },
-           potential = { channels = 16, depth = 3 } },
-}
-local cfg = assert(configs[opts.config], "fmnist-ip: --config must be tiny, short or full, got '" .. opts.config .. "'")
-local tasks = {
-  gb = function() return monge.operator("gaussian_blur", { size = 13, sigma = 1.5, padding = "reflect" }) end,
-  sr = function() return monge.operator("downsample", { factor = 2 }) end,
-  hdr = function() return monge.operator("hdr_clip", { scale = 2 }) end,
-  nb = function() return monge.operator("nonlinear_blur", { length = 9, angle = 45, strength = 1.5 }) end,
-}
-assert(tasks[opts.task], "fmnist-ip: --task must be gb, sr, hdr or nb, got '" .. opts.task .. "'")
+local cfg = assert(fmnist.configs[opts.config], "fmnist-ip: --config must be tiny, short or full, got '" .. opts.config .. "'")
+local A = fmnist.task(opts.task, "fmnist-ip")
 local methods = {}
 for name in opts.methods:gmatch("[^,]+") do
   local known = false
@@ -72,74 +56,22 @@ local out = opts.out or ("runs/fmnist-ip-" .. opts.task .. "-" .. opts.config)
 os.execute("mkdir -p '" .. out .. "/runs'")
 
 -- Data and task.
-local train = monge.data.fashion_mnist { split = "train", limit = cfg.train }
-local clean = train.images:index_select(1, monge.arange(0, train.count, 2):long())
-local measured = train.images:index_select(1, monge.arange(1, train.count, 2):long())
+local train = fmnist.train_sets(cfg.train)
+local clean, measured = train.clean, train.measured
 local test_set = monge.data.fashion_mnist { split = "test", limit = cfg.test }
 local test, test_labels = test_set.images, test_set.labels
-local A = tasks[opts.task]()
 local noise = monge.noise("gaussian", { sigma = 0.05 })
 local y_test = noise:sample(A(test), 0)
 local degraded = A:lift(y_test):clamp(-1, 1)
--- lambda above the operator's Lipschitz bound (twist condition), as the quickstart's 1.1 for GB.
-local lambda = 1.1 * math.max(1, A:lipschitz() or 1)
+local lambda = fmnist.lambda(A)
 local lik = monge.cost("likelihood", { operator = A, noise = noise })
-local quad = monge.cost("quadratic", { operator = A })
-local full = lik + lambda * quad
-
-local function uotip(psi) return monge.solver("uotip", { psi1 = psi, psi2 = psi, tau = 0.1, r1 = 0.2, lr_schedule = "cosine" }) end
-local recipes = {
-  -- NOT and kernel NOT with the recipe's cost weight, R1, rate, schedule and moving average.
-  ["not"] = function()
-    return monge.solver("not", { gamma = 0, latent = 0, tau = 0.1, r1 = 0.2, lr_schedule = "cosine", ema = 0.999 }), quad
-  end,
-  knot = function()
-    return monge.solver("knot", { gamma = 0.5, latent = 1, tau = 0.1, r1 = 0.2, lr_schedule = "cosine", ema = 0.999 }), quad
-  end,
-  gan_reg = function()
-    return monge.solver("gan_reg", { fidelity = "mse", lambda = 100, reference_every = math.max(1, math.floor(cfg.iters / 4)),
-                                     lr_schedule = "cosine", ema = 0.999 }), quad
-  end,
-  otip = function() return uotip("identity"), full end,
-  otp = function()
-    return monge.solver("otp", { tau = 0.1, r1 = 0.2, lr_schedule = "cosine", smoothing = 0.5, smoothing_min = 0.05 }), full
-  end,
-  uotip = function() return uotip("kl"), full end,
-  ["uotip-quad"] = function() return uotip("kl"), quad end,
-  ["uotip-lik"] = function() return uotip("kl"), lik end,
-  supervised = function() return monge.solver("supervised", { lr = 1e-4, lr_schedule = "cosine" }), quad end,
-}
 
 -- The FID classifier: given, kept from an earlier run in DIR, or trained now.
-local classifier_file = opts.classifier ~= "" and opts.classifier or (out .. "/classifier.pt")
-local classifier_trained = false
-if opts.classifier == "" and not io.open(classifier_file, "rb") then
-  print("fmnist-ip: training the FID classifier into " .. classifier_file)
-  bench.train_classifier(opts.config == "tiny" and "tiny" or "full", classifier_file, opts.config ~= "tiny")
-  classifier_trained = true
-end
-local classifier = monge.classifier(classifier_file)
-local classifier_accuracy = classifier:accuracy(test, test_labels)
-
-local psnr_metric, ssim_metric = monge.metric("psnr"), monge.metric("ssim")
-local fid_metric = monge.metric("fid", { classifier = classifier_file })
-local function score(restored)
-  local p, s = psnr_metric:per_image(restored, test), ssim_metric:per_image(restored, test)
-  return { psnr = p:mean():item(), psnr_std = p:std():item(), ssim = s:mean():item(), ssim_std = s:std():item(),
-           fid = fid_metric(restored, test), accuracy = classifier:accuracy(restored, test_labels) }
-end
-
-local function read_log(dir)
-  local losses = { loss_map = {}, loss_potential = {} }
-  for line in io.lines(dir .. "/log.jsonl") do
-    local it = tonumber(line:match('^{"iter": (%d+)'))
-    for key, list in pairs(losses) do
-      local v = tonumber(line:match('"' .. key .. '": ([-%d.e+]+)'))
-      if it and v then list[#list + 1] = { it, v } end
-    end
-  end
-  return losses
-end
+local fid_classifier = fmnist.classifier(opts.classifier, out, opts.config == "tiny", "fmnist-ip")
+local classifier_file, classifier_trained = fid_classifier.file, fid_classifier.trained_here
+local classifier_accuracy = fid_classifier.classifier:accuracy(test, test_labels)
+local scorer = fmnist.scorer(fid_classifier)
+local function score(restored) return scorer(restored, test, test_labels) end
 
 print(string.format("fmnist-ip: task %s, config %s (%d iterations, batch %d, %d test images), %d threads, methods %s",
   opts.task, opts.config, cfg.iters, cfg.batch, test:size(1), monge.threads(), table.concat(methods, ", ")))
@@ -155,21 +87,13 @@ for _, name in ipairs(methods) do
     local filter = wiener.fit { degraded = A:lift(noise:sample(A(pairs_x), 1)), clean = pairs_x, size = 15 }
     restored = filter:apply(degraded)
   else
-    local solver, cost = recipes[name]()
-    local dir = out .. "/runs/" .. name
-    os.execute("rm -rf '" .. dir .. "'")
-    local run = monge.train {
-      operator = A, noise = noise, clean = clean, measured = measured, eval = test,
-      map = monge.network("unet", cfg.map), potential = monge.network("potential", cfg.potential),
-      solver = solver, cost = cost, iters = cfg.iters, batch = cfg.batch, seed = 0,
-      eval_every = cfg.eval_every, out = dir, progress = opts.config ~= "tiny",
+    local solver, cost = fmnist.method(name, { operator = A, lik = lik, lambda = lambda, iters = cfg.iters })
+    local run = fmnist.train {
+      solver = solver, cost = cost, operator = A, noise = noise, clean = clean, measured = measured, eval = test,
+      cfg = cfg, dir = out .. "/runs/" .. name, progress = opts.config ~= "tiny", restore = y_test,
     }
-    restored = run.map:restore(y_test)
-    r.curve = {}
-    for _, e in ipairs(run.evals) do r.curve[#r.curve + 1] = { e.iter, e.psnr } end
-    r.losses = read_log(dir)
-    r.its_per_second = run.its_per_second
-    r.map = dir .. "/map.pt"
+    restored = run.restored
+    r.curve, r.losses, r.its_per_second, r.map = run.curve, run.losses, run.its_per_second, run.map
   end
   for k, v in pairs(score(restored)) do r[k] = v end
   r.seconds = monge.clock() - t0
@@ -196,7 +120,7 @@ report.write_json(out .. "/results.json", {
   benchmark = "fmnist-ip", task = opts.task, config = opts.config, git_revision = bench.git_revision(),
   machine = { cpu = bench.machine(), threads = monge.threads() },
   settings = { iterations = cfg.iters, batch = cfg.batch, train_images = train.count, test_images = test:size(1),
-               map = cfg.map, potential = cfg.potential, tau = 0.1, r1 = 0.2, lambda = lambda, noise_sigma = 0.05,
+               map = cfg.map, potential = cfg.potential, tau = fmnist.tau, r1 = fmnist.r1, lambda = lambda, noise_sigma = 0.05,
                classifier = { file = classifier_file, trained_here = classifier_trained, clean_accuracy = classifier_accuracy } },
   methods = results, ordering_by_psnr = order,
 })

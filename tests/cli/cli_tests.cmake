@@ -132,6 +132,16 @@ add_cli_test(bench_list 0 MATCH "^  train-step +Training-step speed against PyTo
 add_cli_test(bench_help 0 MATCH "Usage: monge bench NAME \\[ARGS\\.\\.\\.\\]" "'-' read as '_'" COMMAND ${_m} bench --help)
 add_cli_test(bench_unknown 2 MATCH "bench: unknown benchmark 'train-stp' \\(did you mean 'train-step'\\?\\)"
   COMMAND ${_m} bench train-stp)
+# Bad arguments of a benchmark pipeline: clear errors before any work.
+add_cli_test(bench_fmnist_paper_bad_experiment 1
+  MATCH "fmnist-paper: unknown experiment 'multinoise' \\(use multi-noise, imbalance, noise-types, tau-sweep or all\\)"
+  COMMAND ${_m} bench fmnist-paper --experiment multinoise --config tiny)
+add_cli_test(bench_fmnist_paper_bad_k 1
+  MATCH "fmnist-paper: --k takes integers from 1 to 10 \\(the clean set's class 0 : class 1 ratio\\), got '0'"
+  COMMAND ${_m} bench fmnist-paper --experiment imbalance --k 1,0 --config tiny)
+add_cli_test(bench_fmnist_paper_bad_method 1
+  MATCH "fmnist-paper: unknown method 'uotip-match' for the selected experiments \\(tau-sweep: degraded, uotip\\)"
+  COMMAND ${_m} bench fmnist-paper --experiment tau-sweep --methods uotip,uotip-match --config tiny)
 add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLURM_ARRAY_TASK_ID" COMMAND ${_m} batch --help)
 add_cli_test(batch_no_out 2 MATCH "batch: --out DIR is required" COMMAND ${_m} batch a.pt in/)
 add_cli_test(batch_bad_shard 1 MATCH "shard 5/2 \\(from --shard\\) is out of range"

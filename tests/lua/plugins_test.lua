@@ -62,6 +62,14 @@ assert(table.concat(nll:shape(), ",") == "2")
 local by_hand = ((y1 - x):pow(2) / (2 * 0.01)):sum(-1):sum(-1):sum(-1) + 64 * 0.5 * math.log(2 * math.pi * 0.01)
 assert(nll:allclose(by_hand, 1e-4, 1e-3), tostring(nll) .. " vs " .. tostring(by_hand))
 
+-- List parameters (a table of numbers) from Lua; this crashed the host before the element reads
+-- used an absolute stack index.
+local mix = monge.noise("mixture", { levels = { 0.025, 0.05, 0.1, 0.2 }, weights = { 4, 3, 2, 1 } })
+local mp = mix:params()
+assert(#mp.levels == 4 and mp.levels[4] == 0.2 and mp.weights[1] == 4, tostring(mix))
+assert(mix:sample(x, 1):equal(mix:sample(x, 1)))
+expect_error("parameter 'levels': tables are accepted only as lists of numbers", monge.noise, "mixture", { levels = { "a" } })
+
 -- A Lua-defined operator is used wherever an operator is accepted, with autograd through it.
 local L = monge.operator { name = "halve", forward = function(t) return t * 0.5 end, lipschitz = 0.5 }
 assert(L.kind == "operator" and L:lipschitz() == 0.5)

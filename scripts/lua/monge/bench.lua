@@ -16,12 +16,14 @@ function M.executable()
   return (M.sh("readlink -f /proc/$PPID/exe"):gsub("%s+$", ""))
 end
 
---- The CPU model and the git revision of the working directory, for results.json.
+--- The CPU model and the git revision of the working directory ("unknown" outside a checkout), for results.json.
 function M.machine()
   return (M.sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"):gsub("^%s+", ""):gsub("%s+$", ""))
 end
 function M.git_revision()
-  return (M.sh("git rev-parse --short HEAD 2>/dev/null"):gsub("%s+$", ""))
+  -- Outside a git checkout git prints an error (captured with stdout by M.sh): say "unknown" instead.
+  local rev = M.sh("git rev-parse --short HEAD 2>/dev/null"):gsub("%s+$", "")
+  return rev:match("^%x+$") and rev or "unknown"
 end
 
 --- Writes dir/map.pt: a unet map (depth 2, `channels` base channels) after one training
