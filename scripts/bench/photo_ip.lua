@@ -184,18 +184,6 @@ end
 
 local psnr_metric, ssim_metric = monge.metric("psnr"), monge.metric("ssim")
 
-local function read_log(dir)
-  local losses = { loss_map = {}, loss_potential = {} }
-  for line in io.lines(dir .. "/log.jsonl") do
-    local it = tonumber(line:match('^{"iter": (%d+)'))
-    for key, list in pairs(losses) do
-      local v = tonumber(line:match('"' .. key .. '": ([-%d.e+]+)'))
-      if it and v then list[#list + 1] = { it, v } end
-    end
-  end
-  return losses
-end
-
 local task_defs = {
   gb = { number = 1, describe = "Gaussian blur 25x25, sigma 2.0, reflect padding",
          operator = function() return monge.operator("gaussian_blur", { size = 25, sigma = 2.0, padding = "reflect" }) end },
@@ -249,7 +237,7 @@ for _, task in ipairs(tasks) do
       e.curve = {}
       for _, ev in ipairs(run.evals) do e.curve[#e.curve + 1] = { ev.iter, ev.psnr } end
       e.patch_psnr_degraded = run.evals[#run.evals] and run.evals[#run.evals].psnr_degraded
-      e.losses = read_log(run_dir)
+      e.losses = bench.read_log(run_dir)
       e.its_per_second = run.its_per_second
     end
     e.train_seconds = monge.clock() - t0

@@ -100,4 +100,17 @@ function M.train_classifier(name, file, progress)
   }, train, test, cfg
 end
 
+--- The losses of a run directory's log.jsonl: { loss_map = { {iter, v}, ... }, loss_potential = ... }.
+function M.read_log(dir)
+  local losses = { loss_map = {}, loss_potential = {} }
+  for line in io.lines(dir .. "/log.jsonl") do
+    local it = tonumber(line:match('^{"iter": (%d+)'))
+    for key, list in pairs(losses) do
+      local v = tonumber(line:match('"' .. key .. '": ([-%d.e+]+)'))
+      if it and v then list[#list + 1] = { it, v } end
+    end
+  end
+  return losses
+end
+
 return M

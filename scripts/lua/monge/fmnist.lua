@@ -97,19 +97,6 @@ function M.method(name, o)
   error("monge.fmnist.method: unknown method '" .. tostring(name) .. "' (" .. table.concat(M.trained, ", ") .. ")", 2)
 end
 
---- The losses of a run directory's log.jsonl: { loss_map = { {iter, v}, ... }, loss_potential = ... }.
-function M.read_log(dir)
-  local losses = { loss_map = {}, loss_potential = {} }
-  for line in io.lines(dir .. "/log.jsonl") do
-    local it = tonumber(line:match('^{"iter": (%d+)'))
-    for key, list in pairs(losses) do
-      local v = tonumber(line:match('"' .. key .. '": ([-%d.e+]+)'))
-      if it and v then list[#list + 1] = { it, v } end
-    end
-  end
-  return losses
-end
-
 --- Trains one method with the recipe and restores the test measurements. `o`: `solver`, `cost`,
 --- `operator`, `noise` (degrades `measured` on the fly), `clean`, `measured`, `eval` (clean test
 --- images for the trainer's PSNR curve), `cfg` (a config: iters, batch, eval_every, map,
@@ -127,7 +114,7 @@ function M.train(o)
     eval_every = o.cfg.eval_every, out = o.dir, progress = o.progress,
     max_loss = o.guard and o.guard.max_loss or 0, checkpoint_every = o.guard and o.guard.max_loss and o.cfg.eval_every or 0,
   }
-  local r = { curve = {}, losses = M.read_log(o.dir), its_per_second = run.its_per_second, map = o.dir .. "/map.pt" }
+  local r = { curve = {}, losses = bench.read_log(o.dir), its_per_second = run.its_per_second, map = o.dir .. "/map.pt" }
   for _, e in ipairs(run.evals) do r.curve[#r.curve + 1] = { e.iter, e.psnr } end
   if monge.is_tensor(o.restore) then
     r.restored = run.map:restore(o.restore)
