@@ -87,10 +87,10 @@ for _, name in ipairs(methods) do
     local filter = wiener.fit { degraded = A:lift(noise:sample(A(pairs_x), 1)), clean = pairs_x, size = 15 }
     restored = filter:apply(degraded)
   else
-    local solver, cost, guard = fmnist.method(name, { operator = A, lik = lik, lambda = lambda, iters = cfg.iters })
+    local solver, cost = fmnist.method(name, { operator = A, lik = lik, lambda = lambda, iters = cfg.iters })
     local run = fmnist.train {
       solver = solver, cost = cost, operator = A, noise = noise, clean = clean, measured = measured, eval = test,
-      cfg = cfg, dir = out .. "/runs/" .. name, progress = opts.config ~= "tiny", restore = y_test, guard = guard,
+      cfg = cfg, dir = out .. "/runs/" .. name, progress = opts.config ~= "tiny", restore = y_test,
     }
     restored = run.restored
     r.curve, r.losses, r.its_per_second, r.map = run.curve, run.losses, run.its_per_second, run.map

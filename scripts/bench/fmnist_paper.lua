@@ -153,10 +153,10 @@ print(string.format("%s: task %s, config %s, experiments %s, %d threads", who, o
 --- lik, tau, clean, measured, eval, restore) into DIR/runs/EXPERIMENT/TAG; records its curve,
 --- losses and timings in `record.runs`; returns the restorations.
 local function trained(record, experiment, tag, method, o)
-  local solver, cost, guard = fmnist.method(method, { operator = A, lik = o.lik, lambda = lambda, iters = o.cfg.iters, tau = o.tau })
+  local solver, cost = fmnist.method(method, { operator = A, lik = o.lik, lambda = lambda, iters = o.cfg.iters, tau = o.tau })
   local r = fmnist.train {
     solver = solver, cost = cost, operator = A, noise = o.noise, clean = o.clean, measured = o.measured, eval = o.eval,
-    cfg = o.cfg, dir = out .. "/runs/" .. experiment .. "/" .. tag, progress = progress, restore = o.restore, guard = guard,
+    cfg = o.cfg, dir = out .. "/runs/" .. experiment .. "/" .. tag, progress = progress, restore = o.restore,
   }
   record.runs[#record.runs + 1] = { run = tag, method = method, setting = o.setting, curve = r.curve, losses = r.losses,
                                     its_per_second = r.its_per_second, seconds = r.seconds, map = r.map }

@@ -59,8 +59,7 @@ M.trained = { "not", "knot", "gan_reg", "otip", "otp", "uotip", "uotip-quad", "u
 
 --- The solver and cost of a trained method. `o`: `operator`, `lik` (the likelihood cost),
 --- `lambda` (weight of the quadratic term, default M.lambda(operator)), `iters` (for gan_reg's
---- reference interval) and `tau` (the OT solvers' cost weight, default M.tau). Returns solver, cost
---- and the trainer options the method needs beyond the recipe's (for M.train's `guard`).
+--- reference interval) and `tau` (the OT solvers' cost weight, default M.tau). Returns solver, cost.
 function M.method(name, o)
   local A, tau = o.operator, o.tau or M.tau
   local quad = monge.cost("quadratic", { operator = A })
@@ -73,11 +72,7 @@ function M.method(name, o)
     -- NOT and kernel NOT with the recipe's cost weight, R1, rate, schedule and moving average.
     return monge.solver("not", { gamma = 0, latent = 0, tau = tau, r1 = M.r1, lr_schedule = "cosine", ema = M.ema }), quad
   elseif name == "knot" then
-    -- Its distance cost has a bounded pull, and at this tau the potential can carry the map off
-    -- (losses from 0.4 to 1e7 in one run): an exploding loss is rolled back to the last
-    -- checkpoint with halved rates. At the solver's default tau (1.76) the map never left Q(y).
-    return monge.solver("knot", { gamma = 0.5, latent = 1, tau = tau, r1 = M.r1, lr_schedule = "cosine", ema = M.ema }), quad,
-           { max_loss = 1e3 }
+    return monge.solver("knot", { gamma = 0.5, latent = 1, tau = tau, r1 = M.r1, lr_schedule = "cosine", ema = M.ema }), quad
   elseif name == "gan_reg" then
     return monge.solver("gan_reg", { fidelity = "mse", lambda = 100, reference_every = math.max(1, math.floor(o.iters / 4)),
                                      lr_schedule = "cosine", ema = M.ema }), quad
@@ -100,8 +95,7 @@ end
 --- Trains one method with the recipe and restores the test measurements. `o`: `solver`, `cost`,
 --- `operator`, `noise` (degrades `measured` on the fly), `clean`, `measured`, `eval` (clean test
 --- images for the trainer's PSNR curve), `cfg` (a config: iters, batch, eval_every, map,
---- potential), `dir` (the run directory, emptied first), `progress`, `guard` (M.method's third
---- result: `max_loss`, with a checkpoint every eval_every so a rollback loses little), and `restore`: a
+--- potential), `dir` (the run directory, emptied first), `progress`, and `restore`: a
 --- measurement tensor or a list of them. Returns { restored (a tensor, or a list like `restore`),
 --- curve = { {iter, psnr}, ... }, losses, its_per_second, seconds, map (the map file) }.
 function M.train(o)
@@ -112,7 +106,6 @@ function M.train(o)
     map = monge.network("unet", o.cfg.map), potential = monge.network("potential", o.cfg.potential),
     solver = o.solver, cost = o.cost, iters = o.cfg.iters, batch = o.cfg.batch, seed = 0,
     eval_every = o.cfg.eval_every, out = o.dir, progress = o.progress,
-    max_loss = o.guard and o.guard.max_loss or 0, checkpoint_every = o.guard and o.guard.max_loss and o.cfg.eval_every or 0,
   }
   local r = { curve = {}, losses = bench.read_log(o.dir), its_per_second = run.its_per_second, map = o.dir .. "/map.pt" }
   for _, e in ipairs(run.evals) do r.curve[#r.curve + 1] = { e.iter, e.psnr } end
