@@ -15,7 +15,7 @@
 --   otip   uotip with identity conjugates (balanced semi-dual OT)
 --   uotip  uotip with KL conjugates (unbalanced)
 --   not    NOT, strong quadratic cost (gamma 0), stochastic map with 2 latent channels
---   knot   kernel NOT, distance kernel, gamma 1
+--   knot   kernel NOT, distance kernel, gamma 1 from the first step (its default: no ramp)
 --   otp    otip on a smoothed source (noise 1 annealed to 0.1, kept at apply): a stochastic plan
 --   gan_reg  regularised GAN (WGAN-GP critic, gp 10, 5 critic updates per map update: one let the
 --          critic lag and the map overshoot) with the mse fidelity, lambda 1, against a
