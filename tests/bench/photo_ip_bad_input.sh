@@ -3,7 +3,7 @@
 #
 # `monge bench photo-ip` refuses bad input with a clear message before writing anything: a
 # --photos folder without images, a missing folder, an unreadable photo, an unknown task, method
-# or config. Each case must exit with code 1, print the expected message and leave no --out folder.
+# or config, a learning rate out of range. Each case must exit with code 1, print the expected message and leave no --out folder.
 set -u
 monge="$1" work="$2"
 rm -rf "$work" && mkdir -p "$work/empty" "$work/bad" || exit 1
@@ -25,5 +25,6 @@ check "photo-ip: cannot read $work/bad/a\.jpg" --photos "$work/bad"
 check "photo-ip: unknown task 'deblur' \(known: gb, sr\)" --tasks gb,deblur
 check "photo-ip: unknown method 'wiener2' \(known: degraded, baseline, wiener, bicubic, uotip, supervised\)" --methods degraded,wiener2
 check "photo-ip: --config must be tiny or short, got 'long'" --config long
+check "photo-ip: --lr must be a number in \(0, 0.1\], got '0'" --lr 0
 check "photo-ip: unknown argument '--photo'" --photo "$work/empty"
 exit $status
