@@ -3,7 +3,9 @@
 scores; report.html is well-formed (every tag closed, in order), embeds its images and draws its
 plots as SVG.
 
-    check_report.py DIR METHOD[,METHOD...]
+    check_report.py DIR METHOD[,METHOD...] [TASK]
+
+With TASK, results.json must name that task.
 """
 import json
 import math
@@ -43,6 +45,8 @@ def main():
     folder, methods = sys.argv[1], sys.argv[2].split(",")
     with open(f"{folder}/results.json") as f:
         results = json.load(f)
+    if len(sys.argv) > 3:
+        assert results["task"] == sys.argv[3], f"task {results['task']}, expected {sys.argv[3]}"
     names = [m["name"] for m in results["methods"]]
     assert names == methods, f"methods {names}, expected {methods}"
     for m in results["methods"]:
