@@ -78,6 +78,7 @@ if not iters or iters ~= math.floor(iters) or iters < 0 then fail("--iters must 
 if iters > 0 then cfg.iters, cfg.eval_every = iters, math.max(1, math.floor(iters / 10)) end
 local lr = tonumber(opts.lr)
 if not lr or not (lr > 0 and lr <= 0.1) then fail("--lr must be a number in (0, 0.1], got '" .. opts.lr .. "'") end
+local lr_potential = lr / 2  -- uotip's potential
 local tasks = pick(opts.tasks, all_tasks, "task")
 local methods = {}
 for _, name in ipairs(pick(opts.methods, { "degraded", "baseline", "wiener", "bicubic", "uotip", "supervised" }, "method")) do
@@ -226,7 +227,7 @@ for _, task in ipairs(tasks) do
       local solver, cost
       if name == "uotip" then
         solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = tau, r1 = 0.2, lr_schedule = "cosine",
-                                          lr_map = lr, lr_potential = lr / 2 })
+                                          lr_map = lr, lr_potential = lr_potential })
         cost = lik + lambda * quad
       else
         solver, cost = monge.solver("supervised", { lr = lr, lr_schedule = "cosine" }), quad
@@ -323,7 +324,7 @@ report.write_json(out .. "/results.json", {
   photos = { folder = photo_dir, count = #photos, train = names(train_files), held_out = names(test_files), split_seed = seed },
   settings = { patch = patch, crops_per_photo = cfg.crops, clean_patches = clean:size(1), measured_patches = measured:size(1),
                eval_patches = eval_patches:size(1), iterations = cfg.iters, batch = cfg.batch, map = cfg.map,
-               potential = cfg.potential, tau = tau, r1 = 0.2, lr_map = lr, lr_potential = lr / 2, noise_sigma = noise_sigma, seed = seed,
+               potential = cfg.potential, tau = tau, r1 = 0.2, lr_map = lr, lr_potential = lr_potential, noise_sigma = noise_sigma, seed = seed,
                window = cfg.window and { height = cfg.window[1], width = cfg.window[2] } or "whole photo, cropped to a multiple of 4",
                wiener = { size = wiener_size, pixels = cfg.wiener_pixels } },
   tasks = results,

@@ -3,7 +3,8 @@
 #
 # `monge bench photo-ip` refuses bad input with a clear message before writing anything: a
 # --photos folder without images, a missing folder, an unreadable photo, an unknown task, method
-# or config, a learning rate out of range. Each case must exit with code 1, print the expected message and leave no --out folder.
+# or config, a learning rate out of range. Each case must exit with code 1, print the expected
+# message and leave no --out folder.
 set -u
 monge="$1" work="$2"
 rm -rf "$work" && mkdir -p "$work/empty" "$work/bad" || exit 1
