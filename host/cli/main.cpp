@@ -212,7 +212,7 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   int64_t params = 0;
   for (const auto& p : m.module->parameters()) params += p.numel();
   std::cout << "map " << args[0] << "\n"
-            << "  written by monge " << i.monge_version << " (map format " << monge::host::kMapFormat << ")\n"
+            << "  written by monge " << i.monge_version << " (map format " << (i.lift ? 2 : 1) << ")\n"
             << "  network " << i.network.name << " (" << params << " parameters)";
   for (const auto& [k, v] : i.network.params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
   if (i.shape.in_channels > 0)
@@ -230,7 +230,12 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   if (i.op) {
     std::cout << "  operator " << i.op->name;
     for (const auto& [k, v] : i.op->params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
-    std::cout << " (its lift is applied to inputs)\n";
+    if (i.lift)
+      std::cout << " with the Wiener lift (noise variance " << monge::detail::format_number(i.lift->noise_variance)
+                << ", prior from the clean set, filter radius " << i.lift->filter.radius
+                << " measurement pixels: inputs are restored by it before the network)\n";
+    else
+      std::cout << " (its lift is applied to inputs)\n";
   }
   if (i.noise) std::cout << "  trained with noise " << monge::host::plugin_spec_text(*i.noise) << " (monge eval's default --noise)\n";
   for (const auto& [k, v] : i.notes) std::cout << "  " << k << " " << v << "\n";

@@ -18,6 +18,7 @@ void open_image(lua_State* L);    // host/lua/image.cpp: monge.image.* (stubs ra
 void open_train(lua_State* L);    // host/lua/train.cpp: monge.train, monge.load_map
 void open_ot(lua_State* L);       // host/lua/ot.cpp: monge.ot.* (discrete OT references)
 void open_classifier(lua_State* L);  // host/lua/classifier.cpp: monge.train_classifier, monge.classifier
+void open_wiener(lua_State* L);      // host/lua/wiener.cpp: monge.wiener, monge.wiener_restore, monge.wiener_info
 
 /// Pushes a plugin object as userdata ("monge.Plugin").
 void push_plugin(lua_State* L, std::shared_ptr<Plugin> object, const std::string& name,

@@ -71,6 +71,7 @@ int open_core(lua_State* L) {
   open_train(L);
   open_ot(L);
   open_classifier(L);
+  open_wiener(L);
   return 1;
 }
 

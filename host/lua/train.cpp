@@ -131,6 +131,7 @@ int l_train(lua_State* L) {
   trained.info.latent_channels = r.latent_channels;
   trained.info.input_noise = r.input_noise;
   trained.info.op = c.op_spec;
+  if (auto* w = dynamic_cast<const host::wiener::WienerLift*>(c.op.get())) trained.info.lift = w->model();
   trained.info.noise = c.noise ? c.noise_spec : std::optional<host::PluginSpec>(host::PluginSpec{"none", Params{}});
   host::describe_tiling(trained, *c.map_net);
   push_map(L, MapBox{trained, r.map_path.string()});

@@ -76,6 +76,57 @@ c10::IValue string_map(const std::map<std::string, std::string>& m) {
   return dict;
 }
 
+// The Wiener lift's records: the operator's measured response, the prior, the noise variance and
+// the finite filter itself (applied as stored, so a map restores the same whatever a later
+// monge's filter design would give).
+void write_lift(torch::serialize::OutputArchive& archive, const wiener::Lift& lift) {
+  archive.write("lift", c10::IValue(std::string("wiener")));
+  archive.write("lift_response", lift.response.taps);
+  archive.write("lift_scale", c10::IValue(lift.response.scale));
+  archive.write("lift_mean", lift.prior.mean);
+  archive.write("lift_autocov", lift.prior.autocov);
+  archive.write("lift_noise_variance", c10::IValue(lift.noise_variance));
+  archive.write("lift_filter", lift.filter.weight);
+  archive.write("lift_filter_radius", c10::IValue(lift.filter.radius));
+}
+
+std::shared_ptr<const wiener::Lift> read_lift(torch::serialize::InputArchive& archive, int64_t channels, int64_t scale) {
+  auto lift = std::make_shared<wiener::Lift>();
+  c10::IValue v;
+  auto tensor = [&](const char* key, at::ScalarType dtype, int64_t dims) {
+    at::Tensor t;
+    archive.read(key, t);
+    if (t.scalar_type() != dtype || t.dim() != dims) throw Error(std::string("bad ") + key + " record");
+    if (!at::isfinite(t).all().item<bool>()) throw Error(std::string(key) + " holds NaN or infinite values");
+    return t.contiguous();
+  };
+  lift->response.taps = tensor("lift_response", at::kDouble, 2);
+  lift->response.radius = (lift->response.taps.size(0) - 1) / 2;
+  archive.read("lift_scale", v);
+  lift->response.scale = v.toInt();
+  lift->prior.mean = tensor("lift_mean", at::kDouble, 1);
+  lift->prior.autocov = tensor("lift_autocov", at::kDouble, 3);
+  lift->prior.lag = (lift->prior.autocov.size(1) - 1) / 2;
+  archive.read("lift_noise_variance", v);
+  lift->noise_variance = v.toDouble();
+  lift->filter.weight = tensor("lift_filter", at::kFloat, 4);
+  archive.read("lift_filter_radius", v);
+  lift->filter.radius = v.toInt();
+  lift->filter.scale = lift->response.scale;
+  lift->filter.mean = lift->prior.mean;
+  lift->filter.gain = lift->response.gain();
+  const auto& r = lift->response;
+  const auto& f = lift->filter;
+  const int64_t s = r.scale, k = 2 * f.radius + 1;
+  const bool ok = r.taps.size(0) == r.taps.size(1) && r.taps.size(0) % 2 == 1 && s == std::max<int64_t>(1, scale) &&
+                  lift->prior.mean.size(0) == channels &&
+                  lift->prior.autocov.sizes() == at::IntArrayRef{channels, 2 * lift->prior.lag + 1, 2 * lift->prior.lag + 1} &&
+                  f.radius >= 0 && f.radius <= 4096 && f.weight.sizes() == at::IntArrayRef{channels * s * s, 1, k, k} &&
+                  lift->noise_variance >= 0;
+  if (!ok) throw Error("the lift records do not fit the map (channels, scale factor or filter size)");
+  return lift;
+}
+
 }  // namespace
 
 void write_atomically(const fs::path& file, const std::function<void(const std::string& tmp)>& write) {
@@ -100,7 +151,7 @@ void write_atomically(const fs::path& file, const std::function<void(const std::
 
 void save_map(const fs::path& file, Module& module, const MapInfo& info) {
   torch::serialize::OutputArchive archive;
-  archive.write("monge_map_format", c10::IValue(kMapFormat));
+  archive.write("monge_map_format", c10::IValue(info.lift ? kMapFormat : int64_t{1}));
   archive.write("monge_version", c10::IValue(std::string(kVersion)));
   archive.write("network", c10::IValue(info.network.name));
   archive.write("network_params", to_ivalue(info.network.params, info.network.name));
@@ -110,6 +161,7 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
     archive.write("operator", c10::IValue(info.op->name));
     archive.write("operator_params", to_ivalue(info.op->params, info.op->name));
   }
+  if (info.lift) write_lift(archive, *info.lift);
   if (info.noise) {
     archive.write("noise", c10::IValue(info.noise->name));
     archive.write("noise_params", to_ivalue(info.noise->params, info.noise->name));
@@ -314,6 +366,12 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
       op.params = registry.resolve(op.name, op_params, Kind::Operator);
       out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
       out.info.op = op;
+    }
+    if (archive.try_read("lift", v)) {
+      if (!v.isString() || v.toStringRef() != "wiener") throw Error("unknown lift record");
+      if (!out.op) throw Error("a lift record without an operator");
+      out.info.lift = read_lift(archive, out.info.shape.in_channels, out.op->scale_factor());
+      out.op = std::make_shared<wiener::WienerLift>(out.op, out.info.lift);
     }
     if (archive.try_read("noise", v)) {
       // Metadata for `monge eval`: a noise plugin that is not installed here loses the record, not

@@ -8,14 +8,16 @@
 #include <string>
 
 #include "host/core/registry.hpp"
+#include "host/restore/wiener.hpp"
 #include "monge/network.hpp"
 #include "monge/operator.hpp"
 
 namespace monge::host {
 
 /// Format version of map files written by this monge. Bump on incompatible changes and teach
-/// load_map() to migrate or refuse older ones with a clear message.
-inline constexpr int64_t kMapFormat = 1;
+/// load_map() to migrate or refuse older ones with a clear message. Format 2 adds the Wiener lift
+/// (MapInfo::lift); a map without one is still written as format 1, which older monge reads.
+inline constexpr int64_t kMapFormat = 2;
 
 /// A plugin as it is recorded in a file: its name and resolved parameters.
 struct PluginSpec {
@@ -29,6 +31,9 @@ struct MapInfo {
   int64_t latent_channels = 0;        ///< stochastic map T(y, z): the network takes this many more channels of z
   double input_noise = 0;             ///< smoothed map T(Q(y + s n)) (OTP): the noise level s; 0: none
   std::optional<PluginSpec> op;       ///< the forward operator whose lift turns y into the map's input
+  /// Set when the map's lift is the Wiener filter of `op` (format 2): LoadedMap::op is then a
+  /// wiener::WienerLift around the recorded operator.
+  std::shared_ptr<const wiener::Lift> lift;
   std::optional<PluginSpec> noise;    ///< the noise model it was trained with ("none": none); unset: not recorded
   std::string monge_version;
   std::map<std::string, std::string> notes;   ///< training summary (solver, iterations, ...)

@@ -655,6 +655,7 @@ TrainResult train(const TrainConfig& c) {
   info.latent_channels = latent;
   info.input_noise = input_noise;
   info.op = c.op_spec;
+  if (auto* w = dynamic_cast<const wiener::WienerLift*>(c.op.get())) info.lift = w->model();
   if (!c.noise) info.noise = PluginSpec{"none", Params{}};
   else info.noise = c.noise_spec;
   info.notes = {{"solver", c.solver_name}, {"iterations", std::to_string(c.iters)},

@@ -10,15 +10,18 @@
 -- 64x64 RGB crops of the training photos; a seeded half of the crops is the clean set X, the other
 -- half (degraded on the fly) the measurement set Y: unpaired.
 -- Tasks (noise: Gaussian, sigma 0.05 on [-1, 1]):
---   gb   Gaussian blur, kernel 25x25, sigma 2.0, reflect padding (Q = identity)
---   sr   4x4 average pooling (downsample, factor 4); Q = the operator's lift, bicubic upsampling
+--   gb   Gaussian blur, kernel 25x25, sigma 2.0, reflect padding
+--   sr   4x4 average pooling (downsample, factor 4)
+-- The trained maps start from the unpaired Wiener filter of the task (monge.wiener: the operator's
+-- response, the clean training patches' spectrum, the noise variance) as their lift, and the
+-- quadratic cost is anchored there; the map's network learns a residual on top of it.
 -- Methods (--methods; `baseline` is `wiener` for gb and `bicubic` for sr, and those names are
 -- accepted as well):
 --   degraded    the degraded photo as stored, at the photo's size: Q(y) for gb; for sr the
 --               low-resolution measurement enlarged by pixel replication (nearest), since Q(y)
 --               there is the bicubic baseline itself
---   wiener      (gb) the least-squares 21x21 FIR filter on Q(y), fitted on training patch pairs
---   bicubic     (sr) Q(y): bicubic upsampling of the measurement
+--   wiener      (gb) the unpaired Wiener filter, by FFT over the whole photo (reflect padding): no pairs
+--   bicubic     (sr) bicubic upsampling of the measurement (the operator's own lift)
 --   uotip       the UOTIP solver (KL, full cost likelihood + lambda quadratic), the FMNIST-IP recipe:
 --               unet and potential networks, R1 0.2, cosine decay, moving average; tau keeps the
 --               recipe's weight per value (0.1 for 28x28 values), 0.1 * 784 / (3 * 64 * 64); the
@@ -35,7 +38,6 @@
 local monge = require "monge"
 local bench = require "monge.bench"
 local report = require "monge.report"
-local wiener = require "monge.wiener"
 
 local all_tasks = { "gb", "sr" }
 local all_methods = { "degraded", "baseline", "uotip", "supervised" }
@@ -46,16 +48,15 @@ local opts = bench.options("photo-ip", arg, { "config", "out", "tasks", "methods
 local configs = {
   -- Seconds: for ctest. A 96 x 128 central window of each held-out photo. Not a measurement.
   tiny = { crops = 16, iters = 6, batch = 4, eval_every = 3, eval_crops = 2, window = { 96, 128 }, view = 48,
-           map = { channels = 4, depth = 1 }, potential = { channels = 4, depth = 2 }, wiener_pixels = 12288 },
+           map = { channels = 4, depth = 1 }, potential = { channels = 4, depth = 2 } },
   -- A CPU run of about half an hour for both tasks on 2 cores (docs/benchmarks.md): 1,000 iterations
   -- of batch 16 per trained method, the held-out photos at full size.
   short = { crops = 256, iters = 1000, batch = 16, eval_every = 100, eval_crops = 8, window = nil, view = 160,
-            map = { channels = 16, depth = 2 }, potential = { channels = 16, depth = 3 }, wiener_pixels = 150000 },
+            map = { channels = 16, depth = 2 }, potential = { channels = 16, depth = 3 } },
 }
 local patch = 64
 local noise_sigma = 0.05
 local tau = 0.1 * 784 / (3 * patch * patch)
-local wiener_size = 21
 
 -- Every argument is checked before anything is written.
 local function fail(msg) error("photo-ip: " .. msg, 0) end
@@ -203,7 +204,10 @@ for _, task in ipairs(tasks) do
   local noise = monge.noise("gaussian", { sigma = noise_sigma })
   local lambda = 1.1 * math.max(1, A:lipschitz() or 1)
   local lik = monge.cost("likelihood", { operator = A, noise = noise })
-  local quad = monge.cost("quadratic", { operator = A })
+  -- The lift of the trained maps, and the unpaired Wiener baseline: the Wiener filter of A, its prior
+  -- from the clean training patches, its noise variance from the noise model (no pairs).
+  local Q = monge.wiener { operator = A, clean = clean, noise = noise }
+  local quad = monge.cost("quadratic", { operator = Q })
   local dir = out .. "/" .. task
   if not sh_ok("rm -rf " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/measured") .. " " .. shell_quote(dir .. "/runs")) then
     fail("cannot create " .. dir)
@@ -218,11 +222,7 @@ for _, task in ipairs(tasks) do
     entries[#entries + 1] = e
     local t0 = monge.clock()
     if name == "wiener" then
-      local n = math.min(clean:size(1), 64)
-      local x = clean:narrow(1, 1, n)
-      e.filter = wiener.fit { degraded = A:lift(noise:sample(A(x), seed + 1)), clean = x, size = wiener_size,
-                              pixels = cfg.wiener_pixels }
-      e.settings = { size = wiener_size, pixels = cfg.wiener_pixels }
+      e.settings = { unpaired = true, filter_radius = monge.wiener_info(Q).radius }
     elseif name == "uotip" or name == "supervised" then
       local solver, cost
       if name == "uotip" then
@@ -235,7 +235,7 @@ for _, task in ipairs(tasks) do
       local run_dir = dir .. "/runs/" .. name
       print(string.format("photo-ip: training %s for %s (%d iterations, batch %d)", name, task, cfg.iters, cfg.batch))
       local run = monge.train {
-        operator = A, noise = noise, clean = clean, measured = measured, eval = eval_patches,
+        operator = Q, noise = noise, clean = clean, measured = measured, eval = eval_patches,
         map = monge.network("unet", cfg.map), potential = monge.network("potential", cfg.potential),
         solver = solver, cost = cost, iters = cfg.iters, batch = cfg.batch, seed = seed,
         eval_every = cfg.eval_every, out = run_dir, progress = opts.config ~= "tiny",
@@ -275,7 +275,7 @@ for _, task in ipairs(tasks) do
       else
         local restored
         if e.name == "wiener" then
-          restored = e.filter:apply(q)
+          restored = monge.wiener_restore(Q, y8):clamp(-1, 1)
         elseif e.name == "degraded" and task == "sr" then
           restored = monge.interpolate(y8, { scale = A:scale_factor() }, "nearest")
         else
@@ -326,7 +326,7 @@ report.write_json(out .. "/results.json", {
                eval_patches = eval_patches:size(1), iterations = cfg.iters, batch = cfg.batch, map = cfg.map,
                potential = cfg.potential, tau = tau, r1 = 0.2, lr_map = lr, lr_potential = lr_potential, noise_sigma = noise_sigma, seed = seed,
                window = cfg.window and { height = cfg.window[1], width = cfg.window[2] } or "whole photo, cropped to a multiple of 4",
-               wiener = { size = wiener_size, pixels = cfg.wiener_pixels } },
+               wiener = { unpaired = true }, lift = "wiener" },
   tasks = results,
 })
 

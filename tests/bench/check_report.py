@@ -3,9 +3,11 @@
 scores; report.html is well-formed (every tag closed, in order), embeds its images and draws its
 plots as SVG.
 
-    check_report.py DIR METHOD[,METHOD...] [TASK]
+    check_report.py DIR METHOD[,METHOD...] [TASK [LIFT]]
 
-With TASK, results.json must name that task.
+With TASK, results.json must name that task; with LIFT (wiener or operator), the trained methods'
+lift. The report must draw the perception-distortion plane (a PSNR/FID point per method), and
+uotip's tau curve holds every uotip run (uotip-tauT rows from --taus), sorted by tau.
 """
 import json
 import math
@@ -47,18 +49,34 @@ def main():
         results = json.load(f)
     if len(sys.argv) > 3:
         assert results["task"] == sys.argv[3], f"task {results['task']}, expected {sys.argv[3]}"
+    if len(sys.argv) > 4:
+        lift = results["settings"]["lift"]
+        assert lift == sys.argv[4], f"lift {lift}, expected {sys.argv[4]}"
     names = [m["name"] for m in results["methods"]]
     assert names == methods, f"methods {names}, expected {methods}"
     for m in results["methods"]:
         for key in ("psnr", "ssim", "fid", "accuracy"):
             assert isinstance(m[key], (int, float)) and math.isfinite(m[key]), f"{m['name']}: {key} = {m[key]}"
     assert sorted(results["ordering_by_psnr"]) == sorted(methods)
+    uotips = [m for m in results["methods"] if m["name"] == "uotip" or m["name"].startswith("uotip-tau")]
+    curve = results.get("tau_curve", [])
+    if not isinstance(curve, list):  # an empty Lua table is written as {}
+        curve = []
+    assert len(curve) == len(uotips), f"tau curve {curve}, uotip runs {[m['name'] for m in uotips]}"
+    taus = [p["tau"] for p in curve]
+    assert taus == sorted(taus), f"tau curve not sorted: {taus}"
+    for p in curve:
+        run = [m for m in uotips if m.get("tau") == p["tau"]]
+        assert run and abs(run[0]["psnr"] - p["psnr"]) < 1e-9 and abs(run[0]["fid"] - p["fid"]) < 1e-9, f"curve point {p}"
     checker = Checker()
     with open(f"{folder}/report.html") as f:
         checker.feed(f.read())
     assert not checker.errors, checker.errors
     assert not [t for t in checker.stack if t not in ("html", "body", "head")], f"unclosed: {checker.stack}"
-    assert checker.counts.get("svg", 0) >= 3, "expected bar charts and training curves"
+    assert checker.counts.get("svg", 0) >= 4, "expected the plane, bar charts and training curves"
+    with open(f"{folder}/report.html") as f:
+        html = f.read()
+    assert "Perception-distortion plane" in html and "FID, better down" in html, "no perception-distortion plane"
     assert checker.counts.get("img", 0) >= 1 and checker.counts.get("table", 0) >= 1
     print(f"ok: {len(names)} methods, {checker.counts.get('svg')} plots, {checker.counts.get('img')} image(s)")
 

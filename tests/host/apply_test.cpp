@@ -114,6 +114,35 @@ TEST(Tiling, TilesEqualWholeImageInference) {
   }
 }
 
+// The Wiener lift is a finite filter with a declared radius: tiles equal the whole image, for a
+// blur and for 2x downsampling, through the lift alone (an untrained residual map, 1e-5) and
+// through a random network on top (1e-4, the network's own float rounding).
+TEST(Tiling, TheWienerLiftTilesExactly) {
+  torch::manual_seed(21);
+  const at::Tensor clean = torch::rand({64, 1, 32, 32}) * 2 - 1;
+  for (const std::string op_name : {"gaussian_blur", "downsample"}) {
+    LoadedMap map = random_unet(1, 2, op_name == "downsample" ? "downsample" : "", 2);
+    if (!map.op) {
+      const auto p = registry().resolve("gaussian_blur", {{"size", int64_t{13}}, {"sigma", 1.5}}, monge::Kind::Operator);
+      map.op = std::dynamic_pointer_cast<monge::ForwardOperator>(registry().instantiate("gaussian_blur", p));
+    }
+    auto lift = monge::host::wiener::make_lift(*map.op, clean, 0.0025);
+    map.op = std::make_shared<monge::host::wiener::WienerLift>(map.op, lift);
+    ASSERT_GT(map.op->lift_radius(), 2) << op_name;
+    at::Tensor y = torch::rand({2, 1, 61, 45}) * 2 - 1;
+    const at::Tensor whole = whole_image(map, y, c10::kCPU);
+    EXPECT_LE(max_diff(tiled(map, y, 16, 16), whole), 1e-4) << op_name;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : map.module->named_parameters())
+        if (p.key().rfind("out.", 0) == 0) p.value().zero_();
+    }
+    const at::Tensor lifted = whole_image(map, y, c10::kCPU);
+    EXPECT_LE(max_diff(lifted, map.op->lift(y).clamp(-1, 1)), 1e-6) << op_name;
+    EXPECT_LE(max_diff(tiled(map, y, 16, 16), lifted), 1e-5) << op_name;
+  }
+}
+
 TEST(Tiling, BlendedTilesForUnknownReceptiveFieldsAreSeamless) {
   LoadedMap map = random_unet(1, 2);
   map.receptive_radius = -1;  // as a TorchScript map: nothing declared

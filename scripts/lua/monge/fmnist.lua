@@ -34,6 +34,28 @@ M.tasks = {
   nb = function() return monge.operator("nonlinear_blur", { length = 9, angle = 45, strength = 1.5 }) end,
 }
 
+--- The lift of every trained method and where the quadratic cost is anchored (docs/training.md#the-wiener-lift):
+--- lift "auto" gives the operator the unpaired Wiener filter as its lift where the operator is linear and shift
+--- invariant (gb, sr) and keeps its own lift elsewhere (hdr, nb); "wiener" requires the Wiener lift; "operator"
+--- keeps the operator's own (identity, bicubic). anchor "lift" puts the quadratic cost's Q(y) at the lift,
+--- "measurement" at the operator's own lift (the paper's).
+M.lift, M.anchor = "auto", "lift"
+
+--- The operator whose lift the trained maps start from: `A` with the unpaired Wiener filter (its prior from
+--- `clean`, the noise variance from `noise`) as its lift, or `A` itself, by `kind` (see M.lift). Returns the
+--- operator and whether it has the Wiener lift.
+function M.lifted(A, noise, clean, kind, who)
+  kind = kind or M.lift
+  if kind == "operator" then return A, false end
+  if kind ~= "wiener" and kind ~= "auto" then
+    error((who or "fmnist") .. ": --lift must be auto, wiener or operator, got '" .. tostring(kind) .. "'", 2)
+  end
+  local ok, Q = pcall(monge.wiener, { operator = A, clean = clean, noise = noise })
+  if ok then return Q, true end
+  if kind == "wiener" then error((who or "fmnist") .. ": --lift wiener: " .. tostring(Q), 2) end
+  return A, false
+end
+
 --- The forward operator of task `name`; `who` names the benchmark in the error for an unknown task.
 function M.task(name, who)
   if not M.tasks[name] then error(who .. ": --task must be gb, sr, hdr or nb, got '" .. tostring(name) .. "'", 2) end
@@ -57,12 +79,18 @@ end
 --- The trained methods and what each is (the table in docs/benchmarks.md).
 M.trained = { "not", "knot", "gan_reg", "otip", "otp", "uotip", "uotip-quad", "uotip-lik", "supervised" }
 
---- The solver and cost of a trained method. `o`: `operator`, `lik` (the likelihood cost),
+--- The solver and cost of a trained method. `o`: `operator` (with the lift the map starts from), `plain` (the
+--- operator with its own lift, for anchor "measurement"; default `operator`), `anchor` (default M.anchor),
+--- `lik` (the likelihood cost),
 --- `lambda` (weight of the quadratic term, default M.lambda(operator)), `iters` (for gan_reg's
 --- reference interval) and `tau` (the OT solvers' cost weight, default M.tau). Returns solver, cost.
 function M.method(name, o)
   local A, tau = o.operator, o.tau or M.tau
-  local quad = monge.cost("quadratic", { operator = A })
+  local anchor = o.anchor or M.anchor
+  if anchor ~= "lift" and anchor ~= "measurement" then
+    error("monge.fmnist.method: anchor must be lift or measurement, got '" .. tostring(anchor) .. "'", 2)
+  end
+  local quad = monge.cost("quadratic", { operator = anchor == "lift" and A or (o.plain or A) })
   local lik = o.lik
   local function full() return lik + (o.lambda or M.lambda(A)) * quad end
   local function uotip(psi)

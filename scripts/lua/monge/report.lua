@@ -170,6 +170,49 @@ function M.scatter_plot(o)
   return table.concat(s, "\n")
 end
 
+--- The perception-distortion plane: PSNR (x, higher is better) against FID (y, lower is better, so the
+--- best corner is bottom right). o.points: { {name =, psnr =, fid =}, ... } drawn as labelled dots;
+--- o.curves: { {name =, points = { {psnr =, fid =, label =}, ... }}, ... } drawn as lines through
+--- labelled dots (e.g. uotip over tau). A point is dominated when another is right of and below it.
+function M.plane(o)
+  local W, H, L, R, T, B = o.width or 640, o.height or 360, 60, 20, 30, 40
+  local xs, ys = {}, {}
+  for _, p in ipairs(o.points or {}) do xs[#xs + 1], ys[#ys + 1] = p.psnr, p.fid end
+  for _, c in ipairs(o.curves or {}) do
+    for _, p in ipairs(c.points) do xs[#xs + 1], ys[#ys + 1] = p.psnr, p.fid end
+  end
+  if #xs == 0 then return "" end
+  local x0, x1 = range(xs)
+  local y0, y1 = range(ys)
+  local function px(x) return L + (W - L - R) * (x - x0) / (x1 - x0) end
+  local function py(y) return H - B - (H - T - B) * (y - y0) / (y1 - y0) end
+  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', W, H),
+    string.format('<text x="%d" y="18" font-weight="bold">%s</text>', L, escape(o.title or "Perception-distortion plane")),
+    string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>', L, T, W - L - R, H - T - B),
+    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, T + 4, y1),
+    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, H - B + 4, y0),
+    string.format('<text x="%d" y="%d">%.4g</text><text x="%d" y="%d" text-anchor="end">%.4g</text>', L, H - B + 16, x0, W - R, H - B + 16, x1),
+    string.format('<text x="%d" y="%d" text-anchor="middle">PSNR (dB), better to the right</text>', L + (W - L - R) / 2, H - 6),
+    string.format('<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">FID, better down</text>', T + (H - T - B) / 2, T + (H - T - B) / 2) }
+  for i, c in ipairs(o.curves or {}) do
+    local color = palette[(i - 1) % #palette + 1]
+    local pts = {}
+    for _, p in ipairs(c.points) do pts[#pts + 1] = string.format("%.1f,%.1f", px(p.psnr), py(p.fid)) end
+    s[#s + 1] = string.format('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>', color, table.concat(pts, " "))
+    for _, p in ipairs(c.points) do
+      s[#s + 1] = string.format('<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/><text x="%.1f" y="%.1f" fill="%s">%s</text>', px(p.psnr),
+        py(p.fid), color, px(p.psnr) + 5, py(p.fid) - 5, color, escape(p.label or ""))
+    end
+    s[#s + 1] = string.format('<text x="%d" y="%d" fill="%s">%s</text>', L + 6, T + 14 * i, color, escape(c.name))
+  end
+  for _, p in ipairs(o.points or {}) do
+    s[#s + 1] = string.format('<circle cx="%.1f" cy="%.1f" r="4" fill="#333"/><text x="%.1f" y="%.1f">%s</text>', px(p.psnr), py(p.fid),
+      px(p.psnr) + 6, py(p.fid) + 4, escape(p.name))
+  end
+  s[#s + 1] = "</svg>"
+  return table.concat(s, "\n")
+end
+
 local function write_atomically(path, text)
   local tmp = path .. ".tmp"
   local f = assert(io.open(tmp, "w"), "cannot write " .. tmp)

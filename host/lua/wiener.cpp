@@ -1,0 +1,111 @@
+// Lua bindings of the unpaired Wiener filter (host/restore/wiener.hpp):
+//   monge.wiener{ operator = A, clean = X, noise = N | noise_variance = v, tolerance = 1e-4, max_radius = 48 }
+//       -> an operator with A's forward and the finite Wiener filter as its lift (see docs/lua.md)
+//   monge.wiener_restore(Q, y [, { padding = "reflect" | "circular", pad = -1 }])
+//       -> the whole-image FFT restoration (the classical baseline), not clamped
+//   monge.wiener_info(Q) -> { radius, scale, noise_variance, gain, lag, mean, autocov, response, filter }
+#include <ATen/ATen.h>
+
+#include "host/lua/bindings.hpp"
+#include "host/lua/lua_util.hpp"
+#include "host/lua/tensor.hpp"
+#include "host/restore/wiener.hpp"
+#include "monge/noise.hpp"
+
+namespace monge::lua {
+
+namespace {
+
+using host::wiener::WienerLift;
+
+std::shared_ptr<WienerLift> check_lift(lua_State* L, int index, const char* function) {
+  auto lift = std::dynamic_pointer_cast<WienerLift>(test_plugin(L, index));
+  if (!lift)
+    throw std::runtime_error(std::string(function) + ": expected an operator made by monge.wiener{...}, got " +
+                             luaL_typename(L, index));
+  return lift;
+}
+
+int l_wiener(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_keys(L, 1, "monge.wiener", {"operator", "clean", "noise", "noise_variance", "tolerance", "max_radius"});
+  lua_getfield(L, 1, "operator");
+  auto op = test_plugin_ref(L, -1);
+  lua_pop(L, 1);
+  auto inner = op ? std::dynamic_pointer_cast<ForwardOperator>(op->object) : nullptr;
+  if (!inner) throw std::runtime_error("monge.wiener: 'operator' must be an operator (e.g. monge.operator(\"gaussian_blur\"))");
+  if (std::dynamic_pointer_cast<WienerLift>(inner))
+    throw std::runtime_error("monge.wiener: 'operator' already has the Wiener lift; give the plain operator");
+  lua_getfield(L, 1, "clean");
+  at::Tensor* clean = test_tensor(L, -1);
+  lua_pop(L, 1);
+  if (!clean) throw std::runtime_error("monge.wiener: 'clean' must be a tensor of clean images (N x C x H x W)");
+  lua_getfield(L, 1, "noise");
+  auto noise = std::dynamic_pointer_cast<NoiseModel>(test_plugin(L, -1));
+  const bool noise_given = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (noise_given && !noise) throw std::runtime_error("monge.wiener: 'noise' must be a noise model (e.g. monge.noise(\"gaussian\"))");
+  lua_getfield(L, 1, "noise_variance");
+  const bool variance_given = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (noise_given == variance_given)
+    throw std::runtime_error("monge.wiener: give either 'noise' (a noise model) or 'noise_variance' (a number), not both or neither");
+  const double variance = noise ? noise->variance() : opt_number_field(L, 1, "noise_variance", 0);
+  const double tolerance = opt_number_field(L, 1, "tolerance", 1e-4);
+  if (!(tolerance > 0 && tolerance < 1)) throw std::runtime_error("monge.wiener: 'tolerance' must be in (0, 1)");
+  const double max_radius = opt_number_field(L, 1, "max_radius", 48);
+  if (!(max_radius >= 1 && max_radius <= 256)) throw std::runtime_error("monge.wiener: 'max_radius' must be 1 to 256 pixels");
+  auto lift = host::wiener::make_lift(*inner, *clean, variance, tolerance, static_cast<int64_t>(max_radius));
+  // Pushed under the inner operator's name and parameters: what a map file records of it.
+  push_plugin(L, std::make_shared<WienerLift>(inner, lift), op->name, op->params);
+  return 1;
+}
+
+int l_wiener_restore(lua_State* L) {
+  auto lift = check_lift(L, 1, "monge.wiener_restore");
+  const at::Tensor y = to_tensor(L, 2);
+  std::string padding = "reflect";
+  double pad = -1;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    check_keys(L, 3, "monge.wiener_restore", {"padding", "pad"});
+    padding = opt_string_field(L, 3, "padding", "reflect");
+    pad = opt_number_field(L, 3, "pad", -1);
+  }
+  const auto& m = *lift->model();
+  push_tensor(L, host::wiener::restore_fft(y, m.response, m.prior, m.noise_variance, padding, static_cast<int64_t>(pad)));
+  return 1;
+}
+
+int l_wiener_info(lua_State* L) {
+  const auto& m = *check_lift(L, 1, "monge.wiener_info")->model();
+  lua_createtable(L, 0, 9);
+  auto number = [L](const char* key, double v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, key);
+  };
+  auto tensor = [L](const char* key, const at::Tensor& t) {
+    push_tensor(L, t.clone());
+    lua_setfield(L, -2, key);
+  };
+  number("radius", static_cast<double>(m.filter.radius));
+  number("scale", static_cast<double>(m.response.scale));
+  number("noise_variance", m.noise_variance);
+  number("gain", m.response.gain());
+  number("lag", static_cast<double>(m.prior.lag));
+  tensor("mean", m.prior.mean);
+  tensor("autocov", m.prior.autocov);
+  tensor("response", m.response.taps);
+  tensor("filter", m.filter.weight);
+  return 1;
+}
+
+}  // namespace
+
+void open_wiener(lua_State* L) {
+  set_function<l_wiener>(L, "wiener");
+  set_function<l_wiener_restore>(L, "wiener_restore");
+  set_function<l_wiener_info>(L, "wiener_info");
+}
+
+}  // namespace monge::lua
