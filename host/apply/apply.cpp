@@ -18,15 +18,30 @@ c10::Device resolve_device(const std::string& name, const std::string& who) {
   throw Error(who + ": device must be 'auto', 'cpu' or 'cuda', got '" + name + "'");
 }
 
-at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device, int64_t chunk) {
+at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device, int64_t chunk,
+                   double strength) {
   torch::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
   for (int64_t i = 0; i < y.size(0); i += chunk) {
     at::Tensor part = y.narrow(0, i, std::min(chunk, y.size(0) - i)).to(device, at::kFloat);
     part = map_input(map, op, part);
-    out.push_back(map.forward(part).clamp(-1, 1).to(c10::kCPU));
+    at::Tensor t = map.forward(part);
+    if (strength != 1) t = part + strength * (t - part);
+    out.push_back(t.clamp(-1, 1).to(c10::kCPU));
   }
   return at::cat(out, 0);
+}
+
+void check_strength(double strength, const Module& map, const MapInfo& info, const std::string& who) {
+  if (!(strength >= 0 && strength <= 1))
+    throw Error(who + ": strength must be between 0 (the lift alone) and 1 (the trained map, the default), got " +
+                monge::detail::format_number(strength));
+  if (strength == 1) return;
+  if (dynamic_cast<const StochasticMap*>(&map))
+    throw Error(who + ": strength below 1 needs a deterministic map; this one draws noise (use --samples and --reduce mean instead)");
+  if (info.shape.in_channels <= 0 || info.shape.in_channels != info.shape.out_channels || info.shape.scale != 1)
+    throw Error(who + ": strength below 1 blends the map's output with its input, so it needs a map whose output has "
+                      "the size and channels of its input; this map's do not (or are not recorded)");
 }
 
 at::Tensor apply_to_image(const LoadedMap& map, const at::Tensor& image, c10::Device device) {

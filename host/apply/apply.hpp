@@ -17,9 +17,16 @@ namespace monge::host {
 c10::Device resolve_device(const std::string& name, const std::string& who);
 
 /// T(Q(y)) clamped to [-1, 1] for a batch of measurements y (N x C x h x w), without gradients,
-/// `chunk` samples at a time on `device`; the result is on the CPU, float32.
+/// `chunk` samples at a time on `device`; the result is on the CPU, float32. With `strength` s
+/// below 1 the result is Q(y) + s (T(Q(y)) - Q(y)) (see check_strength).
 at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device,
-                   int64_t chunk = 256);
+                   int64_t chunk = 256, double strength = 1);
+
+/// The apply-time realism knob: a map applied at strength s in [0, 1] gives
+/// Q(y) + s (T(Q(y)) - Q(y)), its lift at 0 (e.g. the Wiener restoration), the trained map at 1.
+/// Throws monge::Error, naming `who`, for s outside [0, 1] or (s < 1) a map whose output is not
+/// the size and channels of its input or that draws noise (a stochastic map).
+void check_strength(double strength, const Module& map, const MapInfo& info, const std::string& who);
 
 /// Restores one image [C, H, W] in [-1, 1] in one network call. An extra last channel beyond what
 /// the map takes (grey + alpha, RGB + alpha) is treated as alpha and carried through untouched

@@ -1,5 +1,7 @@
 #include "host/apply/tiling.hpp"
 
+#include "host/apply/apply.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -91,6 +93,8 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
                 "would be the same");
   p.samples = opt.samples;
   p.reduce = opt.reduce;
+  check_strength(opt.strength, *map.module, map.info, "apply");
+  p.strength = opt.strength;
   return p;
 }
 
@@ -229,7 +233,10 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
           inputs.push_back(stochastic_ ? stochastic_->input_at(q, draw, w.y0, w.x0) : q);
         }
         Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
-        return network.forward(at::cat(inputs, 0)).clamp(-1, 1).to(c10::kCPU, at::kFloat);
+        const at::Tensor input = at::cat(inputs, 0);
+        at::Tensor t = network.forward(input);
+        if (plan_.strength != 1) t = input + plan_.strength * (t - input);
+        return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
       };
       at::Tensor out = reduce_samples(plan_.samples, plan_.reduce, sample);
       const int64_t want_h = shape.first * kn, want_w = shape.second * kn;

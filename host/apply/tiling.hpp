@@ -33,6 +33,7 @@ struct TileOptions {
   int64_t batch = 0;   ///< windows per network call; 0: as many as make about 1 MPix (CPU) or 16 MPix (GPU)
   int64_t samples = 1;         ///< a stochastic map: samples drawn per tile and reduced
   std::string reduce = "mean"; ///< "mean" of the samples, or their "std" (see reduce_samples)
+  double strength = 1;         ///< the realism knob: Q(y) + strength (T(Q(y)) - Q(y)); see check_strength
 };
 
 struct TilePlan {
@@ -47,6 +48,7 @@ struct TilePlan {
   std::string why;         ///< how the halo was chosen, for messages and reports
   int64_t samples = 1;     ///< samples per tile (a stochastic map)
   std::string reduce = "mean";
+  double strength = 1;     ///< blend of the lift (0) and the map (1)
 
   int64_t scale() const { return lift_scale * net_scale; }
 };

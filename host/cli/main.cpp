@@ -272,6 +272,9 @@ Options:
                     Y' of Y'CbCr, keep the chroma)
   --max-pixels N    refuse inputs or outputs larger than N pixels (default 10000000000; 0: none)
   --no-progress     no progress line on stderr
+  --strength S      realism knob from 0 to 1 (default 1): Q(y) + S (T(Q(y)) - Q(y)), the map's lift
+                    (e.g. the Wiener restoration) at 0, the trained map at 1; lower keeps closer
+                    to the measurement's best linear estimate (PSNR), higher looks more real
 
 Stochastic maps (trained by not, knot or otp; `monge info MAP` says so) draw new noise at each
 call, by pixel position (tiles agree, whatever their size). For them:
@@ -349,6 +352,13 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       (a == "--depth" ? so.depth : so.colour) = *v;
     } else if (a == "--samples") {
       if (!count(so.tiles.samples, false) || so.tiles.samples > 100000) return cmd + ": --samples needs 1 to 100000";
+    } else if (a == "--strength") {
+      const auto v = value();
+      char* end = nullptr;
+      const double s = v ? std::strtod(v->c_str(), &end) : -1;
+      if (!v || end == v->c_str() || *end != '\0' || !(s >= 0 && s <= 1))
+        return cmd + ": --strength needs a number from 0 (the lift alone, e.g. the Wiener restoration) to 1 (the map)";
+      so.tiles.strength = s;
     } else if (a == "--reduce") {
       const auto v = value();
       if (!v || (*v != "mean" && *v != "std" && *v != "all")) return cmd + ": --reduce needs mean, std or all";
@@ -370,7 +380,7 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
                                         "--depth", "--colour", "--max-pixels", "--no-progress",
-                                        "--samples", "--reduce", "--seed"};
+                                        "--samples", "--reduce", "--seed", "--strength"};
       for (const auto& [k, v] : extra) known.push_back(k);
       const std::string hint = monge::did_you_mean(a, known);
       return cmd + ": unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
@@ -457,7 +467,7 @@ Options:
                      Each file belongs to exactly one shard (a hash of its path)
   --retry-failed     redo inputs an earlier run recorded as failed
   --tile N, --halo N, --batch N, --threads N, --device D, --depth D, --colour M, --max-pixels N,
-  --no-progress      as for monge apply (see monge apply --help)
+  --strength S, --no-progress      as for monge apply (see monge apply --help)
 
 Exit code 0 when every file of the shard is done, 1 when some failed (see the manifest).
 )";

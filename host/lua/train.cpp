@@ -189,12 +189,21 @@ c10::Device module_device(Module& module) {
   return param.empty() ? c10::Device(c10::kCPU) : param.front().device();
 }
 
-// map:restore(y): T(Q(y)) clamped to [-1, 1], without gradients.
+// map:restore(y [, { strength = s }]): T(Q(y)) clamped to [-1, 1], without gradients; at strength s
+// below 1, Q(y) + s (T(Q(y)) - Q(y)).
 int m_restore(lua_State* L) {
   MapBox& box = check_map(L, 1);
   at::Tensor y = to_tensor(L, 2);
   if (y.dim() != 4) throw std::runtime_error("map:restore: expected an N x C x H x W tensor of measurements");
-  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, module_device(*box.map.module)).to(y.device()));
+  double strength = 1;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    check_keys(L, 3, "map:restore", {"strength"});
+    strength = opt_number_field(L, 3, "strength", 1);
+  }
+  host::check_strength(strength, *box.map.module, box.map.info, "map:restore");
+  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, module_device(*box.map.module), 256, strength)
+                     .to(y.device()));
   return 1;
 }
 
@@ -327,7 +336,8 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
 
 // The per-image options shared by monge.apply and monge.batch.
 #define STREAM_KEYS \
-  "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress", "samples", "reduce", "seed"
+  "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress", "samples", "reduce", "seed", \
+  "strength"
 
 host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, const char* who) {
   host::StreamOptions o;
@@ -341,6 +351,7 @@ host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, con
   o.max_pixels = static_cast<int64_t>(opt_number_field(L, 1, "max_pixels", double(o.max_pixels)));
   o.progress = bool_field(L, "progress", false);
   o.tiles.samples = static_cast<int64_t>(opt_number_field(L, 1, "samples", 1));
+  o.tiles.strength = opt_number_field(L, 1, "strength", 1);
   o.tiles.reduce = opt_string_field(L, 1, "reduce", "mean");
   const double seed = opt_number_field(L, 1, "seed", -1);
   if (seed >= 0) {

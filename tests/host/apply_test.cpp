@@ -57,10 +57,12 @@ LoadedMap random_unet(int64_t channels, int64_t depth, const std::string& op = "
 
 // Runs the tiled runner strip by strip, each strip given only the measurement rows it asks for,
 // as the streaming layer does.
-at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_t strip, int64_t halo = -1) {
+at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_t strip, int64_t halo = -1,
+                 double strength = 1) {
   monge::host::TileOptions o;
   o.tile = tile;
   o.halo = halo;
+  o.strength = strength;
   o.batch = 3;
   monge::host::TileRunner runner(map, monge::host::plan_tiles(map, o, c10::kCPU), c10::kCPU, y.size(2), y.size(3));
   std::vector<at::Tensor> parts;
@@ -132,6 +134,17 @@ TEST(Tiling, TheWienerLiftTilesExactly) {
     at::Tensor y = torch::rand({2, 1, 61, 45}) * 2 - 1;
     const at::Tensor whole = whole_image(map, y, c10::kCPU);
     EXPECT_LE(max_diff(tiled(map, y, 16, 16), whole), 1e-4) << op_name;
+    // The realism knob: strength s blends the lift (0) and the map (1), tiled as exactly.
+    const at::Tensor q = map.op->lift(y);
+    const at::Tensor t = map.module->forward(q).detach();
+    const at::Tensor half = monge::host::restore(*map.module, map.op.get(), y, c10::kCPU, 256, 0.5);
+    EXPECT_LE(max_diff(half, (q + 0.5 * (t - q)).clamp(-1, 1)), 1e-5) << op_name;
+    EXPECT_LE(max_diff(tiled(map, y, 16, 16, -1, 0.5), half), 1e-4) << op_name;
+    EXPECT_LE(max_diff(tiled(map, y, 16, 16, -1, 0.0), q.clamp(-1, 1)), 1e-5) << op_name;
+    EXPECT_GT(max_diff(half, whole), 1e-2) << op_name;  // the knob does move the output
+    monge::host::TileOptions bad;
+    bad.strength = 1.5;
+    EXPECT_THROW(monge::host::plan_tiles(map, bad, c10::kCPU), monge::Error);
     {
       torch::NoGradGuard no_grad;
       for (auto& p : map.module->named_parameters())

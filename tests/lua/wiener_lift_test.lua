@@ -63,6 +63,14 @@ assert((map.operator:lift(y) - Q:lift(y)):abs():max():item() < 1e-6, "the loaded
 assert(monge.wiener_info(map.operator).radius == monge.wiener_info(Q).radius)
 local restored = map:restore(y)
 assert((restored - Q:lift(y):clamp(-1, 1)):abs():max():item() < 0.05, "two steps leave the map near its lift")
+-- The realism knob: strength 0 is the lift, 1 the map, in between a blend; outside [0, 1] an error.
+local t = map:restore(y)
+assert((map:restore(y, { strength = 0 }) - Q:lift(y):clamp(-1, 1)):abs():max():item() < 1e-6)
+assert((map:restore(y, { strength = 1 }) - t):abs():max():item() == 0)
+local q = Q:lift(y)
+local half = (q + (map:forward(q):detach() - q) * 0.5):clamp(-1, 1)
+assert((map:restore(y, { strength = 0.5 }) - half):abs():max():item() < 1e-5)
+fails(function() map:restore(y, { strength = 1.5 }) end, "strength must be between 0")
 -- monge info says so; monge apply restores a PNG through the recorded lift, as map:restore does.
 local img = y[1]
 monge.image.save(img, out .. "/in.png")
@@ -72,4 +80,10 @@ local expected = map:restore(monge.image.load(out .. "/in.png"):unsqueeze(1))
 local diff = (applied - expected):abs():max():item()
 print(string.format("apply vs restore: %.4f", diff))
 assert(diff <= 2 / 255 + 1e-6, "monge apply should restore through the lift as map:restore does (8-bit rounding)")
+fails(function() monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/x.png", strength = -1 } end,
+  "strength must be between 0")
+monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/half.png", progress = false, strength = 0.5 }
+local applied_half = monge.image.load(out .. "/half.png"):unsqueeze(1)
+local expected_half = map:restore(monge.image.load(out .. "/in.png"):unsqueeze(1), { strength = 0.5 })
+assert((applied_half - expected_half):abs():max():item() <= 2 / 255 + 1e-6, "monge apply strength = 0.5 as map:restore")
 print("ok")
