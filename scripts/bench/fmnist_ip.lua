@@ -174,6 +174,20 @@ for item in (opts.taus or ""):gmatch("[^,]+") do
   end
 end
 table.sort(tau_curve, function(a, b) return a.tau < b.tau end)
+-- The apply-time knob on the recipe's uotip map: Q(y) + s (T(Q(y)) - Q(y)) for s from 0 (the lift) to 1.
+local strength_curve = {}
+for _, r in ipairs(results) do
+  if r.name == "uotip" and r.map then
+    local map = monge.load_map(r.map)
+    for _, st in ipairs { 0, 0.25, 0.5, 0.75, 1 } do
+      local sc = score(map:restore(y_test, { strength = st }))
+      strength_curve[#strength_curve + 1] = { strength = st, psnr = sc.psnr, ssim = sc.ssim, fid = sc.fid, accuracy = sc.accuracy,
+                                              label = string.format("s %g", st) }
+      print(string.format("  uotip at strength %.2f: PSNR %6.2f dB  SSIM %.4f  FID %8.3f  accuracy %.4f", st, sc.psnr, sc.ssim, sc.fid,
+        sc.accuracy))
+    end
+  end
+end
 
 -- The grid: clean, then each method, for the first 10 test images.
 local n = math.min(10, test:size(1))
@@ -197,7 +211,7 @@ report.write_json(out .. "/results.json", {
                map = cfg.map, potential = cfg.potential, tau = tau, r1 = fmnist.r1, lambda = lambda, noise_sigma = 0.05,
                lift = has_wiener and "wiener" or "operator", anchor = opts.anchor,
                classifier = { file = classifier_file, trained_here = classifier_trained, clean_accuracy = classifier_accuracy } },
-  methods = results, ordering_by_psnr = order, tau_curve = tau_curve,
+  methods = results, ordering_by_psnr = order, tau_curve = tau_curve, strength_curve = strength_curve,
 })
 
 -- The report.
@@ -214,6 +228,9 @@ for _, r in ipairs(results) do
     map_losses[#map_losses + 1] = { name = r.name, points = r.losses.loss_map }
   end
 end
+local plane_curves = {}
+if #tau_curve > 1 then plane_curves[#plane_curves + 1] = { name = "uotip over tau", points = tau_curve } end
+if #strength_curve > 1 then plane_curves[#plane_curves + 1] = { name = "uotip over --strength", points = strength_curve } end
 local plane_points = {}
 for _, r in ipairs(results) do plane_points[#plane_points + 1] = { name = r.name, psnr = r.psnr, fid = r.fid } end
 local lines = {}
@@ -232,8 +249,9 @@ local parts = {
   "<p>Ordering by PSNR: " .. report.escape(table.concat(order, " > ")) .. "</p>",
   "<h2>Accuracy against realism</h2><p>The perception-distortion plane: each method's PSNR against its FID. The best " ..
     "corner is bottom right; a method is dominated when another lies right of and below it. The line is uotip over its " ..
-    "cost weight tau (the realism knob: a larger tau holds the map closer to its measurement).</p>",
-  report.plane { points = plane_points, curves = #tau_curve > 1 and { { name = "uotip over tau", points = tau_curve } } or nil },
+    "cost weight tau (a larger tau holds the map closer to its anchor), and the recipe's map applied at --strength s from 0 " ..
+    "(its lift) to 1 (the realism knob at apply time).</p>",
+  report.plane { points = plane_points, curves = plane_curves },
   report.bar_chart { title = "PSNR (dB)", bars = psnr_bars, unit = "dB" },
   report.bar_chart { title = "SSIM", bars = ssim_bars },
   "<h2>Training</h2>",

@@ -7,7 +7,8 @@ plots as SVG.
 
 With TASK, results.json must name that task; with LIFT (wiener or operator), the trained methods'
 lift. The report must draw the perception-distortion plane (a PSNR/FID point per method), and
-uotip's tau curve holds every uotip run (uotip-tauT rows from --taus), sorted by tau.
+uotip's tau curve holds every uotip run (uotip-tauT rows from --taus), sorted by tau, and its
+strength curve the recipe's map at --strength 0, 0.25, 0.5, 0.75 and 1 (1 being the uotip row).
 """
 import json
 import math
@@ -73,6 +74,15 @@ def main():
         checker.feed(f.read())
     assert not checker.errors, checker.errors
     assert not [t for t in checker.stack if t not in ("html", "body", "head")], f"unclosed: {checker.stack}"
+    strength = results.get("strength_curve", [])
+    if not isinstance(strength, list):
+        strength = []
+    main = [m for m in results["methods"] if m["name"] == "uotip"]
+    if main:
+        assert [p["strength"] for p in strength] == [0, 0.25, 0.5, 0.75, 1], f"strength curve {strength}"
+        assert abs(strength[-1]["psnr"] - main[0]["psnr"]) < 1e-6, "strength 1 must be the uotip row"
+    else:
+        assert not strength, "a strength curve without a uotip run"
     assert checker.counts.get("svg", 0) >= 4, "expected the plane, bar charts and training curves"
     with open(f"{folder}/report.html") as f:
         html = f.read()

@@ -139,11 +139,13 @@ local ok, err = xpcall(function()
   }
   print(string.format("eval: %s on %s: %d images%s, %.1f s", positional[1], description, r.count,
     r.noise and string.format(", noise %s, seed %d", r.noise, r.seed) or "", r.seconds))
-  print(string.format("  %-10s %12s %12s %10s", "metric", "degraded", "restored", "gain"))
+  local wiener = r.results and r.results.baseline == "wiener lift"
+  print(string.format("  %-10s %12s %12s %10s", "metric", wiener and "Wiener lift" or "degraded", "restored", "gain"))
   for _, name in ipairs(r.order) do
     local m = r.metrics[name]
     print(string.format("  %-10s %12.4f %12.4f %+10.4f", name, m.degraded, m.restored, m.gain))
   end
+  if wiener then print("  (the baseline is the map's lift, the unpaired Wiener restoration of the measurements)") end
   local written = {}
   for _, k in ipairs { "results", "grid", "report" } do written[#written + 1] = r.files[k] end
   print("wrote " .. table.concat(written, ", "))

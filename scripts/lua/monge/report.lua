@@ -70,6 +70,22 @@ end
 --- An SVG line plot. `o.series` = { { name = "uotip", points = { {x, y}, ... } }, ... };
 --- `o.title`, `o.xlabel`, `o.ylabel`; `o.lines` = { { y = 16.8, label = "degraded" } } draws
 --- horizontal reference lines.
+-- An SVG plot's frame: title, box, the ranges at its corners and the axis labels. Returns the
+-- list of SVG parts (closed by the caller with "</svg>") and the functions placing x and y.
+local function axes(W, H, L, R, T, B, x0, x1, y0, y1, title, xlabel, ylabel)
+  local function px(x) return L + (W - L - R) * (x - x0) / (x1 - x0) end
+  local function py(y) return H - B - (H - T - B) * (y - y0) / (y1 - y0) end
+  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', W, H),
+    string.format('<text x="%d" y="18" font-weight="bold">%s</text>', L, escape(title)),
+    string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>', L, T, W - L - R, H - T - B),
+    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, T + 4, y1),
+    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, H - B + 4, y0),
+    string.format('<text x="%d" y="%d">%.4g</text><text x="%d" y="%d" text-anchor="end">%.4g</text>', L, H - B + 16, x0, W - R, H - B + 16, x1),
+    string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', L + (W - L - R) / 2, H - 6, escape(xlabel)),
+    string.format('<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>', T + (H - T - B) / 2, T + (H - T - B) / 2, escape(ylabel)) }
+  return s, px, py
+end
+
 function M.line_plot(o)
   local W, H, L, R, T, B = o.width or 640, o.height or 300, 60, 150, 30, 40
   local xs, ys = {}, {}
@@ -79,16 +95,7 @@ function M.line_plot(o)
   for _, l in ipairs(o.lines or {}) do ys[#ys + 1] = l.y end
   local x0, x1 = range(xs, 0)
   local y0, y1 = range(ys)
-  local function px(x) return L + (W - L - R) * (x - x0) / (x1 - x0) end
-  local function py(y) return H - B - (H - T - B) * (y - y0) / (y1 - y0) end
-  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', W, H),
-    string.format('<text x="%d" y="18" font-weight="bold">%s</text>', L, escape(o.title or "")),
-    string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>', L, T, W - L - R, H - T - B),
-    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, T + 4, y1),
-    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, H - B + 4, y0),
-    string.format('<text x="%d" y="%d">%.4g</text><text x="%d" y="%d" text-anchor="end">%.4g</text>', L, H - B + 16, x0, W - R, H - B + 16, x1),
-    string.format('<text x="%d" y="%d" text-anchor="middle">%s</text>', L + (W - L - R) / 2, H - 6, escape(o.xlabel or "")),
-    string.format('<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">%s</text>', T + (H - T - B) / 2, T + (H - T - B) / 2, escape(o.ylabel or "")) }
+  local s, px, py = axes(W, H, L, R, T, B, x0, x1, y0, y1, o.title or "", o.xlabel or "", o.ylabel or "")
   for _, l in ipairs(o.lines or {}) do
     s[#s + 1] = string.format('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="4"/><text x="%d" y="%.1f" fill="#555">%s</text>',
       L, W - R, py(l.y), py(l.y), W - R + 4, py(l.y) + 4, escape(l.label or ""))
@@ -184,16 +191,8 @@ function M.plane(o)
   if #xs == 0 then return "" end
   local x0, x1 = range(xs)
   local y0, y1 = range(ys)
-  local function px(x) return L + (W - L - R) * (x - x0) / (x1 - x0) end
-  local function py(y) return H - B - (H - T - B) * (y - y0) / (y1 - y0) end
-  local s = { string.format('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" style="font: 12px sans-serif">', W, H),
-    string.format('<text x="%d" y="18" font-weight="bold">%s</text>', L, escape(o.title or "Perception-distortion plane")),
-    string.format('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>', L, T, W - L - R, H - T - B),
-    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, T + 4, y1),
-    string.format('<text x="%d" y="%d" text-anchor="end">%.4g</text>', L - 4, H - B + 4, y0),
-    string.format('<text x="%d" y="%d">%.4g</text><text x="%d" y="%d" text-anchor="end">%.4g</text>', L, H - B + 16, x0, W - R, H - B + 16, x1),
-    string.format('<text x="%d" y="%d" text-anchor="middle">PSNR (dB), better to the right</text>', L + (W - L - R) / 2, H - 6),
-    string.format('<text x="12" y="%d" transform="rotate(-90 12 %d)" text-anchor="middle">FID, better down</text>', T + (H - T - B) / 2, T + (H - T - B) / 2) }
+  local s, px, py = axes(W, H, L, R, T, B, x0, x1, y0, y1, o.title or "Perception-distortion plane",
+                         "PSNR (dB), better to the right", "FID, better down")
   for i, c in ipairs(o.curves or {}) do
     local color = palette[(i - 1) % #palette + 1]
     local pts = {}
