@@ -4,6 +4,7 @@
 //   monge.wiener_restore(Q, y [, { padding = "reflect" | "circular", pad = -1 }])
 //       -> the whole-image FFT restoration (the classical baseline), not clamped
 //   monge.wiener_info(Q) -> { radius, scale, noise_variance, gain, lag, mean, autocov, response, filter }
+//   monge.power_spectrum(images [, { patch = 64, max_patches = 20000 }]) -> [C, 2P, 2P] averaged periodogram
 #include <ATen/ATen.h>
 
 #include "host/lua/bindings.hpp"
@@ -100,12 +101,28 @@ int l_wiener_info(lua_State* L) {
   return 1;
 }
 
+int l_power_spectrum(lua_State* L) {
+  const at::Tensor x = to_tensor(L, 1);
+  double patch = 64, max_patches = 20000;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "monge.power_spectrum", {"patch", "max_patches"});
+    patch = opt_number_field(L, 2, "patch", 64);
+    max_patches = opt_number_field(L, 2, "max_patches", 20000);
+  }
+  if (!(patch >= 2 && patch <= 4096) || !(max_patches >= 1 && max_patches <= 1e7))
+    throw std::runtime_error("monge.power_spectrum: 'patch' must be 2 to 4096 and 'max_patches' 1 to 1e7");
+  push_tensor(L, host::wiener::power_spectrum(x, static_cast<int64_t>(patch), static_cast<int64_t>(max_patches)));
+  return 1;
+}
+
 }  // namespace
 
 void open_wiener(lua_State* L) {
   set_function<l_wiener>(L, "wiener");
   set_function<l_wiener_restore>(L, "wiener_restore");
   set_function<l_wiener_info>(L, "wiener_info");
+  set_function<l_power_spectrum>(L, "power_spectrum");
 }
 
 }  // namespace monge::lua

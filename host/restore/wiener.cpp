@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <math.h>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -166,39 +168,61 @@ Response measure_response(const ForwardOperator& op, int64_t channels) {
   return out;
 }
 
-Prior estimate_prior(const at::Tensor& clean, int64_t patch, int64_t max_patches) {
-  check_batch(clean, "wiener", "the clean set");
-  const int64_t count = clean.size(0), c = clean.size(1), h = clean.size(2), w = clean.size(3);
-  if (count < 1 || h < 2 || w < 2) throw Error("wiener: the clean set is empty or its images are smaller than 2x2");
+namespace {
+
+// The per-channel mean of a set and its averaged zero-padded periodogram (see power_spectrum).
+std::pair<at::Tensor, at::Tensor> mean_and_periodogram(const at::Tensor& images, int64_t patch, int64_t max_patches) {
+  check_batch(images, "wiener", "the images");
+  const int64_t count = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  if (count < 1 || h < 2 || w < 2) throw Error("wiener: the image set is empty or its images are smaller than 2x2");
   torch::NoGradGuard no_grad;
-  const at::Tensor x = clean.to(at::kCPU);
-  Prior prior;
-  prior.mean = x.to(at::kDouble).mean({0, 2, 3});
-  if (!at::isfinite(prior.mean).all().item<bool>()) throw Error("wiener: the clean set holds NaN or infinite values");
+  const at::Tensor x = images.to(at::kCPU);
+  const at::Tensor mean_c = x.to(at::kDouble).mean({0, 2, 3});
+  if (!at::isfinite(mean_c).all().item<bool>()) throw Error("wiener: the images hold NaN or infinite values");
   const int64_t p = std::min({h, w, std::max<int64_t>(2, patch)});
   const int64_t per_image = (h / p) * (w / p);
   const int64_t step = std::max<int64_t>(1, ceil_div(count * per_image, std::max<int64_t>(1, max_patches)));
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / (c * 4 * p * p * std::max<int64_t>(1, per_image)));
   at::Tensor power = at::zeros({c, 2 * p, 2 * p}, at::TensorOptions().dtype(at::kDouble));
   int64_t patches = 0;
-  const at::Tensor mean = prior.mean.view({1, c, 1, 1});
+  const at::Tensor mean = mean_c.view({1, c, 1, 1});
+  // A Hann taper on each patch (Welch's method): without it the strong low frequencies of
+  // photographs leak through the patch's edges into the high ones, and the filter then trusts
+  // noise there (measured: 33.8 against 37.5 dB on a PHOTO-IP photo).
+  const at::Tensor hann = at::sin(M_PI * (at::arange(p, at::TensorOptions().dtype(at::kDouble)) + 0.5) / double(p)).square();
+  const at::Tensor window = (hann.view({p, 1}) * hann.view({1, p})).view({1, 1, p, p});
+  const double window_energy = window.square().sum().item<double>();
   std::vector<int64_t> picked;
   for (int64_t i = 0; i < count; i += step) picked.push_back(i);
   for (size_t start = 0; start < picked.size(); start += static_cast<size_t>(chunk)) {
     const size_t end = std::min(picked.size(), start + static_cast<size_t>(chunk));
     const at::Tensor index = at::tensor(std::vector<int64_t>(picked.begin() + long(start), picked.begin() + long(end)),
                                         at::TensorOptions().dtype(at::kLong));
-    const at::Tensor images = x.index_select(0, index).to(at::kDouble) - mean;
+    const at::Tensor chosen = x.index_select(0, index).to(at::kDouble) - mean;
     std::vector<at::Tensor> crops;
     for (int64_t i = 0; i + p <= h; i += p)
-      for (int64_t j = 0; j + p <= w; j += p) crops.push_back(images.narrow(2, i, p).narrow(3, j, p));
+      for (int64_t j = 0; j + p <= w; j += p) crops.push_back(chosen.narrow(2, i, p).narrow(3, j, p));
     const at::Tensor batch = at::cat(crops, 0);
     // The zero-padded DFT's squared modulus is the DFT of the linear (not circular) autocorrelation.
-    power += at::fft_fft2(batch, std::vector<int64_t>{2 * p, 2 * p}).abs().square().sum(0);
+    power += at::fft_fft2(batch * window, std::vector<int64_t>{2 * p, 2 * p}).abs().square().sum(0);
     patches += batch.size(0);
   }
-  power /= double(patches) * double(p * p);
+  power /= double(patches) * window_energy;
+  return {mean_c, power};
+}
+
+}  // namespace
+
+at::Tensor power_spectrum(const at::Tensor& images, int64_t patch, int64_t max_patches) {
+  return mean_and_periodogram(images, patch, max_patches).second;
+}
+
+Prior estimate_prior(const at::Tensor& clean, int64_t patch, int64_t max_patches) {
+  auto [mean, power] = mean_and_periodogram(clean, patch, max_patches);
+  const int64_t p = power.size(1) / 2;
   const at::Tensor circular = at::real(at::fft_ifft2(power));  // lag l at index l mod 2p
+  Prior prior;
+  prior.mean = mean;
   prior.lag = p - 1;
   prior.autocov = circular.roll({prior.lag, prior.lag}, {1, 2}).narrow(1, 0, 2 * p - 1).narrow(2, 0, 2 * p - 1).contiguous();
   return prior;

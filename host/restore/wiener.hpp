@@ -54,10 +54,16 @@ struct Prior {
 };
 
 /// Estimates the prior from clean signals N x C x H x W: the per-channel mean, and the
-/// autocovariance of mean-free patches of side P = min(H, W, `patch`) averaged over up to
-/// `max_patches` patches (the biased estimator, whose spectrum is the averaged periodogram and so
+/// autocovariance of mean-free, Hann-tapered patches of side P = min(H, W, `patch`) averaged over
+/// up to `max_patches` patches (Welch's estimator: its spectrum is the averaged periodogram, so
 /// never negative), at every lag up to P - 1.
 Prior estimate_prior(const at::Tensor& clean, int64_t patch = 64, int64_t max_patches = 20000);
+
+/// The averaged periodogram of mean-free, Hann-tapered patches of side P = min(H, W, `patch`) of
+/// `images` (N x C x H x W; each channel's mean over the set removed; normalised by the taper's
+/// energy, so white noise of variance v gives v everywhere), zero-padded to 2P so that it is the
+/// DFT of the tapered autocovariance at lags -(P - 1) .. P - 1: [C, 2P, 2P] float64. What estimate_prior() and calibration compare.
+at::Tensor power_spectrum(const at::Tensor& images, int64_t patch = 64, int64_t max_patches = 20000);
 
 /// The prior's power spectrum per value on a periodic n x m grid: [C, n, m] float64 (the DFT of
 /// the autocovariance wrapped onto the grid), floored at 1e-12 of its peak.

@@ -25,4 +25,8 @@ end
 --- Scores a map on a frozen degraded test set (see monge/evaluate.lua and docs/lua.md).
 function M.evaluate(opts) return require("monge.evaluate").evaluate(opts) end
 
+--- Estimates an operator's unknown parameter and the noise level from unpaired clean and measured
+--- sets (see monge/calibrate.lua and docs/lua.md).
+function M.calibrate(opts) return require("monge.calibrate").calibrate(opts) end
+
 return M
