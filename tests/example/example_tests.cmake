@@ -25,9 +25,14 @@ endforeach()
 # report; then the reuse mode loads the map instead of training.
 set(_qs "${CMAKE_CURRENT_BINARY_DIR}/quickstart")
 add_cli_test(example_quickstart 0
-  MATCH "trained 12 iterations" "PSNR on 1000 test images: degraded 1[0-9]\\.[0-9]+ dB, restored [0-9.]+ dB"
-        "SSIM on 1000 test images: degraded 0\\.[0-9]+" "wrote .*quickstart/grid\\.png" "wrote .*quickstart/report\\.html"
+  MATCH "trained 12 iterations" "PSNR on 1000 test images: degraded 1[0-9]\\.[0-9]+ dB, Wiener 1[0-9]\\.[0-9]+ dB, restored [0-9.]+ dB"
+        "SSIM on 1000 test images: degraded 0\\.[0-9]+" "at --strength 0\\.5: PSNR [0-9.]+ dB"
+        "wrote .*quickstart/grid\\.png" "wrote .*quickstart/report\\.html"
   COMMAND $<TARGET_FILE:monge> --threads 2 run "${PROJECT_SOURCE_DIR}/examples/quickstart.lua" "${_qs}" 12)
 add_cli_test(example_quickstart_reuse 0 MATCH "reusing .*quickstart/map\\.pt" "PSNR on 1000 test images"
   COMMAND $<TARGET_FILE:monge> run "${PROJECT_SOURCE_DIR}/examples/quickstart.lua" "${_qs}" 12 reuse)
 set_tests_properties(cli.example_quickstart_reuse PROPERTIES DEPENDS cli.example_quickstart)
+# The quickstart's map carries its Wiener lift (map format 2).
+add_cli_test(example_quickstart_info 0 MATCH "map format 2" "with the Wiener lift"
+  COMMAND $<TARGET_FILE:monge> info "${_qs}/map.pt")
+set_tests_properties(cli.example_quickstart_info PROPERTIES DEPENDS cli.example_quickstart)
