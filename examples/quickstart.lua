@@ -45,8 +45,8 @@ if reuse and existing then
   print("reusing " .. out .. "/map.pt (delete it or drop 'reuse' to train again)")
 else
   -- tau = 0.3 and a cosine learning-rate decay. On the Wiener lift, tau 0.3 keeps the Wiener
-  -- filter's PSNR and gains realism (FID 208 against Wiener's 229); tau 0.1 is more realistic
-  -- (FID 200) but 0.7 dB less accurate (docs/results.md; docs/training.md, "The realism knob").
+  -- filter's PSNR (19.01 against 19.04 dB) and gains realism (FID 205 against Wiener's 228);
+  -- tau 0.1 lost 0.7 dB for no gain in FID (docs/results.md; docs/training.md, "The realism knob").
   local run = monge.train {
     operator = Q, noise = noise, clean = clean, measured = measured, eval = test,
     map = monge.network("unet", { channels = 16, depth = 2 }),
