@@ -1,6 +1,7 @@
 #include "host/apply/tiling.hpp"
 
 #include "host/apply/apply.hpp"
+#include "host/core/int_math.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -13,9 +14,6 @@
 namespace monge::host {
 
 namespace {
-
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 // 1-D Gaussian weights over a window [w0, w1) centred on its cell [c0, c1), clamped below.
 at::Tensor blend_weights(int64_t w0, int64_t w1, int64_t c0, int64_t c1, int64_t span) {

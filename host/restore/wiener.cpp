@@ -1,9 +1,10 @@
 #include "host/restore/wiener.hpp"
 
+#include "host/core/int_math.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <math.h>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -14,8 +15,6 @@
 namespace monge::host::wiener {
 
 namespace {
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 std::string fmt(double v) {
   std::ostringstream s;
@@ -189,7 +188,7 @@ std::pair<at::Tensor, at::Tensor> mean_and_periodogram(const at::Tensor& images,
   // A Hann taper on each patch (Welch's method): without it the strong low frequencies of
   // photographs leak through the patch's edges into the high ones, and the filter then trusts
   // noise there (measured: 33.8 against 37.5 dB on a PHOTO-IP photo).
-  const at::Tensor hann = at::sin(M_PI * (at::arange(p, at::TensorOptions().dtype(at::kDouble)) + 0.5) / double(p)).square();
+  const at::Tensor hann = at::sin(std::acos(-1.0) * (at::arange(p, at::TensorOptions().dtype(at::kDouble)) + 0.5) / double(p)).square();
   const at::Tensor window = (hann.view({p, 1}) * hann.view({1, p})).view({1, 1, p, p});
   const double window_energy = window.square().sum().item<double>();
   std::vector<int64_t> picked;

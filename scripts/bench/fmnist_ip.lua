@@ -81,12 +81,7 @@ local train = fmnist.train_sets(cfg.train)
 local clean, measured = train.clean, train.measured
 local noise = monge.noise("gaussian", { sigma = 0.05 })
 -- The lift every trained method starts from, and the unpaired Wiener filter (the same one, by FFT).
-local Q, has_wiener = fmnist.lifted(A, noise, clean, opts.lift, "fmnist-ip")
-local W = has_wiener and Q or nil
-if not W then
-  local ok, w = pcall(monge.wiener, { operator = A, clean = clean, noise = noise })
-  W = ok and w or nil
-end
+local Q, has_wiener, W = fmnist.lifted(A, noise, clean, opts.lift, "fmnist-ip")
 if not opts.methods then
   local list = {}
   for _, m in ipairs(protocol_methods) do
@@ -130,7 +125,7 @@ local results, restored_of = {}, {}
 --- Restores the test measurements with method `name` (trained ones at cost weight `t`) and scores it.
 local function run_method(name, t, tag)
   local t0 = monge.clock()
-  local r = { name = tag or name, tau = nil }
+  local r = { name = tag or name }
   local restored
   if name == "degraded" then
     restored = degraded

@@ -43,17 +43,20 @@ M.lift, M.anchor = "auto", "lift"
 
 --- The operator whose lift the trained maps start from: `A` with the unpaired Wiener filter (its prior from
 --- `clean`, the noise variance from `noise`) as its lift, or `A` itself, by `kind` (see M.lift). Returns the
---- operator and whether it has the Wiener lift.
+--- operator, whether it has the Wiener lift, and the Wiener filter of `A` whatever `kind` (nil where `A`
+--- is not linear and shift invariant): the `wiener` baseline.
 function M.lifted(A, noise, clean, kind, who)
   kind = kind or M.lift
-  if kind == "operator" then return A, false end
-  if kind ~= "wiener" and kind ~= "auto" then
+  if kind ~= "wiener" and kind ~= "auto" and kind ~= "operator" then
     error((who or "fmnist") .. ": --lift must be auto, wiener or operator, got '" .. tostring(kind) .. "'", 2)
   end
-  local ok, Q = pcall(monge.wiener, { operator = A, clean = clean, noise = noise })
-  if ok then return Q, true end
-  if kind == "wiener" then error((who or "fmnist") .. ": --lift wiener: " .. tostring(Q), 2) end
-  return A, false
+  local ok, W = pcall(monge.wiener, { operator = A, clean = clean, noise = noise })
+  if not ok then
+    if kind == "wiener" then error((who or "fmnist") .. ": --lift wiener: " .. tostring(W), 2) end
+    return A, false, nil
+  end
+  if kind == "operator" then return A, false, W end
+  return W, true, W
 end
 
 --- The forward operator of task `name`; `who` names the benchmark in the error for an unknown task.
