@@ -13,6 +13,7 @@ PACKAGES=(
   libboost-dev libboost-filesystem-dev    # Boost.DLL
   libgtest-dev                            # GoogleTest
   zlib1g-dev                              # gzip-compressed IDX files
+  nlohmann-json3-dev                      # JSON (map file headers)
   dataset-fashion-mnist                   # the demo and test data
   mate-backgrounds                        # 12 nature photographs (JPEG, up to 2560x1920): the PHOTO-IP benchmark's data
   python3-torch                           # PyTorch reference of `monge bench train-step` (and its test)

@@ -46,7 +46,10 @@ Usage:
                                               run N processes of a data-parallel training job
   monge [OPTIONS] plugins [--kind KIND]       list plugins by kind, with versions and files
   monge [OPTIONS] plugins --describe NAME     show a plugin's parameters (type, default, range, doc)
-  monge [OPTIONS] info MAP                    show what a map file holds (network, operator, metrics)
+  monge [OPTIONS] info MAP [--trust-code]     show what a map file holds (network, operator, metrics)
+  monge [OPTIONS] map upgrade OLD NEW --trust-code
+                                              convert a map of format 1 or 2 (a program) into the
+                                              data-only format 3 (map downgrade: the reverse)
   monge [OPTIONS] apply MAP IN OUT [--tile N --halo N --device D ...]
                                               restore an image of any size with a map file (or a
                                               TorchScript module), streamed in exact tiles; OUT is
@@ -198,21 +201,36 @@ int cmd_plugins(const Options& opt, const std::vector<std::string>& args) {
 }
 
 
+constexpr const char* kInfoHelp = R"(Usage: monge info MAP [--trust-code]
+
+Prints the network, shape, operator, training notes and metrics recorded in a map file. Map files
+of format 3 are data and are read without running anything; --trust-code also reads the old
+formats 1 and 2 and TorchScript modules, which are programs (see monge apply --help).
+)";
+
 int cmd_info(const Options& opt, const std::vector<std::string>& args) {
-  if (args.size() != 1 || args[0] == "--help" || args[0] == "-h") {
-    if (args.size() == 1) {
-      std::cout << "Usage: monge info MAP\n\nPrints the network, shape, operator, training notes and metrics recorded in a map file.\n";
+  std::vector<std::string> files;
+  bool trust = false;
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << kInfoHelp;
       return kExitOk;
     }
-    return usage_error("info: give one map file (monge info runs/gb/map.pt)");
+    if (a == "--trust-code") trust = true;
+    else if (!a.empty() && a[0] == '-') return usage_error("info: unknown option '" + a + "' (monge info MAP [--trust-code])");
+    else files.push_back(a);
   }
+  if (files.size() != 1) return usage_error("info: give one map file (monge info runs/gb/map.pt)");
   auto& reg = registry(opt);
-  const auto m = monge::host::load_map(args[0], reg);
+  const auto m = monge::host::load_map(files[0], reg, {trust});
   const auto& i = m.info;
   int64_t params = 0;
   for (const auto& p : m.module->parameters()) params += p.numel();
-  std::cout << "map " << args[0] << "\n"
-            << "  written by monge " << i.monge_version << " (map format " << (i.lift ? 2 : 1) << ")\n"
+  std::cout << "map " << files[0] << "\n"
+            << "  written by monge " << i.monge_version << " (map format " << i.format
+            << (i.format >= 3   ? ": data only"
+                : i.format == 0 ? ": none, a TorchScript module (a program), read because of --trust-code"
+                                : ": a PyTorch archive (a program), read because of --trust-code") << ")\n"
             << "  network " << i.network.name << " (" << params << " parameters)";
   for (const auto& [k, v] : i.network.params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
   if (i.shape.in_channels > 0)
@@ -245,8 +263,9 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
 
 constexpr const char* kApplyHelp = R"(Usage: monge apply MAP INPUT OUTPUT [OPTIONS]
 
-Restores INPUT with the map in MAP (a map file written by training, or a TorchScript module whose
-forward takes and returns N x C x H x W values in [-1, 1]) and writes OUTPUT. Images of any size:
+Restores INPUT with the map in MAP (a map file written by training, or, with --trust-code, a
+TorchScript module whose forward takes and returns N x C x H x W values in [-1, 1]) and writes
+OUTPUT. Images of any size:
 the input is streamed through libvips top to bottom, the network runs on tiles with a margin
 (halo) of at least its receptive radius, so the result equals whole-image inference, and the
 output is written progressively, never held whole. The map's operator lift runs first (bicubic
@@ -275,6 +294,10 @@ Options:
   --strength S      realism knob from 0 to 1 (default 1): Q(y) + S (T(Q(y)) - Q(y)), the map's lift
                     (e.g. the Wiener restoration) at 0, the trained map at 1; lower keeps closer
                     to the measurement's best linear estimate (PSNR), higher looks more real
+  --trust-code      also read map files that are programs: maps of format 1 or 2 (monge 0.1) and
+                    TorchScript modules, which LibTorch reads by running code stored in them.
+                    Only for files whose origin you trust (docs/security.md); convert old maps
+                    once with `monge map upgrade MAP --trust-code`
 
 Stochastic maps (trained by not, knot or otp; `monge info MAP` says so) draw new noise at each
 call, by pixel position (tiles agree, whatever their size). For them:
@@ -309,6 +332,7 @@ struct ApplyArgs {
   monge::host::StreamOptions so;
   std::string device = "auto";
   uint64_t seed = 0;  ///< a stochastic map's noise seed
+  bool trust_code = false;  ///< --trust-code: also read maps that are programs (see LoadOptions)
   bool help = false;
 };
 
@@ -369,6 +393,8 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       out.seed = uint64_t(s);
     } else if (a == "--no-progress") {
       so.progress = false;
+    } else if (a == "--trust-code") {
+      out.trust_code = true;
     } else if (extra.count(a)) {
       if (extra.at(a)) {
         const auto v = value();
@@ -380,7 +406,7 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
                                         "--depth", "--colour", "--max-pixels", "--no-progress",
-                                        "--samples", "--reduce", "--seed", "--strength"};
+                                        "--samples", "--reduce", "--seed", "--strength", "--trust-code"};
       for (const auto& [k, v] : extra) known.push_back(k);
       const std::string hint = monge::did_you_mean(a, known);
       return cmd + ": unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
@@ -413,7 +439,7 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
   so.device = monge::host::resolve_device(pa.device, "apply");
   if (so.threads > 0) at::set_num_threads(so.threads);
-  auto map = monge::host::load_map(files[0], registry(opt));
+  auto map = monge::host::load_map(files[0], registry(opt), {pa.trust_code});
   auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get());
   if (stochastic) stochastic->reseed(pa.seed);
   if (so.tiles.reduce == "all") {
@@ -467,7 +493,7 @@ Options:
                      Each file belongs to exactly one shard (a hash of its path)
   --retry-failed     redo inputs an earlier run recorded as failed
   --tile N, --halo N, --batch N, --threads N, --device D, --depth D, --colour M, --max-pixels N,
-  --strength S, --no-progress      as for monge apply (see monge apply --help)
+  --strength S, --trust-code, --no-progress      as for monge apply (see monge apply --help)
 
 Exit code 0 when every file of the shard is done, 1 when some failed (see the manifest).
 )";
@@ -502,7 +528,7 @@ int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
   if (bo.apply.threads > 0) at::set_num_threads(bo.apply.threads);
   if (bo.apply.tiles.reduce == "all")
     return usage_error("batch: --reduce all writes several files per input; use mean or std (or monge apply)");
-  auto map = monge::host::load_map(pa.positional[0], registry(opt));
+  auto map = monge::host::load_map(pa.positional[0], registry(opt), {pa.trust_code});
   if (auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get())) stochastic->reseed(pa.seed);
   const std::vector<std::string> inputs(pa.positional.begin() + 1, pa.positional.end());
   const auto r = monge::host::run_batch(map, inputs, bo);
@@ -609,6 +635,8 @@ Options:
   --threads N        LibTorch threads (default: the global --threads, or all cores)
   --device D         auto | cpu | cuda (default auto)
   --no-progress      no progress lines on stderr
+  --trust-code       also read map files that are programs (formats 1 and 2, TorchScript; see
+                     monge apply --help)
 
 Exit codes: 0 done, 1 bad input or a failed computation (missing map file, unknown metric,
 mismatched shapes, empty set), 2 bad command line. Lua: monge.evaluate{...} (docs/lua.md).
@@ -670,6 +698,80 @@ int cmd_run(const Options& opt, const std::vector<std::string>& args) {
   return rt.run_file(rest[0], std::vector<std::string>(rest.begin() + 1, rest.end()));
 }
 
+constexpr const char* kMapHelp = R"(Usage: monge map upgrade OLD NEW --trust-code
+       monge map downgrade NEW OLD
+
+Converts a map file of format 1 or 2 (monge 0.1: a PyTorch archive, which is read by running the
+program stored in it) into format 3 (data only: a JSON header and raw tensors, read without
+running anything; see docs/map-format.md). Reading OLD runs its code, so --trust-code is required:
+give it only for a file whose origin you trust. NEW is written atomically; OLD is left as it is.
+The new file is read back without trust and checked to give the same output as OLD on a probe
+input. A TorchScript module cannot be converted (its forward() is a program): keep using it with
+--trust-code.
+
+`monge map downgrade NEW OLD` writes a map of format 3 in the old format (1, or 2 with a Wiener
+lift) for a monge 0.1 that cannot read format 3. Reading NEW runs nothing.
+)";
+
+int cmd_map(const Options& opt, const std::vector<std::string>& args) {
+  std::vector<std::string> files;
+  bool trust = false;
+  for (size_t k = 0; k < args.size(); ++k) {
+    const std::string& a = args[k];
+    if (a == "--help" || a == "-h") {
+      std::cout << kMapHelp;
+      return kExitOk;
+    }
+    if (a == "--trust-code") trust = true;
+    else if (!a.empty() && a[0] == '-') return usage_error("map: unknown option '" + a + "' (see monge map --help)");
+    else files.push_back(a);
+  }
+  if (files.empty() || (files[0] != "upgrade" && files[0] != "downgrade"))
+    return usage_error("map: give a subcommand: monge map upgrade OLD NEW --trust-code, or monge map downgrade NEW OLD");
+  if (files[0] == "downgrade") {
+    if (files.size() != 3) return usage_error("map downgrade: give NEW and OLD (monge map downgrade map.pt old.pt)");
+    auto m = monge::host::load_map(files[1], registry(opt));
+    monge::host::save_map_legacy(files[2], *m.module, m.info);
+    std::cout << "map downgrade: " << files[1] << " -> " << files[2] << " (format " << (m.info.lift ? 2 : 1)
+              << ", a PyTorch archive for monge 0.1)\n";
+    return kExitOk;
+  }
+  if (files.size() != 3) return usage_error("map upgrade: give OLD and NEW (monge map upgrade old.pt new.pt --trust-code)");
+  if (!trust)
+    return usage_error("map upgrade: reading " + files[1] + " runs the program stored in it; add --trust-code if you trust "
+                       "where the file came from");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::equivalent(files[1], files[2], ec)) return usage_error("map upgrade: NEW must not be OLD (OLD is kept as it is)");
+  auto& reg = registry(opt);
+  auto old_map = monge::host::load_map(files[1], reg, {true});
+  if (old_map.info.format == 0)
+    throw monge::Error(files[1] + ": a TorchScript module is a program and cannot be converted to a data-only map; "
+                       "use it with --trust-code");
+  if (old_map.info.format >= 3) throw monge::Error(files[1] + ": already a map of format " + std::to_string(old_map.info.format));
+  monge::host::save_map(files[2], *old_map.module, old_map.info);
+  auto new_map = monge::host::load_map(files[2], reg);
+  // The same output on a probe input: the weights went across whole.
+  const auto& shape = old_map.info.shape;
+  const int64_t align = std::max<int64_t>(1, old_map.tile_alignment);
+  const int64_t h = shape.height > 0 ? shape.height : 4 * align, w = shape.width > 0 ? shape.width : 4 * align;
+  at::Tensor q = at::rand({1, shape.in_channels, h, w}, at::TensorOptions().dtype(at::kFloat)) * 2 - 1;
+  auto run = [&](monge::host::LoadedMap& m) {
+    if (auto* st = dynamic_cast<monge::host::StochasticMap*>(m.module.get())) st->reseed(0);
+    at::NoGradGuard no_grad;
+    return m.module->forward(q);
+  };
+  const double diff = (run(old_map) - run(new_map)).abs().max().item<double>();
+  if (!(diff == 0)) {
+    fs::remove(files[2], ec);
+    throw monge::Error(files[1] + ": the converted map differs from the old one by " + std::to_string(diff) +
+                       " on a probe input; nothing was written");
+  }
+  std::cout << "map upgrade: " << files[1] << " (format " << old_map.info.format << ") -> " << files[2]
+            << " (format " << new_map.info.format << ", data only); the same output on a probe input\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -721,6 +823,7 @@ int main(int argc, char** argv) {
     if (cmd == "batch") return cmd_batch(opt, args);
     if (cmd == "bench") return cmd_bench(opt, args);
     if (cmd == "eval") return cmd_eval(opt, args);
+    if (cmd == "map") return cmd_map(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
@@ -729,10 +832,12 @@ int main(int argc, char** argv) {
       else if (!args.empty() && args[0] == "batch") std::cout << kBatchHelp;
       else if (!args.empty() && args[0] == "bench") std::cout << kBenchHelp;
       else if (!args.empty() && args[0] == "eval") std::cout << kEvalHelp;
+      else if (!args.empty() && args[0] == "map") std::cout << kMapHelp;
+      else if (!args.empty() && args[0] == "info") std::cout << kInfoHelp;
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "eval", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "eval", "map", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

@@ -177,9 +177,19 @@ int l_train(lua_State* L) {
   return 1;
 }
 
+// monge.load_map(path [, { trust_code = true }]): trust_code also reads maps that are programs
+// (formats 1 and 2, TorchScript modules; host::LoadOptions).
 int l_load_map(lua_State* L) {
   const std::string path = luaL_checkstring(L, 1);
-  host::LoadedMap m = host::load_map(path, host::Registry::global());
+  host::LoadOptions options;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "monge.load_map", {"trust_code"});
+    lua_getfield(L, 2, "trust_code");
+    options.trust_code = lua_toboolean(L, -1) != 0;
+    lua_pop(L, 1);
+  }
+  host::LoadedMap m = host::load_map(path, host::Registry::global(), options);
   push_map(L, MapBox{m, path});
   return 1;
 }
@@ -324,7 +334,10 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
   lua_getfield(L, 1, "map");
   const host::LoadedMap* map = nullptr;
   if (lua_type(L, -1) == LUA_TSTRING) {
-    holder = host::load_map(lua_tostring(L, -1), host::Registry::global());
+    lua_getfield(L, 1, "trust_code");
+    const bool trust = lua_toboolean(L, -1) != 0;
+    lua_pop(L, 1);
+    holder = host::load_map(lua_tostring(L, -1), host::Registry::global(), {trust});
     map = &holder;
   } else if (!lua_isnil(L, -1)) {
     map = &check_map(L, -1).map;
@@ -397,7 +410,7 @@ void set_numbers(lua_State* L, std::initializer_list<std::pair<const char*, doub
 // tiled apply of `monge apply` (host/apply/stream.hpp); returns a table describing what was done.
 int l_apply(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_keys(L, 1, "monge.apply", {"map", "input", "output", STREAM_KEYS});
+  check_keys(L, 1, "monge.apply", {"map", "trust_code", "input", "output", STREAM_KEYS});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.apply", holder);
   const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
@@ -418,7 +431,7 @@ int l_apply(lua_State* L) {
 int l_batch(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   check_keys(L, 1, "monge.batch",
-             {"map", "inputs", "out", "include", "exclude", "format", "shard", "retry_failed", STREAM_KEYS});
+             {"map", "trust_code", "inputs", "out", "include", "exclude", "format", "shard", "retry_failed", STREAM_KEYS});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.batch", holder);
   host::BatchOptions o;

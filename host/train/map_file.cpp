@@ -1,13 +1,20 @@
 #include "host/train/map_file.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
 
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "host/map/tensor_file.hpp"
 #include "monge/version.hpp"
 
 namespace fs = std::filesystem;
@@ -76,20 +83,84 @@ c10::IValue string_map(const std::map<std::string, std::string>& m) {
   return dict;
 }
 
-// The Wiener lift's records: the operator's measured response, the prior, the noise variance and
-// the finite filter itself (applied as stored, so a map restores the same whatever a later
-// monge's filter design would give).
-void write_lift(torch::serialize::OutputArchive& archive, const wiener::Lift& lift) {
-  archive.write("lift", c10::IValue(std::string("wiener")));
-  archive.write("lift_response", lift.response.taps);
-  archive.write("lift_scale", c10::IValue(lift.response.scale));
-  archive.write("lift_mean", lift.prior.mean);
-  archive.write("lift_autocov", lift.prior.autocov);
-  archive.write("lift_noise_variance", c10::IValue(lift.noise_variance));
-  archive.write("lift_filter", lift.filter.weight);
-  archive.write("lift_filter_radius", c10::IValue(lift.filter.radius));
+using nlohmann::json;
+
+json params_json(const Params& params, const std::string& owner) {
+  json out = json::object();
+  for (const auto& [key, value] : params.values()) {
+    if (auto b = std::get_if<bool>(&value)) out[key] = *b;
+    else if (auto i = std::get_if<int64_t>(&value)) out[key] = *i;
+    else if (auto d = std::get_if<double>(&value)) out[key] = *d;
+    else if (auto s = std::get_if<std::string>(&value)) out[key] = *s;
+    else if (auto l = std::get_if<std::vector<double>>(&value)) out[key] = *l;
+    else if (std::holds_alternative<std::monostate>(value)) continue;
+    else throw Error(owner + ": parameter '" + key + "' holds an object, which a map file cannot record");
+  }
+  return out;
 }
 
+ParamMap param_map(const json& j, const std::string& what) {
+  if (!j.is_object()) throw Error(what + " must be an object");
+  ParamMap out;
+  for (const auto& [key, val] : j.items()) {
+    if (val.is_boolean()) out[key] = val.get<bool>();
+    else if (val.is_number_integer()) out[key] = val.get<int64_t>();
+    else if (val.is_number_float()) out[key] = val.get<double>();
+    else if (val.is_string()) out[key] = val.get<std::string>();
+    else if (val.is_array()) {
+      std::vector<double> list;
+      for (const auto& x : val) {
+        if (!x.is_number()) throw Error(what + ": '" + key + "' must be a list of numbers");
+        list.push_back(x.get<double>());
+      }
+      out[key] = std::move(list);
+    } else {
+      throw Error(what + ": '" + key + "' has a value of a type a parameter cannot have");
+    }
+  }
+  return out;
+}
+
+json spec_json(const PluginSpec& spec) { return {{"name", spec.name}, {"params", params_json(spec.params, spec.name)}}; }
+
+// {name, params} of a plugin record, checked for types.
+std::pair<std::string, ParamMap> read_spec(const json& j, const std::string& what) {
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !j.contains("params"))
+    throw Error("the " + what + " record must be {\"name\": ..., \"params\": {...}}");
+  return {j["name"].get<std::string>(), param_map(j["params"], "the " + what + "'s params")};
+}
+
+// A member of the header that must have type `check`, or an error naming it.
+template <typename T>
+T member(const json& j, const char* key, bool (json::*check)() const noexcept, const char* type) {
+  const auto it = j.find(key);
+  if (it == j.end() || !((*it).*check)()) throw Error(std::string("'") + key + "' must be " + type);
+  return it->get<T>();
+}
+
+// Completes a lift whose tensors and numbers are read (the derived fields) and checks that it fits
+// a map of `channels` channels and scale factor `scale`.
+std::shared_ptr<const wiener::Lift> finish_lift(std::shared_ptr<wiener::Lift> lift, int64_t channels, int64_t scale) {
+  for (const at::Tensor* t : {&lift->response.taps, &lift->prior.mean, &lift->prior.autocov, &lift->filter.weight})
+    if (!at::isfinite(*t).all().item<bool>()) throw Error("the lift records hold NaN or infinite values");
+  if (!(lift->noise_variance >= 0 && std::isfinite(lift->noise_variance))) throw Error("bad lift noise variance");
+  lift->response.radius = (lift->response.taps.size(0) - 1) / 2;
+  lift->prior.lag = (lift->prior.autocov.size(1) - 1) / 2;
+  lift->filter.scale = lift->response.scale;
+  lift->filter.mean = lift->prior.mean;
+  const auto& r = lift->response;
+  const auto& f = lift->filter;
+  const int64_t s = r.scale, k = 2 * f.radius + 1;
+  const bool ok = r.taps.size(0) == r.taps.size(1) && r.taps.size(0) % 2 == 1 && s == std::max<int64_t>(1, scale) &&
+                  lift->prior.mean.size(0) == channels &&
+                  lift->prior.autocov.sizes() == at::IntArrayRef{channels, 2 * lift->prior.lag + 1, 2 * lift->prior.lag + 1} &&
+                  f.radius >= 0 && f.radius <= 4096 && f.weight.sizes() == at::IntArrayRef{channels * s * s, 1, k, k};
+  if (!ok) throw Error("the lift records do not fit the map (channels, scale factor or filter size)");
+  lift->filter.gain = lift->response.gain();
+  return lift;
+}
+
+// The lift's records in a map file of format 1 or 2 (a PyTorch archive).
 std::shared_ptr<const wiener::Lift> read_lift(torch::serialize::InputArchive& archive, int64_t channels, int64_t scale) {
   auto lift = std::make_shared<wiener::Lift>();
   c10::IValue v;
@@ -97,43 +168,74 @@ std::shared_ptr<const wiener::Lift> read_lift(torch::serialize::InputArchive& ar
     at::Tensor t;
     archive.read(key, t);
     if (t.scalar_type() != dtype || t.dim() != dims) throw Error(std::string("bad ") + key + " record");
-    if (!at::isfinite(t).all().item<bool>()) throw Error(std::string(key) + " holds NaN or infinite values");
     return t.contiguous();
   };
   lift->response.taps = tensor("lift_response", at::kDouble, 2);
-  lift->response.radius = (lift->response.taps.size(0) - 1) / 2;
   archive.read("lift_scale", v);
   lift->response.scale = v.toInt();
   lift->prior.mean = tensor("lift_mean", at::kDouble, 1);
   lift->prior.autocov = tensor("lift_autocov", at::kDouble, 3);
-  lift->prior.lag = (lift->prior.autocov.size(1) - 1) / 2;
   archive.read("lift_noise_variance", v);
   lift->noise_variance = v.toDouble();
   lift->filter.weight = tensor("lift_filter", at::kFloat, 4);
   archive.read("lift_filter_radius", v);
   lift->filter.radius = v.toInt();
-  lift->filter.scale = lift->response.scale;
-  lift->filter.mean = lift->prior.mean;
-  lift->filter.gain = lift->response.gain();
-  const auto& r = lift->response;
-  const auto& f = lift->filter;
-  const int64_t s = r.scale, k = 2 * f.radius + 1;
-  const bool ok = r.taps.size(0) == r.taps.size(1) && r.taps.size(0) % 2 == 1 && s == std::max<int64_t>(1, scale) &&
-                  lift->prior.mean.size(0) == channels &&
-                  lift->prior.autocov.sizes() == at::IntArrayRef{channels, 2 * lift->prior.lag + 1, 2 * lift->prior.lag + 1} &&
-                  f.radius >= 0 && f.radius <= 4096 && f.weight.sizes() == at::IntArrayRef{channels * s * s, 1, k, k} &&
-                  lift->noise_variance >= 0;
-  if (!ok) throw Error("the lift records do not fit the map (channels, scale factor or filter size)");
-  return lift;
+  return finish_lift(lift, channels, scale);
+}
+
+// Bounds on a map file's records: what an honest map needs many times over, so that a hostile
+// file cannot make monge allocate without limit before its weights are compared with the network.
+constexpr int64_t kMaxChannels = 4096, kMaxScale = 64, kMaxSide = int64_t{1} << 20, kMaxLiftValues = int64_t{1} << 24;
+
+// The lift's records in a map file of format 3: numbers in the header's "lift" object, tensors
+// named lift.*.
+std::shared_ptr<const wiener::Lift> read_lift(const json& j, const tensor_file::TensorFile& file, int64_t channels,
+                                              int64_t scale) {
+  if (!j.is_object() || member<std::string>(j, "kind", &json::is_string, "a string") != "wiener")
+    throw Error("unknown lift record (this monge knows the lift kind 'wiener')");
+  auto lift = std::make_shared<wiener::Lift>();
+  lift->response.scale = member<int64_t>(j, "scale", &json::is_number_integer, "an integer");
+  lift->noise_variance = member<double>(j, "noise_variance", &json::is_number, "a number");
+  lift->filter.radius = member<int64_t>(j, "filter_radius", &json::is_number_integer, "an integer");
+  if (lift->response.scale < 1 || lift->response.scale > kMaxScale || lift->filter.radius < 0 || lift->filter.radius > 4096)
+    throw Error("the lift's scale or filter radius is out of range");
+  lift->response.taps = file.take_any("lift.response", at::kDouble, 2, kMaxLiftValues);
+  lift->prior.mean = file.take_any("lift.mean", at::kDouble, 1, kMaxLiftValues);
+  lift->prior.autocov = file.take_any("lift.autocov", at::kDouble, 3, kMaxLiftValues);
+  lift->filter.weight = file.take_any("lift.filter", at::kFloat, 4, kMaxLiftValues);
+  return finish_lift(lift, channels, scale);
 }
 
 }  // namespace
+
+fs::path create_temporary(const fs::path& file) {
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  static std::mutex mutex;
+  static std::random_device device;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    uint64_t r;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      r = (uint64_t{device()} << 32) ^ device();
+    }
+    char suffix[24];
+    std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
+    const fs::path tmp = dir / ("." + file.filename().string() + ".monge-" + suffix + ".tmp");
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      ::close(fd);
+      return tmp;
+    }
+    if (errno != EEXIST) throw Error(file.string() + ": cannot create a temporary file in " + dir.string() + " (" + std::strerror(errno) + ")");
+  }
+  throw Error(file.string() + ": cannot create a temporary file in " + dir.string());
+}
 
 void write_atomically(const fs::path& file, const std::function<void(const std::string& tmp)>& write) {
   const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": directory " + dir.string() + " does not exist");
-  const fs::path tmp = dir / ("." + file.filename().string() + ".tmp" + std::to_string(getpid()));
+  const fs::path tmp = create_temporary(file);
   try {
     write(tmp.string());
   } catch (const std::exception& e) {
@@ -149,9 +251,63 @@ void write_atomically(const fs::path& file, const std::function<void(const std::
   }
 }
 
+namespace {
+
+// The network's tensors as a map file names them: "weights.<parameter or buffer name>". A
+// stochastic map's file holds its network alone: load_map() wraps it again.
+std::vector<std::pair<std::string, at::Tensor>> weight_tensors(Module& module) {
+  Module* net = &module;
+  if (auto* stochastic = dynamic_cast<StochasticMap*>(&module)) net = stochastic->network().get();
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : net->named_parameters(/*recurse=*/true)) out.emplace_back("weights." + p.key(), p.value());
+  for (const auto& b : net->named_buffers(/*recurse=*/true)) out.emplace_back("weights." + b.key(), b.value());
+  return out;
+}
+
+}  // namespace
+
+std::string encode_map(Module& module, const MapInfo& info) {
+  json header = {{"monge_map_format", kMapFormat},
+                 {"monge_version", std::string(kVersion)},
+                 {"network", spec_json(info.network)},
+                 {"shape", {info.shape.in_channels, info.shape.out_channels, info.shape.scale, info.shape.height, info.shape.width}}};
+  if (info.op) header["operator"] = spec_json(*info.op);
+  auto tensors = weight_tensors(module);
+  if (info.lift) {
+    const wiener::Lift& l = *info.lift;
+    header["lift"] = {{"kind", "wiener"},
+                      {"scale", l.response.scale},
+                      {"noise_variance", l.noise_variance},
+                      {"filter_radius", l.filter.radius}};
+    tensors.emplace_back("lift.response", l.response.taps);
+    tensors.emplace_back("lift.mean", l.prior.mean);
+    tensors.emplace_back("lift.autocov", l.prior.autocov);
+    tensors.emplace_back("lift.filter", l.filter.weight);
+  }
+  if (info.noise) header["noise"] = spec_json(*info.noise);
+  if (info.latent_channels > 0) header["latent_channels"] = info.latent_channels;
+  if (info.input_noise > 0) header["input_noise"] = info.input_noise;
+  header["notes"] = info.notes;
+  json metrics = json::object();
+  // JSON has no NaN: a metric that is not a number is written as null and read back as NaN.
+  for (const auto& [k, v] : info.metrics) metrics[k] = std::isfinite(v) ? json(v) : json(nullptr);
+  header["metrics"] = std::move(metrics);
+  return tensor_file::encode(std::move(header), tensors);
+}
+
 void save_map(const fs::path& file, Module& module, const MapInfo& info) {
+  const std::string bytes = encode_map(module, info);
+  write_atomically(file, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) throw Error("write failed");
+  });
+}
+
+void save_map_legacy(const fs::path& file, Module& module, const MapInfo& info) {
   torch::serialize::OutputArchive archive;
-  archive.write("monge_map_format", c10::IValue(info.lift ? kMapFormat : int64_t{1}));
+  archive.write("monge_map_format", c10::IValue(info.lift ? int64_t{2} : int64_t{1}));
   archive.write("monge_version", c10::IValue(std::string(kVersion)));
   archive.write("network", c10::IValue(info.network.name));
   archive.write("network_params", to_ivalue(info.network.params, info.network.name));
@@ -161,7 +317,17 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
     archive.write("operator", c10::IValue(info.op->name));
     archive.write("operator_params", to_ivalue(info.op->params, info.op->name));
   }
-  if (info.lift) write_lift(archive, *info.lift);
+  if (info.lift) {
+    const wiener::Lift& lift = *info.lift;
+    archive.write("lift", c10::IValue(std::string("wiener")));
+    archive.write("lift_response", lift.response.taps);
+    archive.write("lift_scale", c10::IValue(lift.response.scale));
+    archive.write("lift_mean", lift.prior.mean);
+    archive.write("lift_autocov", lift.prior.autocov);
+    archive.write("lift_noise_variance", c10::IValue(lift.noise_variance));
+    archive.write("lift_filter", lift.filter.weight);
+    archive.write("lift_filter_radius", c10::IValue(lift.filter.radius));
+  }
   if (info.noise) {
     archive.write("noise", c10::IValue(info.noise->name));
     archive.write("noise_params", to_ivalue(info.noise->params, info.noise->name));
@@ -173,7 +339,6 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
   for (const auto& [k, v] : info.metrics) metrics.insert(k, v);
   archive.write("metrics", c10::IValue(metrics));
   torch::serialize::OutputArchive weights;
-  // A stochastic map's file holds the network alone: load_map() wraps it again.
   if (auto* stochastic = dynamic_cast<StochasticMap*>(&module)) stochastic->network()->save(weights);
   else module.save(weights);
   archive.write("weights", weights);
@@ -315,10 +480,161 @@ void describe_tiling(LoadedMap& map, const Network& network) {
   map.tile_alignment = std::max<int64_t>(1, network.tile_alignment());
 }
 
-LoadedMap load_map(const fs::path& file, const Registry& registry) {
+namespace {
+
+std::string without_trace(const std::exception& e) {
+  std::string msg = e.what();
+  if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+  return msg;
+}
+
+// Plugins that run code named by their parameters (a TorchScript file): a map file that names one
+// is a program, so it is built only when the user trusts the file.
+bool runs_code(const std::string& plugin) { return plugin == "torchscript"; }
+
+// The network (built from the recorded plugin and shape) with the file's weights, the operator
+// with its lift, and the wrapping for a stochastic map: the steps common to every format.
+void build_map(LoadedMap& out, const ParamMap& net_params, const Registry& registry,
+               const std::function<void(Module& network)>& load_weights) {
+  out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
+  auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
+  if (!net) throw Error("'" + out.info.network.name + "' is not a network plugin");
+  NetworkShape built = out.info.shape;
+  built.in_channels += out.info.latent_channels;
+  auto network = net->build(built);
+  describe_tiling(out, *net);
+  load_weights(*network);
+  out.module = stochastic_map(network, out.info.latent_channels, out.info.input_noise);
+}
+
+// The operator a map records, built from the registry (a code-running plugin only when trusted).
+void build_operator(LoadedMap& out, const std::string& name, const ParamMap& params, const Registry& registry,
+                    bool trust_code) {
+  if (runs_code(name) && !trust_code)
+    throw Error("its operator '" + name + "' loads and runs a program named in the file; pass --trust-code "
+                "(Lua: trust_code = true) only if you trust where the file came from");
+  PluginSpec op;
+  op.name = name;
+  op.params = registry.resolve(op.name, params, Kind::Operator);
+  out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
+  if (!out.op) throw Error("'" + name + "' is not an operator plugin");
+  out.info.op = op;
+}
+
+// The noise record: metadata for `monge eval`. A noise plugin that is not installed here loses the
+// record, not the map.
+void keep_noise(LoadedMap& out, const std::string& name, const ParamMap& params, const Registry& registry) {
+  PluginSpec noise;
+  noise.name = name;
+  if (name == "none") {
+    out.info.noise = noise;
+    return;
+  }
+  try {
+    noise.params = registry.resolve(noise.name, params, Kind::Noise);
+    out.info.noise = noise;
+  } catch (const PluginError&) {
+  }
+}
+
+void check_shape(const NetworkShape& s) {
+  const bool ok = s.in_channels >= 1 && s.in_channels <= kMaxChannels && s.out_channels >= 1 &&
+                  s.out_channels <= kMaxChannels && s.scale >= 1 && s.scale <= kMaxScale && s.height >= 0 &&
+                  s.height <= kMaxSide && s.width >= 0 && s.width <= kMaxSide;
+  if (!ok)
+    throw Error("its shape record (in " + std::to_string(s.in_channels) + ", out " + std::to_string(s.out_channels) +
+                ", scale " + std::to_string(s.scale) + ", " + std::to_string(s.height) + " x " + std::to_string(s.width) +
+                ") is out of range (channels 1.." + std::to_string(kMaxChannels) + ", scale 1.." +
+                std::to_string(kMaxScale) + ")");
+}
+
+void check_stochastic(const MapInfo& info) {
+  if (info.latent_channels < 0 || info.latent_channels > kMaxChannels) throw Error("bad latent_channels record");
+  if (!(info.input_noise >= 0 && info.input_noise <= 100)) throw Error("bad input_noise record");
+}
+
+// Format 3: a tensor file. Nothing in it is executed; every record is type-checked and bounded,
+// every weight's dtype and shape checked against the network the header declares.
+LoadedMap load_data_map(const fs::path& file, const Registry& registry, const LoadOptions& options) {
+  const auto tf = tensor_file::TensorFile::read(file);
+  const json& h = tf.header();
+  LoadedMap out;
+  const int64_t format = member<int64_t>(h, "monge_map_format", &json::is_number_integer, "an integer");
+  if (format > kMapFormat)
+    throw Error("map format " + std::to_string(format) + " is newer than this monge understands (" +
+                std::to_string(kMapFormat) + "); update monge");
+  if (format != 3) throw Error("map format " + std::to_string(format) + " in a tensor file (only format 3 is)");
+  out.info.format = format;
+  out.info.monge_version = member<std::string>(h, "monge_version", &json::is_string, "a string");
+  const auto [net_name, net_params] = read_spec(h.contains("network") ? h["network"] : json(), "network");
+  out.info.network.name = net_name;
+  const auto shape = h.find("shape");
+  if (shape == h.end() || !shape->is_array() || shape->size() != 5) throw Error("'shape' must be a list of 5 integers");
+  std::vector<int64_t> sv;
+  for (const auto& v : *shape) {
+    if (!v.is_number_integer()) throw Error("'shape' must be a list of 5 integers");
+    sv.push_back(v.get<int64_t>());
+  }
+  out.info.shape = NetworkShape{sv[0], sv[1], sv[2], sv[3], sv[4]};
+  check_shape(out.info.shape);
+  if (h.contains("latent_channels"))
+    out.info.latent_channels = member<int64_t>(h, "latent_channels", &json::is_number_integer, "an integer");
+  if (h.contains("input_noise")) out.info.input_noise = member<double>(h, "input_noise", &json::is_number, "a number");
+  check_stochastic(out.info);
+  if (out.info.shape.in_channels + out.info.latent_channels > kMaxChannels) throw Error("bad latent_channels record");
+  if (h.contains("operator")) {
+    const auto [name, params] = read_spec(h["operator"], "operator");
+    build_operator(out, name, params, registry, options.trust_code);
+  }
+  if (h.contains("lift")) {
+    if (!out.op) throw Error("a lift record without an operator");
+    out.info.lift = read_lift(h["lift"], tf, out.info.shape.in_channels, out.op->scale_factor());
+    out.op = std::make_shared<wiener::WienerLift>(out.op, out.info.lift);
+  }
+  if (h.contains("noise")) {
+    const auto [name, params] = read_spec(h["noise"], "noise");
+    keep_noise(out, name, params, registry);
+  }
+  if (h.contains("notes")) {
+    if (!h["notes"].is_object()) throw Error("'notes' must be an object of strings");
+    for (const auto& [k, v] : h["notes"].items()) {
+      if (!v.is_string()) throw Error("'notes' must be an object of strings");
+      out.info.notes[k] = v.get<std::string>();
+    }
+  }
+  if (h.contains("metrics")) {
+    if (!h["metrics"].is_object()) throw Error("'metrics' must be an object of numbers");
+    for (const auto& [k, v] : h["metrics"].items()) {
+      if (!v.is_number() && !v.is_null()) throw Error("'metrics' must be an object of numbers");
+      out.info.metrics[k] = v.is_null() ? std::nan("") : v.get<double>();
+    }
+  }
+  if (runs_code(out.info.network.name) && !options.trust_code)
+    throw Error("its network '" + out.info.network.name + "' runs a program named in the file; pass --trust-code only if you trust it");
+  build_map(out, net_params, registry, [&](Module& network) {
+    torch::NoGradGuard no_grad;
+    std::set<std::string> used;
+    auto load = [&](const std::string& key, at::Tensor& target) {
+      const std::string name = "weights." + key;
+      const at::Tensor t = tf.take(name, target.scalar_type(), target.sizes());
+      if (at::isFloatingType(t.scalar_type()) && !at::isfinite(t).all().item<bool>())
+        throw Error("tensor '" + name + "' holds NaN or infinite values");
+      target.copy_(t);
+      used.insert(name);
+    };
+    for (auto& p : network.named_parameters(/*recurse=*/true)) load(p.key(), p.value());
+    for (auto& b : network.named_buffers(/*recurse=*/true)) load(b.key(), b.value());
+    for (const auto& name : tf.names())
+      if (name.rfind("weights.", 0) == 0 && !used.count(name))
+        throw Error("tensor '" + name + "' is not a weight of the " + out.info.network.name + " network the file declares");
+  });
+  return out;
+}
+
+// Formats 1 and 2 (and TorchScript modules): PyTorch archives, which LibTorch reads by running the
+// pickled program inside; only for files the user trusts.
+LoadedMap load_archive_map(const fs::path& file, const Registry& registry, const LoadOptions& options) {
   const std::string where = file.string();
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) throw Error(where + ": no such map file");
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
@@ -339,14 +655,15 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
       throw Error(where + ": a TorchScript file without a forward() method cannot be used as a map");
     out.module = std::make_shared<ScriptedMap>(std::move(scripted));
     out.info.network.name = "torchscript";
+    out.info.format = 0;
     out.info.shape = NetworkShape{0, 0, 1, 0, 0};  // channels not known: the input is passed as it is
     out.info.notes["source"] = "TorchScript module (no monge metadata: the input is used as it is, no lift)";
     out.module->eval();
     return out;
   }
-  if (v.toInt() > kMapFormat)
-    throw Error(where + ": map format " + std::to_string(v.toInt()) + " is newer than this monge understands (" +
-                std::to_string(kMapFormat) + "); update monge");
+  if (v.toInt() > 2)
+    throw Error(where + ": map format " + std::to_string(v.toInt()) + " in a PyTorch archive (formats 1 and 2 are)");
+  out.info.format = v.toInt();
   try {
     archive.read("monge_version", v);
     out.info.monge_version = v.toStringRef();
@@ -358,14 +675,11 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
     const auto shape = v.toIntVector();
     if (shape.size() != 5) throw Error("bad shape record");
     out.info.shape = NetworkShape{shape[0], shape[1], shape[2], shape[3], shape[4]};
+    check_shape(out.info.shape);
     if (archive.try_read("operator", v)) {
-      PluginSpec op;
-      op.name = v.toStringRef();
+      const std::string name = v.toStringRef();
       archive.read("operator_params", v);
-      const ParamMap op_params = to_param_map(v);
-      op.params = registry.resolve(op.name, op_params, Kind::Operator);
-      out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
-      out.info.op = op;
+      build_operator(out, name, to_param_map(v), registry, options.trust_code);
     }
     if (archive.try_read("lift", v)) {
       if (!v.isString() || v.toStringRef() != "wiener") throw Error("unknown lift record");
@@ -374,50 +688,61 @@ LoadedMap load_map(const fs::path& file, const Registry& registry) {
       out.op = std::make_shared<wiener::WienerLift>(out.op, out.info.lift);
     }
     if (archive.try_read("noise", v)) {
-      // Metadata for `monge eval`: a noise plugin that is not installed here loses the record, not
-      // the map.
-      PluginSpec noise;
-      noise.name = v.toStringRef();
+      const std::string name = v.toStringRef();
       archive.read("noise_params", v);
-      const ParamMap noise_params = to_param_map(v);
-      if (noise.name == "none") {
-        out.info.noise = noise;
-      } else {
-        try {
-          noise.params = registry.resolve(noise.name, noise_params, Kind::Noise);
-          out.info.noise = noise;
-        } catch (const PluginError&) {
-        }
-      }
+      keep_noise(out, name, to_param_map(v), registry);
     }
-    if (archive.try_read("latent_channels", v)) {
-      out.info.latent_channels = v.toInt();
-      if (out.info.latent_channels < 0 || out.info.latent_channels > 4096) throw Error("bad latent_channels record");
-    }
-    if (archive.try_read("input_noise", v)) {
-      out.info.input_noise = v.toDouble();
-      if (!(out.info.input_noise >= 0 && out.info.input_noise <= 100)) throw Error("bad input_noise record");
-    }
+    if (archive.try_read("latent_channels", v)) out.info.latent_channels = v.toInt();
+    if (archive.try_read("input_noise", v)) out.info.input_noise = v.toDouble();
+    check_stochastic(out.info);
     archive.read("notes", v);
     for (const auto& e : v.toGenericDict()) out.info.notes[e.key().toStringRef()] = e.value().toStringRef();
     archive.read("metrics", v);
     for (const auto& e : v.toGenericDict()) out.info.metrics[e.key().toStringRef()] = e.value().toDouble();
-    out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
-    auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
-    NetworkShape built = out.info.shape;
-    built.in_channels += out.info.latent_channels;
-    auto network = net->build(built);
-    describe_tiling(out, *net);
-    torch::serialize::InputArchive weights;
-    archive.read("weights", weights);
-    network->load(weights);
-    out.module = stochastic_map(network, out.info.latent_channels, out.info.input_noise);
+    build_map(out, net_params, registry, [&](Module& network) {
+      torch::serialize::InputArchive weights;
+      archive.read("weights", weights);
+      network.load(weights);
+    });
   } catch (const PluginError&) {
     throw;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-    throw Error(where + ": cannot read map (" + msg + ")");
+    throw Error(where + ": cannot read map (" + without_trace(e) + ")");
+  }
+  return out;
+}
+
+// Whether `file` starts as a zip archive does (PyTorch archives are zip files).
+bool is_zip(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  char head[4] = {};
+  return in.read(head, 4) && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4;
+}
+
+}  // namespace
+
+LoadedMap load_map(const fs::path& file, const Registry& registry, const LoadOptions& options) {
+  const std::string where = file.string();
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) throw Error(where + ": no such map file");
+  LoadedMap out;
+  if (tensor_file::has_magic(file)) {
+    try {
+      out = load_data_map(file, registry, options);
+    } catch (const PluginError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(where + ": cannot read map (" + without_trace(e) + ")");
+    }
+  } else {
+    if (!is_zip(file)) throw Error(where + ": not a monge map file (neither the data-only format 3 nor a PyTorch archive)");
+    if (!options.trust_code)
+      throw Error(where + ": not a data-only monge map (format 3). It may be a map of format 1 or 2 (monge 0.1) or a "
+                  "TorchScript module: both are PyTorch archives, which are read by running the program stored in "
+                  "them, so a file from someone else can write or read your files. If you trust where it came from, "
+                  "convert it once with `monge map upgrade " + where + " --trust-code` (a TorchScript module cannot be "
+                  "converted: pass --trust-code, or trust_code = true in Lua, to use it as it is)");
+    out = load_archive_map(file, registry, options);
   }
   out.module->eval();
   return out;

@@ -15,9 +15,12 @@
 namespace monge::host {
 
 /// Format version of map files written by this monge. Bump on incompatible changes and teach
-/// load_map() to migrate or refuse older ones with a clear message. Format 2 adds the Wiener lift
-/// (MapInfo::lift); a map without one is still written as format 1, which older monge reads.
-inline constexpr int64_t kMapFormat = 2;
+/// load_map() to migrate or refuse older ones with a clear message. Format 3 is data only (a
+/// tensor file: host/map/tensor_file.hpp, docs/map-format.md); formats 1 (no lift) and 2 (the
+/// Wiener lift) were PyTorch archives, which LibTorch reads by running the program inside them:
+/// load_map() reads those only when LoadOptions::trust_code is set, and `monge map upgrade`
+/// converts them.
+inline constexpr int64_t kMapFormat = 3;
 
 /// A plugin as it is recorded in a file: its name and resolved parameters.
 struct PluginSpec {
@@ -36,6 +39,7 @@ struct MapInfo {
   std::shared_ptr<const wiener::Lift> lift;
   std::optional<PluginSpec> noise;    ///< the noise model it was trained with ("none": none); unset: not recorded
   std::string monge_version;
+  int64_t format = kMapFormat;                ///< the format of the file it was read from
   std::map<std::string, std::string> notes;   ///< training summary (solver, iterations, ...)
   std::map<std::string, double> metrics;      ///< final evaluation
 };
@@ -114,12 +118,32 @@ std::string plugin_spec_text(const PluginSpec& spec);
 /// Fills the tiling fields of `map` from the network plugin that built its module.
 void describe_tiling(LoadedMap& map, const Network& network);
 
-/// Writes a map file atomically (temporary file + rename). Throws monge::Error.
+/// The bytes of a map file of format 3 for `module` (a StochasticMap is saved as its network).
+std::string encode_map(Module& module, const MapInfo& info);
+
+/// Writes a map file of format 3 atomically (temporary file + rename). Throws monge::Error.
 void save_map(const std::filesystem::path& file, Module& module, const MapInfo& info);
 
+/// Writes a map file of the old format (1, or 2 with a lift): a PyTorch archive that monge 0.1
+/// reads. For tests of the upgrade path and for users who must hand a map to an old monge.
+void save_map_legacy(const std::filesystem::path& file, Module& module, const MapInfo& info);
+
+struct LoadOptions {
+  /// Also read PyTorch archives (map formats 1 and 2, TorchScript modules) and maps whose plugins
+  /// run a program named in the file (the torchscript operator): reading those runs code from the
+  /// file. Only for files whose origin the user trusts.
+  bool trust_code = false;
+};
+
 /// Reads a map file, rebuilding the network (and operator) from plugins found in `registry`.
-/// Throws monge::Error naming the file for a missing, corrupt or incompatible file.
-LoadedMap load_map(const std::filesystem::path& file, const Registry& registry);
+/// Format 3 is read without executing anything, each record type-checked and bounded, each weight
+/// checked against the declared network's dtype and shape. Throws monge::Error naming the file for
+/// a missing, corrupt, incompatible or (without trust_code) code-carrying file.
+LoadedMap load_map(const std::filesystem::path& file, const Registry& registry, const LoadOptions& options = {});
+
+/// A new empty file beside `file`, named .NAME.monge-RANDOM.tmp and created with O_EXCL and
+/// O_NOFOLLOW: a name nobody can predict, which a planted symlink cannot redirect.
+std::filesystem::path create_temporary(const std::filesystem::path& file);
 
 /// Writes `write` to `file` through a temporary file in the same directory and a rename, so that
 /// `file` is either the old or the complete new version, never partial.

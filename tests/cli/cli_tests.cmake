@@ -91,6 +91,9 @@ set_tests_properties(cli.apply PROPERTIES DEPENDS lua.train_test)
 add_cli_test(apply_same_file 1 MATCH "is the input file; choose another output path"
   COMMAND ${_m} apply ${_map} ${_grid} ${_grid})
 set_tests_properties(cli.apply_same_file PROPERTIES DEPENDS lua.train_test)
+add_test(NAME cli.map_upgrade
+         COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/map_upgrade.sh" ${_m} ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/map_upgrade")
+set_tests_properties(cli.map_upgrade PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
 add_cli_test(apply_usage 2 MATCH "apply: give MAP INPUT OUTPUT" COMMAND ${_m} apply only-a-map.pt)
 add_cli_test(apply_help 0 MATCH "Usage: monge apply MAP INPUT OUTPUT" "TorchScript" "--tile N" "--max-pixels N"
   COMMAND ${_m} apply --help)
@@ -171,7 +174,18 @@ add_cli_test(info_noise 0 MATCH "trained with noise gaussian:sigma=0\\.05 \\(mon
 set_tests_properties(cli.eval_recorded_noise cli.info_noise PROPERTIES FIXTURES_REQUIRED eval_fixture)
 # A TorchScript module as the map (a fixture of the FID tests) records no noise: --noise is needed.
 add_cli_test(eval_needs_noise 2 MATCH "--noise is required with a clean test set: .*fid_pool32\\.pt does not record the noise"
-  COMMAND ${_m} eval "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt" --data fashion-mnist:test:8 --out x)
+  COMMAND ${_m} eval "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt" --data fashion-mnist:test:8 --out x --trust-code)
+# Without --trust-code a TorchScript module (a program) is not read, by eval, info or apply.
+add_cli_test(eval_untrusted_program 1 MATCH "fid_pool32\\.pt: not a data-only monge map .*PyTorch archive.*--trust-code"
+  COMMAND ${_m} eval "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt" --data fashion-mnist:test:8 --noise none --out x)
+add_cli_test(info_untrusted_program 1 MATCH "fid_pool32\\.pt: not a data-only monge map .*monge map upgrade"
+  COMMAND ${_m} info "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt")
+add_cli_test(info_trusted_program 0 MATCH "map format 0: none, a TorchScript module \\(a program\\), read because of --trust-code"
+  COMMAND ${_m} info "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt" --trust-code)
+add_cli_test(map_upgrade_needs_trust 2 MATCH "map upgrade: reading old\\.pt runs the program stored in it; add --trust-code"
+  COMMAND ${_m} map upgrade old.pt new.pt)
+add_cli_test(map_upgrade_torchscript 1 MATCH "a TorchScript module is a program and cannot be converted"
+  COMMAND ${_m} map upgrade "${PROJECT_SOURCE_DIR}/tests/fixtures/metrics/fid_pool32.pt" "${CMAKE_CURRENT_BINARY_DIR}/never.pt" --trust-code)
 add_cli_test(eval_bad_spec 2 MATCH "--data 'mnist:test': expected fashion-mnist:test\\[:N\\]"
   COMMAND ${_m} eval map.pt --data mnist:test --noise none --out x)
 add_cli_test(eval_noise_with_reference 2 MATCH "--noise and --seed degrade clean images"

@@ -32,7 +32,7 @@ add_cli_test(example_quickstart 0
 add_cli_test(example_quickstart_reuse 0 MATCH "reusing .*quickstart/map\\.pt" "PSNR on 1000 test images"
   COMMAND $<TARGET_FILE:monge> run "${PROJECT_SOURCE_DIR}/examples/quickstart.lua" "${_qs}" 12 reuse)
 set_tests_properties(cli.example_quickstart_reuse PROPERTIES DEPENDS cli.example_quickstart)
-# The quickstart's map carries its Wiener lift (map format 2).
-add_cli_test(example_quickstart_info 0 MATCH "map format 2" "with the Wiener lift"
+# The quickstart's map carries its Wiener lift, in the data-only map format 3.
+add_cli_test(example_quickstart_info 0 MATCH "map format 3: data only" "with the Wiener lift"
   COMMAND $<TARGET_FILE:monge> info "${_qs}/map.pt")
 set_tests_properties(cli.example_quickstart_info PROPERTIES DEPENDS cli.example_quickstart)

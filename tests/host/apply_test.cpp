@@ -397,7 +397,7 @@ TEST_F(Apply, GreyMapsOnRgbImagesPerChannelOrOnLuminance) {
 }
 
 TEST_F(Apply, TorchScriptMapsAreBlendedAndStillRun) {
-  const auto map = load_map(scripted_half(), registry());
+  const auto map = load_map(scripted_half(), registry(), {/*trust_code=*/true});
   EXPECT_EQ(map.info.network.name, "torchscript");
   EXPECT_EQ(map.receptive_radius, -1);
   at::Tensor rgb = torch::linspace(-1, 1, 3 * 50 * 70).reshape({3, 50, 70});

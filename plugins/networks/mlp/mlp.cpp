@@ -1,6 +1,7 @@
 // mlp: a fully connected network on the flattened input, for low-dimensional problems (toy
 // distributions stored as N x C x 1 x 1, small patches). As a map it returns the input's shape
 // (optionally input + net(input), identity at initialisation); as a potential one real per sample.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,14 @@ class MlpModule final : public monge::Module {
   MlpModule(const MlpConfig& c, const monge::NetworkShape& shape) : cfg_(c), shape_(shape) {
     const int64_t in = shape.in_channels * shape.height * shape.width;
     const int64_t out = c.output == "scalar" ? 1 : shape.out_channels * shape.height * shape.width;
+    // A bound on the largest layer, checked before anything is allocated (a map file's shape
+    // record is read from a file that may be hostile): mlp is for small inputs.
+    constexpr int64_t kMaxLayerWeights = int64_t{1} << 28;  // 1 GiB of float32
+    const int64_t widest = std::max(in, out), narrow = c.layers > 0 ? c.hidden : std::min(in, out);
+    if (in <= 0 || out <= 0 || widest > kMaxLayerWeights / std::max<int64_t>(1, narrow))
+      throw monge::Error("mlp: a " + std::to_string(shape.in_channels) + " x " + std::to_string(shape.height) + " x " +
+                         std::to_string(shape.width) + " input with " + std::to_string(c.hidden) +
+                         " hidden units needs a layer of more than 2^28 weights; mlp is for small inputs (use unet)");
     int64_t width = in;
     for (int64_t l = 0; l < c.layers; ++l) {
       layers_.push_back(register_module("hidden" + std::to_string(l), nn::Linear(width, c.hidden)));

@@ -24,7 +24,7 @@ end
 
 local options = { ["--data"] = true, ["--reference"] = true, ["--noise"] = true, ["--seed"] = true, ["--metrics"] = true,
                   ["--out"] = true, ["--grid"] = true, ["--batch"] = true, ["--threads"] = true, ["--device"] = true,
-                  ["--no-progress"] = false }
+                  ["--no-progress"] = false, ["--trust-code"] = false }
 local args, o, positional = { ... }, {}, {}
 local i = 1
 while i <= #args do
@@ -96,7 +96,7 @@ local ok, err = xpcall(function()
   -- Metrics first: an unknown name fails before any data is read.
   local metrics = evaluate.split_metrics(o.metrics or "psnr,ssim")
   for _, m in ipairs(metrics) do evaluate.parse_spec(m, "--metrics") end
-  local map = monge.load_map(positional[1])
+  local map = monge.load_map(positional[1], { trust_code = o["trust-code"] == true })
   if not degraded_folder and not o.noise then
     -- The noise the map was trained with, as its file records it.
     o.noise = map.noise

@@ -177,7 +177,7 @@ end
 function M.evaluate(o)
   if type(o) ~= "table" then fail("monge.evaluate: expected a table of options") end
   local known = { map = 1, clean = 1, measured = 1, noise = 1, seed = 1, metrics = 1, out = 1, grid = 1, batch = 1,
-                  device = 1, threads = 1, progress = 1, data = 1 }
+                  device = 1, threads = 1, progress = 1, data = 1, trust_code = 1 }
   for k in pairs(o) do
     if not known[k] then
       local names = {}
@@ -195,7 +195,7 @@ function M.evaluate(o)
   if o.threads then monge.set_threads(o.threads) end
 
   local map = o.map
-  if type(map) == "string" then map = monge.load_map(map)
+  if type(map) == "string" then map = monge.load_map(map, { trust_code = o.trust_code == true })
   elseif map == nil then fail("monge.evaluate: 'map' (a map or a map file path) is required") end
   map:to(o.device or "auto")
   local A = map.operator
