@@ -26,7 +26,8 @@ struct ClassifierBox {
 };
 
 ClassifierBox& check_classifier(lua_State* L, int index) {
-  auto* box = static_cast<ClassifierBox*>(luaL_testudata(L, index, kClassifierMeta));
+  auto* box = test_box_alive<ClassifierBox>(L, index, kClassifierMeta, "classifier",
+                                            [](const ClassifierBox& b) { return !b.net.is_empty(); });
   if (!box)
     throw std::runtime_error("expected a classifier (from monge.classifier or monge.train_classifier), got " +
                              std::string(luaL_typename(L, index)));
@@ -256,8 +257,7 @@ int ct_index(lua_State* L) {
 }
 
 int ct_gc(lua_State* L) {
-  if (auto* box = static_cast<ClassifierBox*>(luaL_testudata(L, 1, kClassifierMeta))) box->~ClassifierBox();
-  return 0;
+  return gc_box<ClassifierBox>(L, kClassifierMeta);
 }
 
 int ct_tostring(lua_State* L) {

@@ -3,6 +3,8 @@
 
 #include <exception>
 #include <initializer_list>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 #include <lua.hpp>
@@ -41,6 +43,28 @@ int guard(lua_State* L) {
     lua_concat(L, 2);
   }
   return lua_error(L);
+}
+
+/// A userdata box's __gc: destroys the box and leaves an empty one (which holds nothing) in its
+/// place, so that a second call, or a method called afterwards, meets an empty object and never
+/// freed memory. Userdata of another type (`getmetatable(a).__gc(b)`) are left alone.
+template <class Box>
+int gc_box(lua_State* L, const char* meta) {
+  if (auto* box = static_cast<Box*>(luaL_testudata(L, 1, meta))) {
+    box->~Box();
+    new (box) Box();
+  }
+  return 0;
+}
+
+/// The box at `index` if it is a userdata of metatable `meta`, else nullptr. A box whose __gc has
+/// run (`alive(box)` false) is an error naming `what`.
+template <class Box, class Alive>
+Box* test_box_alive(lua_State* L, int index, const char* meta, const char* what, Alive alive) {
+  auto* box = static_cast<Box*>(luaL_testudata(L, index, meta));
+  if (box && !alive(*box))
+    throw std::runtime_error(std::string("this ") + what + " was freed (its __gc was called) and cannot be used");
+  return box;
 }
 
 /// Registers `F` (guarded) as field `name` of the table at the top of the stack.

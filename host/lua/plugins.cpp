@@ -32,7 +32,7 @@ struct PluginBox {
 };
 
 PluginBox* test_box(lua_State* L, int index) {
-  return static_cast<PluginBox*>(luaL_testudata(L, index, kPluginMeta));
+  return test_box_alive<PluginBox>(L, index, kPluginMeta, "plugin object", [](const PluginBox& b) { return b.object != nullptr; });
 }
 
 PluginBox& check_box(lua_State* L, int index) {
@@ -444,8 +444,7 @@ int mt_tostring(lua_State* L) {
 }
 
 int mt_gc(lua_State* L) {
-  if (auto* box = test_box(L, 1)) box->~PluginBox();
-  return 0;
+  return gc_box<PluginBox>(L, kPluginMeta);
 }
 
 // cost + cost, cost * number, number * cost: weighted sums of costs.

@@ -1373,9 +1373,8 @@ int meta_concat(lua_State* L) {
 }
 
 int meta_gc(lua_State* L) {
-  // Only ever called on tensor userdata (it lives in their metatable); no registry lookup, which
-  // keeps it cheap and safe while lua_close finalizes everything.
-  if (auto* t = static_cast<at::Tensor*>(lua_touserdata(L, 1))) {
+  // Type-checked: Lua code can call getmetatable(t).__gc with any value.
+  if (auto* t = static_cast<at::Tensor*>(luaL_testudata(L, 1, kTensorMeta))) {
     g_tensor_bytes.fetch_sub(counted_bytes(*t));
     t->~Tensor();
     new (t) at::Tensor();  // stays a valid (undefined) tensor should anything still see it
@@ -1615,7 +1614,8 @@ void push_tensor(lua_State* L, at::Tensor t) {
 }
 
 at::Tensor* test_tensor(lua_State* L, int index) {
-  return static_cast<at::Tensor*>(luaL_testudata(L, index, kTensorMeta));
+  // push_tensor never pushes an undefined tensor: one is a tensor whose __gc ran.
+  return test_box_alive<at::Tensor>(L, index, kTensorMeta, "tensor", [](const at::Tensor& t) { return t.defined(); });
 }
 
 at::Tensor& check_tensor(lua_State* L, int index) {

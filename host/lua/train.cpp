@@ -27,7 +27,7 @@ struct MapBox {
 };
 
 MapBox& check_map(lua_State* L, int index) {
-  auto* box = static_cast<MapBox*>(luaL_testudata(L, index, kMapMeta));
+  auto* box = test_box_alive<MapBox>(L, index, kMapMeta, "map", [](const MapBox& b) { return b.map.module != nullptr; });
   if (!box) throw std::runtime_error("expected a map (from monge.train or monge.load_map), got " + std::string(luaL_typename(L, index)));
   return *box;
 }
@@ -308,8 +308,7 @@ int mt_index(lua_State* L) {
 }
 
 int mt_gc(lua_State* L) {
-  if (auto* box = static_cast<MapBox*>(luaL_testudata(L, 1, kMapMeta))) box->~MapBox();
-  return 0;
+  return gc_box<MapBox>(L, kMapMeta);
 }
 
 int mt_tostring(lua_State* L) {

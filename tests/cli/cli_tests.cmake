@@ -126,9 +126,9 @@ set_tests_properties(cli.apply_samples_all cli.apply_samples_mean cli.apply_samp
 
 # `monge batch`: a run killed with SIGKILL and re-run finishes every file exactly once.
 add_test(NAME cli.batch_kill_resume
-         COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/batch_kill.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/batch_kill")
-set_tests_properties(cli.batch_kill_resume PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH="
-                     PASS_REGULAR_EXPRESSION "ok: every file restored exactly once")
+         COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/expect.sh" 0 "ok: every file restored exactly once"
+                 -- "${CMAKE_CURRENT_SOURCE_DIR}/cli/batch_kill.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/batch_kill")
+set_tests_properties(cli.batch_kill_resume PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
 # `monge bench`: the list (names with '-', first comment line), help and an unknown name.
 add_cli_test(bench_list 0 MATCH "^  train-step +Training-step speed against PyTorch" "^  apply +Streaming apply benchmark"
   COMMAND ${_m} bench)

@@ -27,7 +27,10 @@ local knot = learn("knot", solver("knot", 1), 3000)
 local knot_energy, knot_right = judge("knot gamma 1", knot.map)
 local strong = learn("not", solver("not", 0), 1000)
 local strong_energy, strong_right = judge("not gamma 0", strong.map)
-assert(knot_energy < 0.05, "kernel NOT did not reach the two-mode target: energy distance " .. knot_energy)
+-- Asserted between the two outcomes the test separates (reaching the target against a fake
+-- solution), not against a threshold tuned on one CPU.
+assert(knot_energy < strong_energy / 5, string.format("kernel NOT did not reach the two-mode target: energy distance %.4f, " ..
+  "NOT with the strong cost's %.4f", knot_energy, strong_energy))
 assert(knot_right > 0.35 and knot_right < 0.65, "kernel NOT did not split the mass: " .. knot_right .. " on the right")
 assert(strong_energy > 0.5, "NOT with the strong cost was expected to find a fake solution: energy distance " .. strong_energy)
 assert(strong_right < 0.1 or strong_right > 0.9, "NOT with the strong cost split the mass: " .. strong_right)
