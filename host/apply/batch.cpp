@@ -1,5 +1,7 @@
 #include "host/apply/batch.hpp"
 
+#include "host/core/temp_files.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -206,17 +208,6 @@ class Manifest {
   FILE* f_ = nullptr;
 };
 
-// Removes temporary files an interrupted earlier attempt at `output` left behind.
-void remove_stale_temporaries(const fs::path& output) {
-  std::error_code ec;
-  const fs::path dir = output.parent_path();
-  const std::string head = "." + output.stem().string() + ".monge-", tail = output.extension().string();
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind(head, 0) == 0 && ends_with(n, tail)) fs::remove(e.path(), ec);
-  }
-}
-
 std::string fmt_seconds(double s) {
   char buf[32];
   if (s < 90) std::snprintf(buf, sizeof buf, "%.0f s", s);
@@ -389,10 +380,16 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
     try {
       if (!safe_key(it.key)) throw Error("unsafe path " + it.key + " (absolute or with '..'): not written outside " + opt.out.string());
       fs::create_directories(output.parent_path(), ec);
-      remove_stale_temporaries(output);
+      // What an interrupted earlier attempt at this output left behind (the output is this shard's
+      // alone, so any age): its temporary and its extracted archive member.
+      const fs::path member_target = output.parent_path() / (output.stem().string() + ".input" + fs::path(it.key).extension().string());
+      remove_stale_temporaries(output, 0);
+      remove_stale_temporaries(member_target, 0);
       fs::path input = it.file;
+      std::optional<Temporary> member;
       if (!it.archive.empty()) {  // an archive member: copied to a hidden file beside the output
-        extracted = output.parent_path() / (".monge-extract-" + std::to_string(getpid()) + fs::path(it.key).extension().string());
+        member.emplace(member_target);
+        extracted = member->path();
         GzFile gz(it.archive);
         if (!gz.f || gzseek(gz.f, it.offset, SEEK_SET) < 0) throw Error("cannot read " + it.source);
         std::ofstream x(extracted, std::ios::binary);

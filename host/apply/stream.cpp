@@ -1,5 +1,7 @@
 #include "host/apply/stream.hpp"
 
+#include "host/core/temp_files.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -274,12 +276,11 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   const fs::path dir = output.has_parent_path() ? output.parent_path() : fs::path(".");
   if (!fs::is_directory(dir, ec)) throw Error(out_file + ": the output directory " + dir.string() + " does not exist");
   {  // Can we create files there? (access() says yes to root even on read-only or special filesystems.)
-    const fs::path probe = dir / (".monge-probe-" + std::to_string(getpid()));
-    const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0)
-      throw Error(out_file + ": cannot write in the output directory " + dir.string() + " (" + std::strerror(errno) + ")");
-    close(fd);
-    unlink(probe.c_str());
+    try {
+      Temporary probe(output);
+    } catch (const std::exception& e) {
+      throw Error(out_file + ": cannot write in the output directory " + dir.string() + " (" + e.what() + ")");
+    }
   }
   const char* saver = vips_foreign_find_save(out_file.c_str());
   if (!saver) {
@@ -393,6 +394,9 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   bool written;
   {
     Concurrency one;
+    // Temporaries of this output that a killed earlier run left (untouched for an hour: a run
+    // still writing one keeps it fresh).
+    remove_stale_temporaries(output, kStaleSeconds);
     written = image::write_atomically(cached.get(), output, out_options);
   }
   if (!written) {

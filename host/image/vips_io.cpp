@@ -1,5 +1,7 @@
 #include "host/image/vips_io.hpp"
 
+#include "host/core/temp_files.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -22,11 +24,6 @@ std::pair<std::string, std::string> split_save_options(const std::string& spec) 
     if (open != std::string::npos && open > 0) return {spec.substr(0, open), spec.substr(open)};
   }
   return {spec, ""};
-}
-
-fs::path temporary_path(const fs::path& file) {
-  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
-  return dir / ("." + file.stem().string() + ".monge-" + std::to_string(getpid()) + file.extension().string());
 }
 
 at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double pad_value) {
@@ -82,17 +79,9 @@ std::string take_vips_error() {
 }
 
 bool write_atomically(VipsImage* im, const fs::path& file, const std::string& options) {
-  const fs::path tmp = temporary_path(file);
-  std::error_code ec;
-  if (vips_image_write_to_file(im, (tmp.string() + options).c_str(), nullptr) != 0) {
-    fs::remove(tmp, ec);
-    return false;
-  }
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(file.string() + ": cannot move the finished image into place (" + ec.message() + ")");
-  }
+  host::Temporary tmp(file);
+  if (vips_image_write_to_file(im, (tmp.path().string() + options).c_str(), nullptr) != 0) return false;
+  tmp.commit();
   return true;
 }
 

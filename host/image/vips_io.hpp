@@ -26,10 +26,6 @@ void save(const at::Tensor& image, const std::filesystem::path& file, int bits =
 /// ("[...]", or "" when there are none).
 std::pair<std::string, std::string> split_save_options(const std::string& spec);
 
-/// The hidden temporary file an image is written to before it is renamed over `file`:
-/// ".NAME.monge-PID.EXT" in the same directory (the extension tells libvips the format).
-std::filesystem::path temporary_path(const std::filesystem::path& file);
-
 /// What a file holds, read from its header only.
 struct Header {
   int64_t width = 0, height = 0, bands = 0;

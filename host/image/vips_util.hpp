@@ -18,7 +18,8 @@ void ensure_vips();
 std::string take_vips_error();
 
 /// Writes `im` to `file` (format from its extension, libvips save `options` such as
-/// "[compression=deflate]") through temporary_path(file) and a rename, so `file` is never partial.
+/// "[compression=deflate]") through a host::Temporary (.NAME.monge-RANDOM.EXT, the extension telling
+/// libvips the format) and a rename, so `file` is never partial.
 /// Returns false when libvips' write fails: the temporary file is gone and libvips' error buffer
 /// says why, for the caller's message. A failed rename throws monge::Error.
 bool write_atomically(VipsImage* im, const std::filesystem::path& file, const std::string& options = "");

@@ -14,6 +14,7 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "host/core/temp_files.hpp"
 #include "host/map/tensor_file.hpp"
 #include "monge/version.hpp"
 
@@ -208,47 +209,20 @@ std::shared_ptr<const wiener::Lift> read_lift(const json& j, const tensor_file::
 
 }  // namespace
 
-fs::path create_temporary(const fs::path& file) {
-  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
-  static std::mutex mutex;
-  static std::random_device device;
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    uint64_t r;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      r = (uint64_t{device()} << 32) ^ device();
-    }
-    char suffix[24];
-    std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(r));
-    const fs::path tmp = dir / ("." + file.filename().string() + ".monge-" + suffix + ".tmp");
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      ::close(fd);
-      return tmp;
-    }
-    if (errno != EEXIST) throw Error(file.string() + ": cannot create a temporary file in " + dir.string() + " (" + std::strerror(errno) + ")");
-  }
-  throw Error(file.string() + ": cannot create a temporary file in " + dir.string());
-}
-
 void write_atomically(const fs::path& file, const std::function<void(const std::string& tmp)>& write) {
   const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": directory " + dir.string() + " does not exist");
-  const fs::path tmp = create_temporary(file);
+  remove_stale_temporaries(file, kStaleSeconds);
+  Temporary tmp(file);
   try {
-    write(tmp.string());
+    write(tmp.path().string());
   } catch (const std::exception& e) {
-    fs::remove(tmp, ec);
     std::string msg = e.what();
     if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
     throw Error(file.string() + ": cannot write (" + msg + ")");
   }
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(file.string() + ": cannot move the finished file into place (" + ec.message() + ")");
-  }
+  tmp.commit();
 }
 
 namespace {

@@ -141,11 +141,8 @@ struct LoadOptions {
 /// a missing, corrupt, incompatible or (without trust_code) code-carrying file.
 LoadedMap load_map(const std::filesystem::path& file, const Registry& registry, const LoadOptions& options = {});
 
-/// A new empty file beside `file`, named .NAME.monge-RANDOM.tmp and created with O_EXCL and
-/// O_NOFOLLOW: a name nobody can predict, which a planted symlink cannot redirect.
-std::filesystem::path create_temporary(const std::filesystem::path& file);
-
-/// Writes `write` to `file` through a temporary file in the same directory and a rename, so that
+/// Writes `write` to `file` through a temporary file in the same directory (host::Temporary: an
+/// unpredictable name, O_EXCL | O_NOFOLLOW, removed on SIGINT/SIGTERM) and a rename, so that
 /// `file` is either the old or the complete new version, never partial.
 void write_atomically(const std::filesystem::path& file, const std::function<void(const std::string& tmp)>& write);
 

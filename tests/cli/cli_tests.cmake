@@ -94,6 +94,8 @@ set_tests_properties(cli.apply_same_file PROPERTIES DEPENDS lua.train_test)
 add_test(NAME cli.map_upgrade
          COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/map_upgrade.sh" ${_m} ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/map_upgrade")
 set_tests_properties(cli.map_upgrade PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
+add_test(NAME cli.interrupt COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/interrupt.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/interrupt")
+set_tests_properties(cli.interrupt PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
 add_cli_test(apply_usage 2 MATCH "apply: give MAP INPUT OUTPUT" COMMAND ${_m} apply only-a-map.pt)
 add_cli_test(apply_help 0 MATCH "Usage: monge apply MAP INPUT OUTPUT" "TorchScript" "--tile N" "--max-pixels N"
   COMMAND ${_m} apply --help)

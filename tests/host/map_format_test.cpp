@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "host/core/temp_files.hpp"
 #include "host/map/tensor_file.hpp"
 #include "host/restore/wiener.hpp"
 #include "host/train/map_file.hpp"
@@ -242,9 +243,9 @@ TEST_F(MapFormat, TheWriterLeavesNoTemporaryAndAPlantedSymlinkIsNotFollowed) {
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "mine");
   for (const auto& e : fs::directory_iterator(dir_))
     EXPECT_EQ(e.path().filename().string().find(".monge-"), std::string::npos) << e.path();
-  const fs::path tmp = monge::host::create_temporary(file_);
-  EXPECT_NE(tmp.filename().string().find(".map.pt.monge-"), std::string::npos);
-  EXPECT_NE(tmp, monge::host::create_temporary(file_));
+  const monge::host::Temporary a(file_), b(file_);
+  EXPECT_TRUE(monge::host::is_temporary_of(a.path().filename().string(), file_)) << a.path();
+  EXPECT_NE(a.path(), b.path());
 }
 
 }  // namespace
