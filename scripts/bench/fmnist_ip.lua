@@ -34,7 +34,8 @@
 --   uotip-lik   unbalanced, likelihood cost only
 --   supervised  the same map network trained on pairs with MSE (the upper bound)
 -- Every trained method uses the quickstart's recipe (unet and potential, batch 64, Adam, tau 0.1,
--- R1 0.2, cosine learning-rate decay, moving average) and starts from the same lift: with --lift auto
+-- cosine learning-rate decay; the UOTIP family at rate 2e-3 for both networks with R1 0.05, the
+-- NOT solvers R1 0.2 and a moving average) and starts from the same lift: with --lift auto
 -- (the default) the unpaired Wiener filter where the operator allows it (the residual map is then the
 -- Wiener restoration before training), the operator's own lift otherwise; --anchor says where the
 -- quadratic cost's Q(y) is (the lift, or the paper's measurement). Writes DIR/results.json (per-method PSNR and

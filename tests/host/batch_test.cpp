@@ -214,9 +214,11 @@ TEST_F(Batch, ResumesFromTheManifestAndRecordsCorruptFiles) {
   EXPECT_EQ(r.ok + r.failed, 0);
   EXPECT_EQ(fs::last_write_time(o.out / "sub/img0.png"), stamp);
 
-  // A deleted output is redone, and a torn last line (a killed run) does not confuse the next.
+  // A deleted output is redone, and neither a damaged line (a bad escape) nor a torn last line (a
+  // killed run) confuses the next.
   fs::remove(o.out / "sub/img3.png");
-  std::ofstream(o.out / "manifest.jsonl", std::ios::app) << "{\"key\": \"sub/img4.png\", \"sta";
+  std::ofstream(o.out / "manifest.jsonl", std::ios::app) << "{\"key\": \"sub/\\uZZZZ.png\", \"status\": \"ok\"}\n"
+                                                          << "{\"key\": \"sub/img4.png\", \"sta";
   o.retry_failed = true;
   r = monge::host::run_batch(map, {(dir_ / "in").string()}, o);
   EXPECT_EQ(r.ok, 1);
