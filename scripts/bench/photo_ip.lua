@@ -2,7 +2,7 @@
 --
 --   monge bench photo-ip [--config tiny|short] [--out DIR] [--tasks gb,sr]
 --                        [--methods degraded,baseline,uotip,supervised] [--photos DIR] [--seed S] [--iters N]
---                        [--lr R]
+--                        [--lr R] [--lr-potential R] [--r1 G]
 --
 -- Data: the photographs in --photos (default /usr/share/backgrounds/mate/nature, Debian's
 -- mate-backgrounds: 12 JPEGs of 1280x1024 to 2560x1920), split by image (never by patch) with a
@@ -41,9 +41,10 @@ local report = require "monge.report"
 
 local all_tasks = { "gb", "sr" }
 local all_methods = { "degraded", "baseline", "uotip", "supervised" }
-local opts = bench.options("photo-ip", arg, { "config", "out", "tasks", "methods", "photos", "seed", "iters", "lr" },
+local opts = bench.options("photo-ip", arg, { "config", "out", "tasks", "methods", "photos", "seed", "iters", "lr",
+                                             "lr-potential", "r1" },
                            { config = "short", tasks = "gb,sr", methods = table.concat(all_methods, ","),
-                             photos = "/usr/share/backgrounds/mate/nature", seed = "0", iters = "0", lr = "1e-3" })
+                             photos = "/usr/share/backgrounds/mate/nature", seed = "0", iters = "0", lr = "1e-3", r1 = "0.2" })
 
 local configs = {
   -- Seconds: for ctest. A 96 x 128 central window of each held-out photo. Not a measurement.
@@ -79,7 +80,13 @@ if not iters or iters ~= math.floor(iters) or iters < 0 then fail("--iters must 
 if iters > 0 then cfg.iters, cfg.eval_every = iters, math.max(1, math.floor(iters / 10)) end
 local lr = tonumber(opts.lr)
 if not lr or not (lr > 0 and lr <= 0.1) then fail("--lr must be a number in (0, 0.1], got '" .. opts.lr .. "'") end
-local lr_potential = lr / 2  -- uotip's potential
+-- uotip's potential: --lr-potential, default half of --lr.
+local lr_potential = tonumber(opts["lr-potential"] or lr / 2)
+if not lr_potential or not (lr_potential > 0 and lr_potential <= 0.1) then
+  fail("--lr-potential must be a number in (0, 0.1], got '" .. tostring(opts["lr-potential"]) .. "'")
+end
+local r1 = tonumber(opts.r1)
+if not r1 or not (r1 >= 0) then fail("--r1 must be a number >= 0, got '" .. opts.r1 .. "'") end
 local tasks = pick(opts.tasks, all_tasks, "task")
 local methods = {}
 for _, name in ipairs(pick(opts.methods, { "degraded", "baseline", "wiener", "bicubic", "uotip", "supervised" }, "method")) do
@@ -226,7 +233,7 @@ for _, task in ipairs(tasks) do
     elseif name == "uotip" or name == "supervised" then
       local solver, cost
       if name == "uotip" then
-        solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = tau, r1 = 0.2, lr_schedule = "cosine",
+        solver = monge.solver("uotip", { psi1 = "kl", psi2 = "kl", tau = tau, r1 = r1, lr_schedule = "cosine",
                                           lr_map = lr, lr_potential = lr_potential })
         cost = lik + lambda * quad
       else
@@ -324,7 +331,7 @@ report.write_json(out .. "/results.json", {
   photos = { folder = photo_dir, count = #photos, train = names(train_files), held_out = names(test_files), split_seed = seed },
   settings = { patch = patch, crops_per_photo = cfg.crops, clean_patches = clean:size(1), measured_patches = measured:size(1),
                eval_patches = eval_patches:size(1), iterations = cfg.iters, batch = cfg.batch, map = cfg.map,
-               potential = cfg.potential, tau = tau, r1 = 0.2, lr_map = lr, lr_potential = lr_potential, noise_sigma = noise_sigma, seed = seed,
+               potential = cfg.potential, tau = tau, r1 = r1, lr_map = lr, lr_potential = lr_potential, noise_sigma = noise_sigma, seed = seed,
                window = cfg.window and { height = cfg.window[1], width = cfg.window[2] } or "whole photo, cropped to a multiple of 4",
                wiener = { unpaired = true }, lift = "wiener" },
   tasks = results,
@@ -334,11 +341,11 @@ report.write_json(out .. "/results.json", {
 local parts = {
   string.format("<p>Config <b>%s</b>: %d photos from %s split by image (seed %d): training on %s; held out: %s. " ..
     "%d random %dx%d RGB crops per training photo, half clean and half measured (unpaired); %d iterations, batch %d, " ..
-    "unet %d/%d and potential %d/%d, tau %.5f, R1 0.2. Noise sigma %.2f on [-1, 1]; degraded photos stored as 8-bit PNG; " ..
+    "unet %d/%d and potential %d/%d, tau %.5f, R1 %g. Noise sigma %.2f on [-1, 1]; degraded photos stored as 8-bit PNG; " ..
     "trained maps restore them with the streaming apply. %s, %d threads, git %s.</p>",
     opts.config, #photos, report.escape(photo_dir), seed, report.escape(table.concat(names(train_files), ", ")),
     report.escape(table.concat(names(test_files), ", ")), cfg.crops, patch, patch, cfg.iters, cfg.batch, cfg.map.channels,
-    cfg.map.depth, cfg.potential.channels, cfg.potential.depth, tau, noise_sigma, report.escape(machine.cpu), machine.threads,
+    cfg.map.depth, cfg.potential.channels, cfg.potential.depth, tau, r1, noise_sigma, report.escape(machine.cpu), machine.threads,
     report.escape(monge.git_revision)),
 }
 for _, t in ipairs(results) do
