@@ -21,7 +21,10 @@ struct StreamOptions {
   TileOptions tiles;
   c10::Device device = c10::kCPU;
   int threads = 0;                       ///< LibTorch threads for the network (0: all cores)
-  int64_t max_pixels = 10'000'000'000;   ///< refuse inputs or outputs with more pixels (0: no limit)
+  /// Refuse inputs or outputs with more pixels (0: no limit), checked on the header: 2^30 (a
+  /// gigapixel: about 11 minutes on 2 cores with the quickstart's map) bounds the work a small
+  /// hostile file can ask for.
+  int64_t max_pixels = int64_t{1} << 30;
   std::string colour = "per-channel";    ///< a grey map on an RGB image: "per-channel" or "luminance"
   std::string depth = "input";           ///< output sample format: "input", "8", "16" or "float"
   bool progress = false;                 ///< a progress line on stderr (rate, ETA)

@@ -289,7 +289,8 @@ Options:
   --depth D         output samples: input (default, the input's depth) | 8 | 16 | float
   --colour M        a grey map on an RGB image: per-channel (default) | luminance (restore
                     Y' of Y'CbCr, keep the chroma)
-  --max-pixels N    refuse inputs or outputs larger than N pixels (default 10000000000; 0: none)
+  --max-pixels N    refuse inputs or outputs larger than N pixels, checked on the header (default
+                    1073741824, 2^30; 0: none)
   --no-progress     no progress line on stderr
   --strength S      realism knob from 0 to 1 (default 1): Q(y) + S (T(Q(y)) - Q(y)), the map's lift
                     (e.g. the Wiener restoration) at 0, the trained map at 1; lower keeps closer

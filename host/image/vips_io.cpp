@@ -87,17 +87,22 @@ bool write_atomically(VipsImage* im, const fs::path& file, const std::string& op
 
 bool available() { return true; }
 
-at::Tensor load(const fs::path& file) {
+at::Tensor load(const fs::path& file, int64_t max_pixels) {
   ensure_vips();
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) throw Error(file.string() + ": no such image file");
-  ImagePtr im(vips_image_new_from_file(file.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, nullptr));
+  // fail_on error: a file that ends early is an error, not an image completed with grey.
+  ImagePtr im(vips_image_new_from_file(file.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_ERROR, nullptr));
   if (!im) {
     const std::string why = take_vips_error();
     throw Error(file.string() + ": cannot read image (" + (why.empty() ? "not a format libvips can read, or corrupt" : why) + ")");
   }
   const int w = vips_image_get_width(im.get()), h = vips_image_get_height(im.get());
   const int bands = vips_image_get_bands(im.get());
+  if (max_pixels > 0 && int64_t{w} * h > max_pixels)
+    throw Error(file.string() + ": " + std::to_string(w) + " x " + std::to_string(h) + " pixels, more than the limit of " +
+                std::to_string(max_pixels) + " for an image loaded whole into memory (checked on the header, nothing was "
+                "decoded); restore large images with monge apply (streamed), or raise max_pixels if the file is trusted");
   const VipsBandFormat fmt = vips_image_get_format(im.get());
   double scale;
   at::ScalarType type;

@@ -13,9 +13,15 @@ namespace monge::image {
 /// True when this build has libvips.
 bool available();
 
+/// The default cap on the pixels of an image load() decodes whole: 2^28 (268 MPix, 3.2 GB as a
+/// float RGB tensor), checked on the header before anything is decoded, so a small file that
+/// claims a huge image cannot exhaust memory. Larger images go through `monge apply` (streamed).
+inline constexpr int64_t kLoadMaxPixels = int64_t{1} << 28;
+
 /// Loads an image as float32 [C, H, W] in [-1, 1] (8-bit, 16-bit, and float images holding
-/// [0, 1]). Throws monge::Error naming the file for a missing, corrupt or unsupported file.
-at::Tensor load(const std::filesystem::path& file);
+/// [0, 1]). Throws monge::Error naming the file for a missing, corrupt, truncated or unsupported
+/// file, and for one of more than `max_pixels` pixels (0: no limit).
+at::Tensor load(const std::filesystem::path& file, int64_t max_pixels = kLoadMaxPixels);
 
 /// Saves [C, H, W] or [H, W] values in [-1, 1] (clamped) as an image of `bits` 8, 16 or 32
 /// (float, [0, 1]) per sample whose format follows the extension. Written to a temporary file in the same directory and renamed on success, so a

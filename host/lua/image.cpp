@@ -11,8 +11,18 @@ namespace monge::lua {
 
 namespace {
 
+// monge.image.load(path [, { max_pixels = N }]): N defaults to image::kLoadMaxPixels (0: no limit).
 int l_load(lua_State* L) {
-  push_tensor(L, image::load(luaL_checkstring(L, 1)));
+  const char* path = luaL_checkstring(L, 1);
+  int64_t max_pixels = image::kLoadMaxPixels;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    check_keys(L, 2, "monge.image.load", {"max_pixels"});
+    const double v = opt_number_field(L, 2, "max_pixels", double(max_pixels));
+    if (!(v >= 0 && v <= 9e18)) throw std::runtime_error("monge.image.load: max_pixels must be a number of pixels (0: no limit)");
+    max_pixels = static_cast<int64_t>(v);
+  }
+  push_tensor(L, image::load(path, max_pixels));
   return 1;
 }
 
