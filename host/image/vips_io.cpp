@@ -8,7 +8,6 @@
 #include <string>
 
 #include <ATen/ATen.h>
-#include <unistd.h>
 
 #include "host/image/vips_util.hpp"
 

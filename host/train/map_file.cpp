@@ -1,14 +1,8 @@
 #include "host/train/map_file.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
-#include <random>
 #include <set>
 
 #include <torch/script.h>
@@ -85,6 +79,14 @@ c10::IValue string_map(const std::map<std::string, std::string>& m) {
 }
 
 using nlohmann::json;
+
+// A LibTorch error's message without the C++ backtrace it carries after the first line.
+std::string without_trace(const std::exception& e) {
+  std::string msg = e.what();
+  if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+  return msg;
+}
+
 
 json params_json(const Params& params, const std::string& owner) {
   json out = json::object();
@@ -218,9 +220,7 @@ void write_atomically(const fs::path& file, const std::function<void(const std::
   try {
     write(tmp.path().string());
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-    throw Error(file.string() + ": cannot write (" + msg + ")");
+    throw Error(file.string() + ": cannot write (" + without_trace(e) + ")");
   }
   tmp.commit();
 }
@@ -455,12 +455,6 @@ void describe_tiling(LoadedMap& map, const Network& network) {
 }
 
 namespace {
-
-std::string without_trace(const std::exception& e) {
-  std::string msg = e.what();
-  if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-  return msg;
-}
 
 // Plugins that run code named by their parameters (a TorchScript file): a map file that names one
 // is a program, so it is built only when the user trusts the file.
