@@ -87,6 +87,7 @@ struct Job {
   int64_t width = 0, height = 0;    // input
   int bands = 0, colour = 0;        // input bands; colour bands (without alpha)
   bool alpha = false;
+  bool replace_nonfinite = false;   // float input under NonFinite::Replace
   enum class Mode { Direct, PerChannel, Luminance } mode = Mode::Direct;
   VipsBandFormat in_fmt = VIPS_FORMAT_UCHAR, out_fmt = VIPS_FORMAT_UCHAR;
   int64_t strip = 0;                // output rows per strip (the tile cache's tile height)
@@ -124,6 +125,7 @@ at::Tensor input_rows(Job& job, VipsRegion* region, int64_t lo, int64_t hi) {
     auto* dst = static_cast<uint8_t*>(fresh.data_ptr());
     for (int y = 0; y < r.height; ++y)
       std::memcpy(dst + y * row_bytes, VIPS_REGION_ADDR(region, 0, r.top + y), size_t(row_bytes));
+    if (job.replace_nonfinite) fresh.nan_to_num_(0.0, 1.0, 0.0);  // float samples of [0, 1]
     job.buf = job.buf.defined() ? at::cat({job.buf, fresh}, 0) : fresh;
     job.buf_hi = hi;
   }
@@ -315,6 +317,15 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
                 " samples are not supported (8-bit, 16-bit and float are); convert the image first, e.g. with vips cast");
   if (vips_image_get_coding(in.get()) != VIPS_CODING_NONE)
     throw Error(in_name + ": coded images (LABQ, RAD) are not supported; decode the image first");
+  // NaN or infinity would spread through every tile the network's receptive field reaches: count
+  // them in a first streaming pass (float files only), before anything is written.
+  int64_t nonfinite = 0;
+  if (job.in_fmt == VIPS_FORMAT_FLOAT) {
+    nonfinite = image::count_nonfinite(in_name);
+    if (nonfinite > 0 && opt.nonfinite == image::NonFinite::Error)
+      throw Error(image::nonfinite_message(in_name, nonfinite, job.width * job.height * job.bands, "--nan replace (Lua: nan = \"replace\")"));
+    job.replace_nonfinite = nonfinite > 0;
+  }
 
   job.alpha = (job.bands == 2 || job.bands == 4) && vips_image_hasalpha(in.get());
   job.colour = job.bands - (job.alpha ? 1 : 0);
@@ -407,6 +418,7 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   StreamReport rep;
   rep.in_height = job.height, rep.in_width = job.width, rep.out_height = out_h, rep.out_width = out_w;
   rep.bands = out_bands, rep.alpha = job.alpha, rep.plan = plan;
+  rep.nonfinite = nonfinite;
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

@@ -13,6 +13,7 @@
 #include <c10/core/Device.h>
 
 #include "host/apply/tiling.hpp"
+#include "host/image/vips_io.hpp"
 #include "host/train/map_file.hpp"
 
 namespace monge::host {
@@ -28,6 +29,9 @@ struct StreamOptions {
   std::string colour = "per-channel";    ///< a grey map on an RGB image: "per-channel" or "luminance"
   std::string depth = "input";           ///< output sample format: "input", "8", "16" or "float"
   bool progress = false;                 ///< a progress line on stderr (rate, ETA)
+  /// NaN and infinite samples of a float input: refused (the default, naming how many, before any
+  /// work) or replaced (NaN and -Inf by 0, +Inf by full scale).
+  image::NonFinite nonfinite = image::NonFinite::Error;
 };
 
 struct StreamReport {
@@ -35,6 +39,7 @@ struct StreamReport {
   bool alpha = false;
   TilePlan plan;
   double seconds = 0;
+  int64_t nonfinite = 0;  ///< NaN and infinite input samples (replaced; an error under NonFinite::Error)
 };
 
 /// Restores `input` with `map` and writes `output`. `output` may carry libvips save options in

@@ -62,6 +62,10 @@ Usage:
   monge [OPTIONS] eval MAP --data SPEC --out DIR [--metrics psnr,ssim ...]
                                               score a map on a frozen degraded test set against the
                                               degraded input; results.json, grid.png, report.html
+  monge [OPTIONS] calibrate --clean SET --measured SET --operator NAME[:key=value,...]
+                                              estimate a degradation's unknown parameter (a blur's
+                                              sigma, a downsampling factor) and the noise level
+                                              from unpaired clean and degraded images
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
 
@@ -291,6 +295,8 @@ Options:
                     Y' of Y'CbCr, keep the chroma)
   --max-pixels N    refuse inputs or outputs larger than N pixels, checked on the header (default
                     1073741824, 2^30; 0: none)
+  --nan P           NaN or infinite samples in a float input: error (default; refused before any
+                    work, naming how many) | replace (NaN and -Inf read as 0, +Inf as full scale)
   --no-progress     no progress line on stderr
   --strength S      realism knob from 0 to 1 (default 1): Q(y) + S (T(Q(y)) - Q(y)), the map's lift
                     (e.g. the Wiener restoration) at 0, the trained map at 1; lower keeps closer
@@ -392,6 +398,10 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       int64_t s = 0;
       if (!count(s, true)) return cmd + ": --seed needs an integer >= 0";
       out.seed = uint64_t(s);
+    } else if (a == "--nan") {
+      const auto v = value();
+      if (!v || (*v != "error" && *v != "replace")) return cmd + ": --nan needs error or replace";
+      so.nonfinite = monge::image::parse_nonfinite(*v, "--nan");
     } else if (a == "--no-progress") {
       so.progress = false;
     } else if (a == "--trust-code") {
@@ -406,7 +416,7 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       }
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
-                                        "--depth", "--colour", "--max-pixels", "--no-progress",
+                                        "--depth", "--colour", "--max-pixels", "--no-progress", "--nan",
                                         "--samples", "--reduce", "--seed", "--strength", "--trust-code"};
       for (const auto& [k, v] : extra) known.push_back(k);
       const std::string hint = monge::did_you_mean(a, known);
@@ -463,7 +473,9 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
               << r.out_width << "x" << r.out_height << ", " << r.bands << " band" << (r.bands == 1 ? "" : "s")
               << (r.alpha ? " with alpha" : "") << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on "
               << so.device.str() << ", " << std::setprecision(1) << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
-              << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why << "\n";
+              << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why
+              << (r.nonfinite ? "; " + std::to_string(r.nonfinite) + " NaN/infinite input samples replaced (--nan replace)" : "")
+              << "\n";
   return kExitOk;
 }
 
@@ -493,7 +505,7 @@ Options:
                      SLURM_PROCID/NTASKS, OMPI_COMM_WORLD_RANK/SIZE or RANK/WORLD_SIZE, else 0/1.
                      Each file belongs to exactly one shard (a hash of its path)
   --retry-failed     redo inputs an earlier run recorded as failed
-  --tile N, --halo N, --batch N, --threads N, --device D, --depth D, --colour M, --max-pixels N,
+  --tile N, --halo N, --batch N, --threads N, --device D, --depth D, --colour M, --max-pixels N, --nan P,
   --strength S, --trust-code, --no-progress      as for monge apply (see monge apply --help)
 
 Exit code 0 when every file of the shard is done, 1 when some failed (see the manifest).
@@ -656,6 +668,53 @@ int cmd_eval(const Options& opt, const std::vector<std::string>& args) {
   print_warnings(registry(opt), opt);
   Runtime rt;
   return rt.run_file(Runtime::lua_dir() / "monge" / "eval_cli.lua", lua_args);
+}
+
+constexpr const char* kCalibrateHelp = R"(Usage: monge calibrate --clean SET --measured SET --operator NAME[:key=value,...] [OPTIONS]
+
+Estimates what a degradation did from two unpaired image sets: clean images of the kind you want,
+and degraded images (not of the same scenes). For each candidate value of the operator's unknown
+parameter the clean images are degraded by the operator itself and their averaged power spectrum
+is matched to the degraded set's, in log space, with white noise of a fitted level on top
+(golden-section search; docs/lua.md, monge.calibrate). Use the estimate to train a map
+(monge.operator / monge.noise with these values) and for its Wiener lift.
+
+SET: fashion-mnist:test[:N], fashion-mnist:train[:N], idx:FILE[:N], folder:DIR[:N], or a folder
+  (images of one size; --measured at the measurement's size).
+
+Options:
+  --clean SET         clean images (required)
+  --measured SET      degraded images, unpaired with the clean ones (required)
+  --operator SPEC     the forward operator with the parameters you know, e.g. gaussian_blur:size=13
+                      or downsample (required)
+  --estimate NAME     the parameter to estimate (default: sigma for gaussian_blur; for downsample
+                      the factor, which is the ratio of the image sizes); none: the operator is
+                      known, estimate the noise level only
+  --range LO,HI       where to search for it (default 0.3,6 for a blur's sigma)
+  --images N          images of each set used (default 2000)
+  --iterations N      golden-section steps (default 24: the range shrinks to 1e-5 of itself)
+  --degrade SPEC      degrade the --measured images first with this operator: a self-check with a
+                      known answer, e.g. --degrade gaussian_blur:size=13,sigma=1.5
+  --noise SPEC        with --degrade: noise added after it, e.g. gaussian:sigma=0.05
+  --seed N            with --noise: its seed (default 0)
+  --json FILE         also write the estimate, its search and the inputs as JSON
+  --threads N         LibTorch threads (default: the global --threads, or all cores)
+
+Prints the estimate and the operator and noise specs to train with. Exit codes: 0 done, 1 bad
+input (unreadable set, sizes the operator cannot relate), 2 bad command line.
+Lua: monge.calibrate{...} (docs/lua.md).
+)";
+
+// `monge calibrate` is monge.calibrate behind a command-line parser (calibrate_cli.lua).
+int cmd_calibrate(const Options& opt, const std::vector<std::string>& args) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::cout << kCalibrateHelp;
+      return kExitOk;
+    }
+  print_warnings(registry(opt), opt);
+  Runtime rt;
+  return rt.run_file(Runtime::lua_dir() / "monge" / "calibrate_cli.lua", args);
 }
 
 int cmd_run(const Options& opt, const std::vector<std::string>& args) {
@@ -824,6 +883,7 @@ int main(int argc, char** argv) {
     if (cmd == "batch") return cmd_batch(opt, args);
     if (cmd == "bench") return cmd_bench(opt, args);
     if (cmd == "eval") return cmd_eval(opt, args);
+    if (cmd == "calibrate") return cmd_calibrate(opt, args);
     if (cmd == "map") return cmd_map(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
@@ -833,12 +893,13 @@ int main(int argc, char** argv) {
       else if (!args.empty() && args[0] == "batch") std::cout << kBatchHelp;
       else if (!args.empty() && args[0] == "bench") std::cout << kBenchHelp;
       else if (!args.empty() && args[0] == "eval") std::cout << kEvalHelp;
+      else if (!args.empty() && args[0] == "calibrate") std::cout << kCalibrateHelp;
       else if (!args.empty() && args[0] == "map") std::cout << kMapHelp;
       else if (!args.empty() && args[0] == "info") std::cout << kInfoHelp;
       else std::cout << kHelp;
       return kExitOk;
     }
-    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "eval", "map", "version", "help"});
+    const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "eval", "calibrate", "map", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;

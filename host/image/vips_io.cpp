@@ -2,6 +2,8 @@
 
 #include "host/core/temp_files.hpp"
 
+#include <cfloat>
+#include <cmath>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -42,7 +44,47 @@ at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double p
   return out;
 }
 
+NonFinite parse_nonfinite(const std::string& text, const std::string& who) {
+  if (text == "error") return NonFinite::Error;
+  if (text == "replace") return NonFinite::Replace;
+  throw Error(who + " must be error (refuse a float image holding NaN or infinite samples) or replace (NaN and -Inf to 0, "
+              "+Inf to full scale), got '" + text + "'");
+}
+
+const char* nonfinite_name(NonFinite policy) { return policy == NonFinite::Error ? "error" : "replace"; }
+
 #ifdef MONGE_WITH_VIPS
+
+std::string nonfinite_message(const std::string& name, int64_t bad, int64_t total, const std::string& remedy) {
+  char share[32];
+  std::snprintf(share, sizeof share, "%.3g%%", 100.0 * double(bad) / double(std::max<int64_t>(total, 1)));
+  return name + ": " + std::to_string(bad) + " of " + std::to_string(total) + " samples (" + share +
+         ") are NaN or infinite; nothing was restored. Clean the image, or pass " + remedy +
+         " to read NaN and -Inf as 0 and +Inf as full scale";
+}
+
+int64_t count_nonfinite(const fs::path& file) {
+  ensure_vips();
+  ImagePtr im(vips_image_new_from_file(file.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_ERROR, nullptr));
+  if (!im) throw Error(file.string() + ": cannot read image (" + take_vips_error() + ")");
+  const VipsBandFormat fmt = vips_image_get_format(im.get());
+  if (fmt != VIPS_FORMAT_FLOAT && fmt != VIPS_FORMAT_DOUBLE && fmt != VIPS_FORMAT_COMPLEX && fmt != VIPS_FORMAT_DPCOMPLEX)
+    return 0;
+  // NaN != NaN; |x| > DBL_MAX only for infinities. 255 where either holds, so the mean over all
+  // samples is 255 x the share of non-finite ones.
+  VipsImage *nan = nullptr, *abs = nullptr, *inf = nullptr, *any = nullptr;
+  auto unref = [](VipsImage* p) {
+    if (p) g_object_unref(p);
+  };
+  double mean = 0;
+  const bool ok = vips_notequal(im.get(), im.get(), &nan, nullptr) == 0 && vips_abs(im.get(), &abs, nullptr) == 0 &&
+                  vips_more_const1(abs, &inf, DBL_MAX, nullptr) == 0 && vips_orimage(nan, inf, &any, nullptr) == 0 &&
+                  vips_avg(any, &mean, nullptr) == 0;
+  for (VipsImage* p : {nan, abs, inf, any}) unref(p);
+  if (!ok) throw Error(file.string() + ": cannot read image (" + take_vips_error() + ")");
+  const double samples = double(vips_image_get_width(im.get())) * vips_image_get_height(im.get()) * vips_image_get_bands(im.get());
+  return int64_t(std::llround(mean / 255.0 * samples));
+}
 
 namespace {
 
@@ -86,7 +128,7 @@ bool write_atomically(VipsImage* im, const fs::path& file, const std::string& op
 
 bool available() { return true; }
 
-at::Tensor load(const fs::path& file, int64_t max_pixels) {
+at::Tensor load(const fs::path& file, int64_t max_pixels, NonFinite nonfinite) {
   ensure_vips();
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) throw Error(file.string() + ": no such image file");
@@ -117,6 +159,11 @@ at::Tensor load(const fs::path& file, int64_t max_pixels) {
   std::unique_ptr<void, void (*)(void*)> guard(mem, g_free);
   at::Tensor raw = at::from_blob(mem, {h, w, bands}, type).clone();
   at::Tensor values = fmt == VIPS_FORMAT_USHORT ? raw.to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat) : raw.to(at::kFloat);
+  if (fmt == VIPS_FORMAT_FLOAT || fmt == VIPS_FORMAT_DOUBLE) {
+    const int64_t bad = values.numel() - values.isfinite().sum().item<int64_t>();
+    if (bad > 0 && nonfinite == NonFinite::Error) throw Error(nonfinite_message(file.string(), bad, values.numel(), "nan = \"replace\""));
+    if (bad > 0) values.nan_to_num_(0.0, 1.0, 0.0);
+  }
   return values.permute({2, 0, 1}).contiguous().div_(scale / 2).sub_(1.0);
 }
 
@@ -213,7 +260,7 @@ void synthetic(const std::string& spec, int64_t, int64_t, int64_t, uint64_t) {
 }
 
 bool available() { return false; }
-at::Tensor load(const fs::path& file) {
+at::Tensor load(const fs::path& file, int64_t, NonFinite) {
   throw Error(file.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be read");
 }
 void save(const at::Tensor&, const fs::path& file, int) {

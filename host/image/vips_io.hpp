@@ -18,10 +18,21 @@ bool available();
 /// claims a huge image cannot exhaust memory. Larger images go through `monge apply` (streamed).
 inline constexpr int64_t kLoadMaxPixels = int64_t{1} << 28;
 
+/// What to do with NaN and infinite samples of a float image (integer images cannot hold any).
+/// Error: refuse the image, naming how many there are. Replace: NaN and -Inf become 0 (black) and
+/// +Inf the full scale (white), as numpy's nan_to_num does for an image of [0, 1].
+enum class NonFinite { Error, Replace };
+
+/// "error" or "replace" (throws monge::Error naming `who` for anything else), and back.
+NonFinite parse_nonfinite(const std::string& text, const std::string& who);
+const char* nonfinite_name(NonFinite policy);
+
 /// Loads an image as float32 [C, H, W] in [-1, 1] (8-bit, 16-bit, and float images holding
 /// [0, 1]). Throws monge::Error naming the file for a missing, corrupt, truncated or unsupported
-/// file, and for one of more than `max_pixels` pixels (0: no limit).
-at::Tensor load(const std::filesystem::path& file, int64_t max_pixels = kLoadMaxPixels);
+/// file, for one of more than `max_pixels` pixels (0: no limit), and for a float file holding NaN
+/// or infinite samples unless `nonfinite` is Replace.
+at::Tensor load(const std::filesystem::path& file, int64_t max_pixels = kLoadMaxPixels,
+                NonFinite nonfinite = NonFinite::Error);
 
 /// Saves [C, H, W] or [H, W] values in [-1, 1] (clamped) as an image of `bits` 8, 16 or 32
 /// (float, [0, 1]) per sample whose format follows the extension. Written to a temporary file in the same directory and renamed on success, so a

@@ -3,6 +3,7 @@
 
 #ifdef MONGE_WITH_VIPS
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -23,6 +24,13 @@ std::string take_vips_error();
 /// Returns false when libvips' write fails: the temporary file is gone and libvips' error buffer
 /// says why, for the caller's message. A failed rename throws monge::Error.
 bool write_atomically(VipsImage* im, const std::filesystem::path& file, const std::string& options = "");
+
+/// The NaN and infinite samples of a float file, counted in one streaming pass (libvips reads it
+/// sequentially, in flat memory); 0 for integer files, which cannot hold any.
+int64_t count_nonfinite(const std::filesystem::path& file);
+
+/// The error for `bad` non-finite samples of `total` in `name`, suggesting `remedy` (an option).
+std::string nonfinite_message(const std::string& name, int64_t bad, int64_t total, const std::string& remedy);
 
 struct Unref {
   void operator()(VipsImage* im) const {

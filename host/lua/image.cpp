@@ -11,18 +11,21 @@ namespace monge::lua {
 
 namespace {
 
-// monge.image.load(path [, { max_pixels = N }]): N defaults to image::kLoadMaxPixels (0: no limit).
+// monge.image.load(path [, { max_pixels = N, nan = "error" }]): N defaults to
+// image::kLoadMaxPixels (0: no limit); nan = "replace" reads NaN/-Inf as 0 and +Inf as 1.
 int l_load(lua_State* L) {
   const char* path = luaL_checkstring(L, 1);
   int64_t max_pixels = image::kLoadMaxPixels;
+  image::NonFinite nonfinite = image::NonFinite::Error;
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
-    check_keys(L, 2, "monge.image.load", {"max_pixels"});
+    check_keys(L, 2, "monge.image.load", {"max_pixels", "nan"});
+    nonfinite = image::parse_nonfinite(opt_string_field(L, 2, "nan", "error"), "monge.image.load: nan");
     const double v = opt_number_field(L, 2, "max_pixels", double(max_pixels));
     if (!(v >= 0 && v <= 9e18)) throw std::runtime_error("monge.image.load: max_pixels must be a number of pixels (0: no limit)");
     max_pixels = static_cast<int64_t>(v);
   }
-  push_tensor(L, image::load(path, max_pixels));
+  push_tensor(L, image::load(path, max_pixels, nonfinite));
   return 1;
 }
 

@@ -8,6 +8,7 @@
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/core/registry.hpp"
+#include "host/core/cpu_features.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
 #include "host/lua/tensor.hpp"
@@ -349,7 +350,7 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
 // The per-image options shared by monge.apply and monge.batch.
 #define STREAM_KEYS \
   "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress", "samples", "reduce", "seed", \
-  "strength"
+  "strength", "nan"
 
 host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, const char* who) {
   host::StreamOptions o;
@@ -362,6 +363,7 @@ host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, con
   o.colour = opt_string_field(L, 1, "colour", "per-channel");
   o.max_pixels = static_cast<int64_t>(opt_number_field(L, 1, "max_pixels", double(o.max_pixels)));
   o.progress = bool_field(L, "progress", false);
+  o.nonfinite = image::parse_nonfinite(opt_string_field(L, 1, "nan", "error"), std::string(who) + ": nan");
   o.tiles.samples = static_cast<int64_t>(opt_number_field(L, 1, "samples", 1));
   o.tiles.strength = opt_number_field(L, 1, "strength", 1);
   o.tiles.reduce = opt_string_field(L, 1, "reduce", "mean");
@@ -418,7 +420,7 @@ int l_apply(lua_State* L) {
   lua_createtable(L, 0, 10);
   set_numbers(L, {{"width", double(r.out_width)},   {"height", double(r.out_height)}, {"in_width", double(r.in_width)},
                   {"in_height", double(r.in_height)}, {"bands", double(r.bands)},      {"seconds", r.seconds},
-                  {"tile", double(r.plan.tile)},    {"halo", double(r.plan.halo)}});
+                  {"tile", double(r.plan.tile)},    {"halo", double(r.plan.halo)}, {"nonfinite", double(r.nonfinite)}});
   lua_pushboolean(L, r.plan.blend ? 0 : 1);
   lua_setfield(L, -2, "exact");
   lua_pushstring(L, r.plan.why.c_str());
@@ -472,6 +474,12 @@ int l_cuda_available(lua_State* L) {
   return 1;
 }
 
+// monge.cpu_bf16(): whether bf16 training (precision = "bf16") runs on this CPU.
+int l_cpu_bf16(lua_State* L) {
+  lua_pushboolean(L, host::cpu_bf16_kernels());
+  return 1;
+}
+
 }  // namespace
 
 void open_train(lua_State* L) {
@@ -487,6 +495,7 @@ void open_train(lua_State* L) {
   set_function<l_apply>(L, "apply");
   set_function<l_batch>(L, "batch");
   set_function<l_cuda_available>(L, "cuda_available");
+  set_function<l_cpu_bf16>(L, "cpu_bf16");
   set_function<l_rank>(L, "rank");
   set_function<l_world_size>(L, "world_size");
   set_function<l_local_rank>(L, "local_rank");

@@ -1,5 +1,7 @@
 #include "host/train/trainer.hpp"
 
+#include "host/core/cpu_features.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -377,6 +379,10 @@ TrainResult train(const TrainConfig& c) {
   if (!fs::is_directory(c.out)) throw Error("train: cannot create the run directory " + c.out.string() + " (" + ec.message() + ")");
 
   const c10::Device device = resolve_device(c.device, "train");
+  if (c.precision == "bf16" && device.is_cpu() && !cpu_bf16_kernels())
+    throw Error("train: precision 'bf16' needs LibTorch's bfloat16 convolutions, which oneDNN has only on CPUs with "
+                "AVX-512; this CPU (or its DNNL_MAX_CPU_ISA / ATEN_CPU_CAPABILITY limit) has none. Train with "
+                "precision 'fp32', or on a GPU");
   const int64_t channels = c.clean.size(1), height = c.clean.size(2), width = c.clean.size(3);
   // The operator must accept the images: fail here, before any network is built.
   try {

@@ -94,6 +94,12 @@ set_tests_properties(cli.apply_same_file PROPERTIES DEPENDS lua.train_test)
 add_test(NAME cli.map_upgrade
          COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/map_upgrade.sh" ${_m} ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/map_upgrade")
 set_tests_properties(cli.map_upgrade PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
+# `monge calibrate`: blur sigma and noise level within 5% from unpaired sets (simulated and a
+# folder of PNG files), the downsampling factor from the sizes, and its errors.
+add_test(NAME cli.calibrate COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/calibrate_cli.sh" ${_m} "${CMAKE_CURRENT_BINARY_DIR}/calibrate")
+set_tests_properties(cli.calibrate PROPERTIES ENVIRONMENT "MONGE_PLUGIN_PATH=" LABELS stochastic)
+add_cli_test(calibrate_help 0 MATCH "Usage: monge calibrate --clean SET --measured SET" "--degrade SPEC" "Exit codes: 0 done"
+  COMMAND ${_m} calibrate --help)
 add_test(NAME cli.interrupt COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/interrupt.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/interrupt")
 set_tests_properties(cli.interrupt PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
 add_cli_test(apply_usage 2 MATCH "apply: give MAP INPUT OUTPUT" COMMAND ${_m} apply only-a-map.pt)

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -19,6 +20,7 @@
 #include "host/apply/tiling.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
+#include "host/image/vips_util.hpp"
 #include "host/train/map_file.hpp"
 #include "tests/plugins/plugin_test_support.hpp"
 
@@ -464,6 +466,54 @@ TEST_F(Apply, BadInputsAreClearErrorsAndLeaveNoFiles) {
     EXPECT_NE(std::string(e.what()).find("junk.pt: not a monge map file"), std::string::npos) << e.what();
   }
   EXPECT_THROW(monge::host::resolve_device("gpu", "apply"), monge::Error);
+}
+
+// A float image holding NaN or infinity: refused before any work, naming how many (whole-image
+// load and streamed apply), or replaced by 0 / full scale under the documented policy.
+TEST_F(Apply, NonFiniteFloatInputsAreRefusedOrReplacedNeverSpread) {
+  const auto grey = load_map(identity_map(1), registry());
+  at::Tensor img = torch::rand({1, 64, 64}) * 2 - 1;
+  img[0][3][5] = std::nan("");
+  img[0][40][7] = std::numeric_limits<float>::infinity();
+  img[0][63][63] = -std::numeric_limits<float>::infinity();
+  {
+    // As stored: [0, 1] floats, infinities kept (image::save clamps them).
+    const at::Tensor stored = img[0].add(1).mul(0.5).contiguous();
+    VipsImage* v = vips_image_new_from_memory_copy(stored.data_ptr(), size_t(stored.numel()) * 4, 64, 64, 1, VIPS_FORMAT_FLOAT);
+    ASSERT_NE(v, nullptr);
+    ASSERT_EQ(vips_image_write_to_file(v, (dir_ / "nan.tif").c_str(), nullptr), 0);
+    g_object_unref(v);
+  }
+  monge::image::save(torch::zeros({1, 64, 64}), dir_ / "clean.tif", 32);
+  EXPECT_EQ(monge::image::count_nonfinite(dir_ / "nan.tif"), 3);
+  EXPECT_EQ(monge::image::count_nonfinite(dir_ / "clean.tif"), 0);
+  const size_t before = files();
+  const std::string out = (dir_ / "out.tif").string();
+  const std::string err = error_of(grey, dir_ / "nan.tif", out);
+  EXPECT_NE(err.find("nan.tif: 3 of 4096 samples"), std::string::npos) << err;
+  EXPECT_NE(err.find("NaN or infinite"), std::string::npos) << err;
+  EXPECT_NE(err.find("--nan replace"), std::string::npos) << err;
+  EXPECT_EQ(files(), before) << "a file was left behind";
+  try {
+    monge::image::load(dir_ / "nan.tif");
+    ADD_FAILURE() << "load accepted NaN";
+  } catch (const monge::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("3 of 4096 samples"), std::string::npos) << e.what();
+  }
+
+  // Replace: the identity map gives back the image with NaN and -Inf as 0 (-1 here) and +Inf as
+  // full scale (1); every pixel is finite.
+  auto o = options();
+  o.nonfinite = monge::image::NonFinite::Replace;
+  const auto rep = apply(grey, dir_ / "nan.tif", out, o);
+  EXPECT_EQ(rep.nonfinite, 3);
+  const at::Tensor got = monge::image::load(dir_ / "out.tif");
+  EXPECT_TRUE(got.isfinite().all().item<bool>());
+  at::Tensor want = img.clone();
+  want[0][3][5] = -1.0, want[0][40][7] = 1.0, want[0][63][63] = -1.0;
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-4);
+  const at::Tensor loaded = monge::image::load(dir_ / "nan.tif", monge::image::kLoadMaxPixels, monge::image::NonFinite::Replace);
+  EXPECT_LT((loaded - want).abs().max().item<double>(), 1e-6);
 }
 
 }  // namespace

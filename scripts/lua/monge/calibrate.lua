@@ -55,11 +55,13 @@ end
 ---   clean, measured   N x C x H x W tensors in [-1, 1] (unpaired; measured at the measurement size)
 ---   operator          a plugin name (e.g. "gaussian_blur")
 ---   params            the operator's other parameters (fixed), default {}
----   parameter         the name of the parameter to estimate (e.g. "sigma")
+---   parameter         the name of the parameter to estimate (e.g. "sigma"); nil: the operator is
+---                     known (params), estimate the noise level only
 ---   range             { lo, hi } for it
 ---   images            how many images of each set to use (default 2000)
 ---   iterations        golden-section steps over the range (default 24: the range shrinks 0.618^24, 1e-5)
---- Returns { value, noise_sigma, loss, operator (the plugin at the estimate), evaluations }.
+--- Returns { value (nil without 'parameter'), noise_sigma, loss, operator (the plugin at the
+--- estimate), evaluations }.
 function M.calibrate(o)
   assert(type(o) == "table", "monge.calibrate: expected a table of options")
   local known = { clean = true, measured = true, operator = true, params = true, parameter = true, range = true, images = true,
@@ -70,11 +72,14 @@ function M.calibrate(o)
   if not (monge.is_tensor(o.clean) and monge.is_tensor(o.measured)) then
     error("monge.calibrate: 'clean' and 'measured' must be tensors of images (N x C x H x W)", 2)
   end
-  if type(o.operator) ~= "string" or type(o.parameter) ~= "string" then
-    error("monge.calibrate: 'operator' (a plugin name) and 'parameter' (the name of the parameter to estimate) are required", 2)
+  if type(o.operator) ~= "string" then error("monge.calibrate: 'operator' (a plugin name) is required", 2) end
+  if o.parameter ~= nil and type(o.parameter) ~= "string" then
+    error("monge.calibrate: 'parameter' must be the name of the operator's parameter to estimate (or nil: the noise only)", 2)
   end
   local range = o.range
-  if type(range) ~= "table" or type(range[1]) ~= "number" or type(range[2]) ~= "number" or not (range[1] < range[2]) then
+  if o.parameter == nil then
+    if range ~= nil then error("monge.calibrate: 'range' goes with 'parameter' (the parameter to estimate)", 2) end
+  elseif type(range) ~= "table" or type(range[1]) ~= "number" or type(range[2]) ~= "number" or not (range[1] < range[2]) then
     error("monge.calibrate: 'range' must be { lo, hi } with lo < hi", 2)
   end
   local n = o.images or 2000
@@ -83,10 +88,10 @@ function M.calibrate(o)
   local function make(value)
     local p = {}
     for k, v in pairs(o.params or {}) do p[k] = v end
-    p[o.parameter] = value
+    if o.parameter then p[o.parameter] = value end
     return monge.operator(o.operator, p)
   end
-  local probe = make((range[1] + range[2]) / 2)(clean:narrow(1, 1, 1))
+  local probe = make(range and (range[1] + range[2]) / 2)(clean:narrow(1, 1, 1))
   if probe:size(3) ~= measured:size(3) or probe:size(4) ~= measured:size(4) then
     error(string.format("monge.calibrate: %s gives %dx%d measurements of the clean images, the measured set is %dx%d; " ..
       "give measurements of the operator's size (for downsampling, see factor_from_shapes)", o.operator, probe:size(4), probe:size(3),
@@ -102,6 +107,10 @@ function M.calibrate(o)
     local sigma, l = fit_noise(log_sy, s)
     evaluations[#evaluations + 1] = { value = value, noise_sigma = sigma, loss = l }
     return l
+  end
+  if not o.parameter then  -- the operator as given: the noise level alone
+    local l = loss(nil)
+    return { noise_sigma = evaluations[1].noise_sigma, loss = l, operator = make(nil), evaluations = evaluations }
   end
   local value, l = minimise(loss, range[1], range[2], o.iterations or 24)
   local best

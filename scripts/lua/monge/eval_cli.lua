@@ -4,51 +4,13 @@
 local monge = require "monge"
 local evaluate = require "monge.evaluate"
 
-local function usage(msg)
-  io.stderr:write("monge: eval: " .. msg .. "\nRun 'monge eval --help' for usage.\n")
-  os.exit(2)
-end
-
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
+local cli = require "monge.cli"
+local usage = cli.usage("eval")
 
 local options = { ["--data"] = true, ["--reference"] = true, ["--noise"] = true, ["--seed"] = true, ["--metrics"] = true,
                   ["--out"] = true, ["--grid"] = true, ["--batch"] = true, ["--threads"] = true, ["--device"] = true,
                   ["--no-progress"] = false, ["--trust-code"] = false }
-local args, o, positional = { ... }, {}, {}
-local i = 1
-while i <= #args do
-  local a = args[i]
-  if options[a] ~= nil then
-    if options[a] then
-      if i == #args then usage(a .. " needs a value") end
-      o[a:sub(3)] = args[i + 1]
-      i = i + 1
-    else
-      o[a:sub(3)] = true
-    end
-  elseif a:sub(1, 1) == "-" and a ~= "-" then
-    local best, best_d = nil, 3
-    for name in pairs(options) do
-      local d = distance(a, name)
-      if d < best_d then best, best_d = name, d end
-    end
-    usage("unknown option '" .. a .. "'" .. (best and " (did you mean '" .. best .. "'?)" or ""))
-  else
-    positional[#positional + 1] = a
-  end
-  i = i + 1
-end
+local o, positional = cli.parse({ ... }, options, usage)
 
 if #positional ~= 1 then
   usage(#positional == 0 and "give a map file (monge eval runs/gb/map.pt --data fashion-mnist:test:1000 --noise gaussian:sigma=0.05 --out eval/)"
@@ -56,43 +18,26 @@ if #positional ~= 1 then
 end
 if not o.data then usage("--data SPEC is required (fashion-mnist:test[:N], idx:FILE[:N], folder:DIR[:N], or DIR --reference CLEAN)") end
 if not o.out then usage("--out DIR is required") end
-local function count(name, allow_zero)
-  if o[name] == nil then return nil end
-  local n = tonumber(o[name])
-  if not n or n % 1 ~= 0 or n < (allow_zero and 0 or 1) then
-    usage("--" .. name .. " needs " .. (allow_zero and "a number (0 or more)" or "a positive integer") .. ", got '" .. o[name] .. "'")
-  end
-  return n
-end
-local seed, grid, batch, threads = count("seed", true), count("grid", true), count("batch"), count("threads")
+local seed, grid, batch, threads = cli.count(o, "seed", usage, true), cli.count(o, "grid", usage, true), cli.count(o, "batch", usage),
+  cli.count(o, "threads", usage)
 if o.device and o.device ~= "auto" and o.device ~= "cpu" and not o.device:match("^cuda") then
   usage("--device needs auto, cpu or cuda, got '" .. o.device .. "'")
 end
 
 -- The data spec: SCHEME:ARG[:N], or a folder of degraded images with --reference.
-local scheme, rest = o.data:match("^([%a-]+):(.*)$")
-local limit
-if scheme and rest:match(":%d+$") then
-  rest, limit = rest:match("^(.*):(%d+)$")
-  limit = tonumber(limit)
-  if limit < 1 then usage("--data " .. o.data .. ": the image count must be at least 1") end
-end
-local schemes = { ["fashion-mnist"] = true, idx = true, folder = true }
+local scheme, rest, limit = cli.split_set(o.data, "--data", usage)
 local degraded_folder = o.reference ~= nil
 if degraded_folder then
-  if scheme and schemes[scheme] then usage("--reference goes with a folder of degraded images (--data DIR), not with " .. scheme .. ":") end
+  if scheme then usage("--reference goes with a folder of degraded images (--data DIR), not with " .. scheme .. ":") end
   if o.noise or seed then usage("--noise and --seed degrade clean images; the images of --data " .. o.data .. " are degraded already") end
 else
-  if not scheme or not schemes[scheme] then
+  if not scheme then
     usage("--data '" .. o.data .. "': expected fashion-mnist:test[:N], idx:FILE[:N], folder:DIR[:N], or a folder of degraded " ..
       "images with --reference CLEAN_DIR")
   end
-  if scheme == "fashion-mnist" and rest ~= "test" and rest ~= "train" then
-    usage("--data " .. o.data .. ": the Fashion-MNIST split is test or train")
-  end
 end
 
-local ok, err = xpcall(function()
+cli.run("eval", function()
   -- Metrics first: an unknown name fails before any data is read.
   local metrics = evaluate.split_metrics(o.metrics or "psnr,ssim")
   for _, m in ipairs(metrics) do evaluate.parse_spec(m, "--metrics") end
@@ -125,12 +70,8 @@ local ok, err = xpcall(function()
     measured = y.images
     clean = x.images:index_select(1, monge.tensor(index, { dtype = "int64" }))
     description = o.data .. " (reference " .. o.reference .. ")"
-  elseif scheme == "fashion-mnist" then
-    clean = monge.data.fashion_mnist { split = rest, limit = limit }.images
-  elseif scheme == "idx" then
-    clean = monge.data.idx { images = rest, limit = limit }.images
   else
-    clean = monge.data.images { dir = rest, limit = limit }.images
+    clean = cli.load_set(scheme, rest, limit)
   end
   local r = evaluate.evaluate {
     map = map, clean = clean, measured = measured, noise = o.noise, seed = (not degraded_folder) and (seed or 0) or nil,
@@ -149,9 +90,4 @@ local ok, err = xpcall(function()
   local written = {}
   for _, k in ipairs { "results", "grid", "report" } do written[#written + 1] = r.files[k] end
   print("wrote " .. table.concat(written, ", "))
-end, function(e) return e end)
-if not ok then
-  local msg = tostring(err):gsub("^[^%s]-%.lua:%d+: ", ""):gsub("^monge%.evaluate: ", "")
-  io.stderr:write("monge: error: eval: " .. msg .. "\n")
-  os.exit(1)
-end
+end)
