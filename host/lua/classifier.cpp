@@ -201,7 +201,7 @@ int c_accuracy(lua_State* L) {
   check_classifier_input(box.net->config(), x, "classifier:accuracy");
   if (labels.dim() != 1 || labels.size(0) != x.size(0) || x.size(0) == 0)
     throw std::runtime_error("classifier:accuracy: expected one label per image (" + std::to_string(x.size(0)) +
-                             " images), got a tensor of shape " + classifier_detail::shape_text(labels));
+                             " images), got a tensor of shape " + monge::shape_text(labels));
   lua_pushnumber(L, host::classifier_accuracy(box.net, x.detach().cpu(), labels.cpu(), batch_arg(L, 4)));
   return 1;
 }

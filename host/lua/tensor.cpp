@@ -25,6 +25,7 @@
 
 #include "host/lua/lua_util.hpp"
 #include "monge/params.hpp"
+#include "monge/shape.hpp"
 
 namespace monge::lua {
 
@@ -258,12 +259,6 @@ void push_shape(lua_State* L, at::IntArrayRef sizes) {
     lua_pushnumber(L, static_cast<lua_Number>(sizes[i]));
     lua_rawseti(L, -2, static_cast<int>(i + 1));
   }
-}
-
-std::string shape_text(at::IntArrayRef sizes) {
-  std::string s = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
-  return s + "]";
 }
 
 /// Reads a nested Lua table of numbers/booleans: its shape from the first elements, then every
@@ -595,6 +590,26 @@ int f_set_threads(lua_State* L) {
   if (n < 1 || n > 1024) arg_error(L, "set_threads", 1, "a positive integer");
   at::set_num_threads(static_cast<int>(n));
   return 0;
+}
+
+// monge.did_you_mean(word, { candidates }): the nearest candidate (edit distance), or nil; the
+// suggestion the host's own messages make, for Lua command lines.
+int f_did_you_mean(lua_State* L) {
+  const std::string word = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  std::vector<std::string> names;
+  for (int i = 1;; ++i) {
+    lua_rawgeti(L, 2, i);
+    if (lua_isnil(L, -1)) break;
+    if (lua_type(L, -1) != LUA_TSTRING) arg_error(L, "did_you_mean", 2, "a list of strings");
+    names.emplace_back(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  const std::string hint = did_you_mean(word, names);
+  if (hint.empty()) lua_pushnil(L);
+  else lua_pushstring(L, hint.c_str());
+  return 1;
 }
 
 int f_threads(lua_State* L) {
@@ -1513,6 +1528,7 @@ const Entry kModule[] = {
     {"manual_seed", &guard<f_manual_seed>}, {"is_tensor", &guard<f_is_tensor>},
     {"set_threads", &guard<f_set_threads>}, {"threads", &guard<f_threads>},
     {"no_grad", &guard<f_no_grad>},     {"clock", &guard<f_clock>},
+    {"did_you_mean", &guard<f_did_you_mean>},
 };
 
 // Methods only.

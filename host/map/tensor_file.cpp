@@ -8,6 +8,7 @@
 #include <set>
 
 #include "monge/plugin.hpp"
+#include "monge/shape.hpp"
 
 namespace monge::host::tensor_file {
 
@@ -214,11 +215,6 @@ at::Tensor TensorFile::copy_out(const Entry& e) const {
 }
 
 namespace {
-std::string shape_text(at::IntArrayRef s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 }  // namespace
 
 at::Tensor TensorFile::take(const std::string& name, at::ScalarType dtype, at::IntArrayRef shape) const {

@@ -10,18 +10,13 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "monge/shape.hpp"
 
 namespace monge::host::ot {
 
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-std::string shape_text(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
   throw std::invalid_argument("monge.ot." + where + ": " + what);

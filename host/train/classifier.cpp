@@ -13,12 +13,11 @@
 
 #include "host/train/map_file.hpp"
 #include "monge/version.hpp"
+#include "monge/shape.hpp"
 
 namespace monge::host {
 
 namespace {
-
-std::string shape_text(const at::Tensor& t) { return classifier_detail::shape_text(t); }
 
 void check_set(const at::Tensor& x, const at::Tensor& y, const char* images, const char* labels) {
   if (!x.defined() || x.dim() != 4 || x.size(0) == 0)

@@ -1,20 +1,16 @@
 // likelihood: c(y, x) = 2 var (nll(y | A(x)) - nll(y | y)), the noise model's negative
 // log-likelihood in squared-error units, zero at a perfect fit.
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+using monge::shape_text;
 
 class LikelihoodCost final : public monge::Cost {
  public:

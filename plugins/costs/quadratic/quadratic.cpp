@@ -1,19 +1,15 @@
 // quadratic: c(y, x) = ||Q(y) - x||^2 per sample, with Q the operator's lift.
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+using monge::shape_text;
 
 class QuadraticCost final : public monge::Cost {
  public:

@@ -13,7 +13,7 @@
 
 namespace {
 
-using monge::classifier_detail::shape_text;
+using monge::shape_text;
 
 class ClassifierAgreement final : public monge::Metric {
  public:

@@ -15,7 +15,7 @@
 namespace {
 
 using monge::classifier_detail::first_line;
-using monge::classifier_detail::shape_text;
+using monge::shape_text;
 
 // The line of a TorchScript error that says what went wrong: the interpreter's messages start
 // with a generic line and a TorchScript traceback, and end with the exception raised.

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,16 +12,13 @@
 
 #include "monge/network.hpp"
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-namespace nn = torch::nn;
+using monge::shape_text;
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+namespace nn = torch::nn;
 
 struct PotentialConfig {
   int64_t channels = 32;

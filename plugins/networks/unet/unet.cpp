@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,17 +12,14 @@
 
 #include "monge/network.hpp"
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
+using monge::shape_text;
+
 namespace nn = torch::nn;
 namespace F = torch::nn::functional;
-
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
 
 struct UNetConfig {
   int64_t channels = 32;

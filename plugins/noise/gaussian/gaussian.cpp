@@ -1,22 +1,18 @@
 // gaussian: additive white Gaussian noise, y = A(x) + sigma * e with e ~ N(0, I).
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
+using monge::shape_text;
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+constexpr double kPi = 3.14159265358979323846;
 
 class GaussianNoise final : public monge::NoiseModel {
  public:

@@ -1,20 +1,16 @@
 // laplace: additive white Laplace noise, y = A(x) + n with n ~ Laplace(0, b) per value.
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+using monge::shape_text;
 
 class LaplaceNoise final : public monge::NoiseModel {
  public:

@@ -3,23 +3,19 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-constexpr double kPi = 3.14159265358979323846;
+using monge::shape_text;
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+constexpr double kPi = 3.14159265358979323846;
 
 class MixtureNoise final : public monge::NoiseModel {
  public:

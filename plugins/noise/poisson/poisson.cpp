@@ -3,23 +3,19 @@
 // the counts are rescaled back to [-1, 1].
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
+using monge::shape_text;
+
 constexpr double kLevels = 255.0;  // 8-bit white
 constexpr double kMinRate = 1e-6;  // rate floor (counts), keeps the log-likelihood finite at ax = -1
-
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
 
 class PoissonNoise final : public monge::NoiseModel {
  public:

@@ -1,21 +1,17 @@
 // downsample: A(x) = mean of each factor x factor block (average pooling, stride = factor), the
 // usual super-resolution degradation; Q(y) = bicubic upsampling back to the signal size.
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
 
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
-}
+using monge::shape_text;
 
 class Downsample final : public monge::ForwardOperator {
  public:

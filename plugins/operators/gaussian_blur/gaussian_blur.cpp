@@ -4,15 +4,17 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
+
+using monge::shape_text;
 
 enum class Padding { Reflect, Replicate, Zeros, Circular };
 
@@ -35,12 +37,6 @@ int64_t source_index(int64_t p, int64_t n, Padding mode) {
     case Padding::Zeros: return (p >= 0 && p < n) ? p : -1;
   }
   return -1;
-}
-
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
 }
 
 class GaussianBlur final : public monge::ForwardOperator {

@@ -2,7 +2,6 @@
 // saved with torch.jit.save). forward(x) is A; a `lift` method, when the module has one, is Q.
 #include <filesystem>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -11,18 +10,15 @@
 
 #include "monge/operator.hpp"
 #include "monge/sdk.hpp"
+#include "monge/shape.hpp"
 
 namespace {
+
+using monge::shape_text;
 
 std::string first_line(const std::string& s) {
   const auto cut = s.find('\n');
   return cut == std::string::npos ? s : s.substr(0, cut);
-}
-
-std::string shape_text(at::IntArrayRef sizes) {
-  std::ostringstream s;
-  s << sizes;
-  return s.str();
 }
 
 class TorchScriptOperator final : public monge::ForwardOperator {

@@ -52,7 +52,7 @@ end
 
 cli.run("calibrate", function()
   if threads then monge.set_threads(threads) end
-  local t0 = os.time()
+  local t0 = monge.clock()
   local clean, measured = set("clean"), set("measured")
   local simulated = ""
   if o.degrade then
@@ -89,8 +89,8 @@ cli.run("calibrate", function()
   local what = estimate and string.format("%s %s = %.4g (searched %g to %g)", op_name, estimate, c.value, range[1], range[2])
     or factor and string.format("%s factor = %d (from the image sizes)", op_name, factor)
     or op_name .. " as given"
-  print(string.format("calibrate: %s, noise sigma = %.4g; %d evaluation%s on %d clean and %d measured images%s, %d s",
-    what, c.noise_sigma, #c.evaluations, #c.evaluations == 1 and "" or "s", used_clean, used_measured, simulated, os.time() - t0))
+  print(string.format("calibrate: %s, noise sigma = %.4g; %d evaluation%s on %d clean and %d measured images%s, %.1f s",
+    what, c.noise_sigma, #c.evaluations, #c.evaluations == 1 and "" or "s", used_clean, used_measured, simulated, monge.clock() - t0))
   print("  operator " .. op_spec)
   print("  noise    " .. noise_spec .. "  (white Gaussian assumed; for other noise, its standard deviation)")
   if o.json then

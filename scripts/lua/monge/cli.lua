@@ -3,20 +3,6 @@
 local monge = require "monge"
 local M = {}
 
--- Levenshtein distance, for suggestions.
-local function distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a:sub(i, i) == b:sub(j, j) and 0 or 1))
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
 --- A usage-error function for subcommand `cmd`: prints "monge: CMD: MSG" and a pointer to --help,
 --- and exits with status 2 (a bad command line).
 function M.usage(cmd)
@@ -51,11 +37,10 @@ function M.parse(args, options, usage, repeat_)
         o[key] = true
       end
     elseif a:sub(1, 1) == "-" and a ~= "-" then
-      local best, best_d = nil, 3
-      for name in pairs(options) do
-        local d = distance(a, name)
-        if d < best_d then best, best_d = name, d end
-      end
+      local names = {}
+      for name in pairs(options) do names[#names + 1] = name end
+      table.sort(names)
+      local best = monge.did_you_mean(a, names)
       usage("unknown option '" .. a .. "'" .. (best and " (did you mean '" .. best .. "'?)" or ""))
     else
       positional[#positional + 1] = a

@@ -24,6 +24,7 @@
 #include <torch/torch.h>
 
 #include "monge/plugin.hpp"
+#include "monge/shape.hpp"
 
 namespace monge {
 
@@ -98,12 +99,6 @@ namespace classifier_detail {
 inline std::string first_line(std::string s) {
   if (auto cut = s.find('\n'); cut != std::string::npos) s.resize(cut);
   return s;
-}
-
-inline std::string shape_text(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 }  // namespace classifier_detail
@@ -183,10 +178,10 @@ inline LoadedClassifier load_classifier(const std::string& file, const std::stri
 /// the classifier was trained on.
 inline void check_classifier_input(const ClassifierConfig& c, const at::Tensor& x, const std::string& who) {
   if (x.dim() != 4)
-    throw Error(who + ": expected an N x C x H x W batch, got shape " + classifier_detail::shape_text(x));
+    throw Error(who + ": expected an N x C x H x W batch, got shape " + monge::shape_text(x));
   if (x.size(1) != c.in_channels)
     throw Error(who + ": the classifier takes " + std::to_string(c.in_channels) + "-channel images, got " +
-                std::to_string(x.size(1)) + " channels (shape " + classifier_detail::shape_text(x) + ")");
+                std::to_string(x.size(1)) + " channels (shape " + monge::shape_text(x) + ")");
   if (x.size(2) != c.height || x.size(3) != c.width)
     throw Error(who + ": the classifier was trained on " + std::to_string(c.height) + " x " + std::to_string(c.width) +
                 " images, got " + std::to_string(x.size(2)) + " x " + std::to_string(x.size(3)));

@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include "monge/plugin.hpp"
+#include "monge/shape.hpp"
 
 namespace monge::image_metrics {
 
@@ -22,12 +23,6 @@ inline constexpr int64_t kSsimRadius = 5;  // skimage: int(truncate 3.5 * sigma 
 inline constexpr int64_t kSsimWindow = 2 * kSsimRadius + 1;
 
 namespace detail {
-
-inline std::string shape_text(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 /// Throws monge::Error, starting with `what`, unless a and b are N x C x H x W of the same shape.
 inline void check_pair(const at::Tensor& a, const at::Tensor& b, const char* what) {
