@@ -1,4 +1,4 @@
-# Finds LibTorch, LuaJIT, libvips, Boost (DLL + filesystem), zlib and GoogleTest.
+# Finds LibTorch, LuaJIT, libvips, Boost (DLL + filesystem), zlib, libarchive and GoogleTest.
 # On Debian 12 all come from packages: run scripts/install-deps.sh.
 
 set(_monge_hint "Run scripts/install-deps.sh (Debian 12) to install every package monge needs.")
@@ -21,6 +21,10 @@ target_compile_definitions(monge_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${MONGE_
 
 find_package(Boost 1.70 REQUIRED COMPONENTS filesystem)
 find_package(ZLIB REQUIRED)
+find_package(LibArchive 3.3 QUIET)  # CMake's FindLibArchive: batch inputs from tar and zip archives
+if(NOT LibArchive_FOUND)
+  message(FATAL_ERROR "monge: libarchive not found (package libarchive-dev). ${_monge_hint}")
+endif()
 find_package(nlohmann_json 3.10 REQUIRED)  # Debian nlohmann-json3-dev: map file headers
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LUAJIT REQUIRED IMPORTED_TARGET luajit)
