@@ -86,7 +86,8 @@ std::string shown_name(const std::string& name, size_t keep = 200) {
 
 std::string byte_count(int64_t n) {
   char buf[64];
-  if (n >= (int64_t{1} << 30)) std::snprintf(buf, sizeof buf, "%lld bytes (%.1f GiB)", static_cast<long long>(n), double(n) / double(1 << 30));
+  if (n >= (int64_t{1} << 30))
+    std::snprintf(buf, sizeof buf, "%lld bytes (%.1f GiB)", static_cast<long long>(n), double(n) / double(1 << 30));
   else std::snprintf(buf, sizeof buf, "%lld bytes", static_cast<long long>(n));
   return buf;
 }
@@ -185,7 +186,8 @@ class ArchiveReader {
       }
       total += int64_t(n);
       if (total > cap)
-        throw Error("the member holds more than the " + byte_count(cap) + " an archive member may have (extract it and give the file itself)");
+        throw Error("the member holds more than the " + byte_count(cap) +
+                    " an archive member may have (extract it and give the file itself)");
       for (la_ssize_t done = 0; done < n;) {
         const ssize_t w = ::write(out, buf.data() + done, size_t(n - done));
         if (w < 0 && errno == EINTR) continue;
@@ -230,7 +232,10 @@ class ArchiveReader {
     const char* e = archive_error_string(a_);
     return e ? e : "unknown error";
   }
-  std::string after() const { return index_ < 0 ? "the start" : "member " + std::to_string(index_ + 1) + " (" + shown_name(last_name_) + ")"; }
+  // Where the archive stands, for messages: "member 3 (x.png)", counted from 1.
+  std::string after() const {
+    return index_ < 0 ? "the start" : "member " + std::to_string(index_ + 1) + " (" + shown_name(last_name_) + ")";
+  }
   [[noreturn]] void fail(const std::string& what) {
     broken_ = path_.string() + ": damaged or truncated archive: " + what + " (" + error_text() + ")";
     throw Error(broken_);
@@ -341,7 +346,8 @@ class ArchiveWalk {
     if (!reader_->broken().empty()) throw Error("not read: " + reader_->broken());
     Entry e;
     while (reader_->index() < it.member)
-      if (!reader_->next(e)) throw Error(it.archive.string() + ": the archive ended before this member (was it changed since the batch listed it?)");
+      if (!reader_->next(e))
+        throw Error(it.archive.string() + ": the archive ended before this member (was it changed since the batch listed it?)");
     if (it.archive.string() + ":" + e.name != it.source)
       throw Error(it.archive.string() + ": member " + std::to_string(it.member + 1) + " is now " + shown_name(e.name) +
                   " (the archive changed since the batch listed it)");
@@ -540,8 +546,10 @@ void check_outputs(std::vector<BatchItem>& items, const fs::path& out, const std
   for (size_t i = 0; i < items.size(); ++i) {
     BatchItem& it = items[i];
     if (!it.error.empty()) continue;
-    if (!safe_key(it.key)) it.error = it.source + ": unsafe path " + it.key + " (absolute or with '..'): not written outside " + out.string();
-    else outputs[i] = output_of(it, out, ext).lexically_normal();
+    if (!safe_key(it.key))
+      it.error = it.source + ": unsafe path " + it.key + " (absolute or with '..'): not written outside " + out.string();
+    else
+      outputs[i] = output_of(it, out, ext).lexically_normal();
   }
   // Two inputs, one output: neither is restored; each record names the other(s).
   std::map<std::string, std::vector<size_t>> by_output;
@@ -563,7 +571,8 @@ void check_outputs(std::vector<BatchItem>& items, const fs::path& out, const std
   struct stat st {};
   for (const auto& it : items) {
     if (!it.file.empty() && ::stat(it.file.c_str(), &st) == 0) inputs.emplace(std::make_pair(st.st_dev, st.st_ino), it.source);
-    if (!it.archive.empty() && ::stat(it.archive.c_str(), &st) == 0) inputs.emplace(std::make_pair(st.st_dev, st.st_ino), it.archive.string());
+    if (!it.archive.empty() && ::stat(it.archive.c_str(), &st) == 0)
+      inputs.emplace(std::make_pair(st.st_dev, st.st_ino), it.archive.string());
   }
   for (size_t i = 0; i < items.size(); ++i) {
     if (!items[i].error.empty() || ::stat(outputs[i].c_str(), &st) != 0) continue;
