@@ -1,4 +1,5 @@
-# Finds LibTorch, LuaJIT, libvips, Boost (DLL + filesystem), zlib, libarchive and GoogleTest.
+# Finds LibTorch, LuaJIT, libvips and libarchive (unless MONGE_WITH_VIPS=OFF), Boost (DLL +
+# filesystem), zlib and GoogleTest.
 # On Debian 12 all come from packages: run scripts/install-deps.sh.
 
 set(_monge_hint "Run scripts/install-deps.sh (Debian 12) to install every package monge needs.")
@@ -21,10 +22,6 @@ target_compile_definitions(monge_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${MONGE_
 
 find_package(Boost 1.70 REQUIRED COMPONENTS filesystem)
 find_package(ZLIB REQUIRED)
-find_package(LibArchive 3.3 QUIET)  # CMake's FindLibArchive: batch inputs from tar and zip archives
-if(NOT LibArchive_FOUND)
-  message(FATAL_ERROR "monge: libarchive not found (package libarchive-dev). ${_monge_hint}")
-endif()
 find_package(nlohmann_json 3.10 REQUIRED)  # Debian nlohmann-json3-dev: map file headers
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LUAJIT REQUIRED IMPORTED_TARGET luajit)
@@ -32,6 +29,13 @@ if(MONGE_WITH_VIPS)
   pkg_check_modules(VIPS IMPORTED_TARGET vips)
   if(NOT VIPS_FOUND)
     message(FATAL_ERROR "monge: libvips not found (package libvips-dev). ${_monge_hint} "
+                        "Or configure with -DMONGE_WITH_VIPS=OFF for a training-only build.")
+  endif()
+  # Batch inputs from tar and zip archives (CMake's FindLibArchive); batch needs image I/O anyway,
+  # so a training-only build needs neither.
+  find_package(LibArchive 3.3 QUIET)
+  if(NOT LibArchive_FOUND)
+    message(FATAL_ERROR "monge: libarchive not found (package libarchive-dev). ${_monge_hint} "
                         "Or configure with -DMONGE_WITH_VIPS=OFF for a training-only build.")
   endif()
 endif()

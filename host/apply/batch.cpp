@@ -18,8 +18,10 @@
 #include <sstream>
 #include <tuple>
 
+#ifdef MONGE_WITH_VIPS  // libarchive comes with image I/O (a training-only build has neither)
 #include <archive.h>
 #include <archive_entry.h>
+#endif
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -103,6 +105,7 @@ struct Entry {
   std::string warning;  // what libarchive found wrong in the header ("" when nothing)
 };
 
+#ifdef MONGE_WITH_VIPS
 // An archive read front to back, once, by libarchive: tar (ustar, pax, GNU, v7) and zip, plain or
 // compressed with gzip, xz, zstd or bzip2. Only decompressors built into libarchive are enabled:
 // none that would run an external program. The file is read through our own callbacks so that
@@ -280,6 +283,27 @@ class ArchiveReader {
   int64_t index_ = -1;
   std::string last_name_, broken_;
 };
+
+#else
+// A training-only build (MONGE_WITH_VIPS=OFF) has no libarchive, and no image I/O to restore
+// members with: every archive is an error record.
+class ArchiveReader {
+ public:
+  explicit ArchiveReader(const fs::path& path) : path_(path) {
+    throw Error(path.string() + ": this monge was built without libvips and libarchive (MONGE_WITH_VIPS=OFF); archives cannot be read");
+  }
+  const fs::path& path() const { return path_; }
+  int64_t index() const { return -1; }
+  const std::string& broken() const { return broken_; }
+  bool next(Entry&) { return false; }
+  void skip() {}
+  void extract(const fs::path&, int64_t) {}
+
+ private:
+  fs::path path_;
+  std::string broken_;
+};
+#endif
 
 // What a manifest record says about a member that is not restored ("" for one that is).
 std::string member_problem(const Entry& e) {
