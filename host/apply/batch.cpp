@@ -675,12 +675,22 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
   if (!fs::is_directory(opt.out, ec)) throw Error("batch: cannot create the output folder " + opt.out.string());
   if (access(opt.out.c_str(), W_OK) != 0) throw Error("batch: the output folder " + opt.out.string() + " is not writable");
   std::vector<BatchItem> items = list_inputs(inputs, opt.include, opt.exclude);
+  const auto before = read_manifests(opt.out);
+  // What an earlier run wrote (recorded ok) is not an input: with --out inside an input folder,
+  // last run's outputs would come back as new inputs, each refused as overwriting itself.
+  std::set<std::string> written;
+  for (const auto& [key, rec] : before)
+    if (rec.status == "ok") written.insert(fs::absolute(opt.out / rec.output, ec).lexically_normal().string());
+  items.erase(std::remove_if(items.begin(), items.end(),
+                             [&](const BatchItem& it) {
+                               return !it.file.empty() && written.count(fs::absolute(it.file, ec).lexically_normal().string());
+                             }),
+              items.end());
   BatchReport rep;
   rep.found = int64_t(items.size());
   rep.manifest = opt.out / (opt.shard.count > 1 ? "manifest.shard-" + std::to_string(opt.shard.index) + "-of-" +
                                                       std::to_string(opt.shard.count) + ".jsonl"
                                                 : std::string("manifest.jsonl"));
-  const auto before = read_manifests(opt.out);
   std::string ext, save_options;
   if (!opt.format.empty()) {
     std::tie(ext, save_options) = image::split_save_options(opt.format);

@@ -596,6 +596,13 @@ TEST_F(Batch, AnOutputNeverReplacesAnInput) {
   const std::string in_a = (dir_ / "in" / "a.png").string();
   EXPECT_EQ(e.at("a.png"), in_a + ": the output " + in_a + " would overwrite the input; not restored (choose another --out or --format)");
   EXPECT_EQ(manifest(o.out).at("x.tif").first, "ok");
+  // A re-run: the x.png it wrote is not taken as a new input; nothing is redone or replaced.
+  r = monge::host::run_batch(map, {(dir_ / "in").string()}, o);
+  EXPECT_EQ(r.found, 3);
+  EXPECT_EQ(r.already, 1);
+  EXPECT_EQ(r.failed_before, 2);
+  EXPECT_EQ(r.ok + r.failed, 0);
+  EXPECT_EQ(bytes(dir_ / "in" / "a.png"), a);
 
   // The same folder through a link: the same file, also refused.
   fs::create_directory_symlink(dir_ / "in", dir_ / "via");
