@@ -1,4 +1,5 @@
-# Finds LibTorch, LuaJIT, libvips, Boost (DLL + filesystem), zlib and GoogleTest.
+# Finds LibTorch, LuaJIT, libvips and libarchive (unless MONGE_WITH_VIPS=OFF), Boost (DLL +
+# filesystem), zlib and GoogleTest.
 # On Debian 12 all come from packages: run scripts/install-deps.sh.
 
 set(_monge_hint "Run scripts/install-deps.sh (Debian 12) to install every package monge needs.")
@@ -28,6 +29,13 @@ if(MONGE_WITH_VIPS)
   pkg_check_modules(VIPS IMPORTED_TARGET vips)
   if(NOT VIPS_FOUND)
     message(FATAL_ERROR "monge: libvips not found (package libvips-dev). ${_monge_hint} "
+                        "Or configure with -DMONGE_WITH_VIPS=OFF for a training-only build.")
+  endif()
+  # Batch inputs from tar and zip archives (CMake's FindLibArchive); batch needs image I/O anyway,
+  # so a training-only build needs neither.
+  find_package(LibArchive 3.3 QUIET)
+  if(NOT LibArchive_FOUND)
+    message(FATAL_ERROR "monge: libarchive not found (package libarchive-dev). ${_monge_hint} "
                         "Or configure with -DMONGE_WITH_VIPS=OFF for a training-only build.")
   endif()
 endif()

@@ -1,8 +1,10 @@
 #pragma once
-// Batch apply over folders, list files and tar archives: an output tree that mirrors the input,
-// a JSONL manifest that makes re-runs resume, corrupt inputs recorded and skipped, and sharding
-// across processes and machines (each file handled by exactly one shard).
+// Batch apply over folders, list files and archives (tar, pax, GNU tar, compressed or not, and
+// zip, read through libarchive): an output tree that mirrors the input, a JSONL manifest that
+// makes re-runs resume, bad inputs recorded and skipped, and sharding across processes and
+// machines (each file handled by exactly one shard).
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -13,14 +15,32 @@
 
 namespace monge::host {
 
-/// One input image: a file, or a member of a tar archive.
+/// The largest archive member batch extracts (2 GiB): a larger one is a per-file error (extract
+/// it yourself and give the file). Bounds the disk a hostile archive can fill.
+inline constexpr int64_t kMaxMemberBytes = int64_t{1} << 31;
+/// The longest archive member name batch takes (bytes); a longer one is a per-file error.
+/// libarchive itself refuses pax and GNU long-name headers over 1 MiB before reading them.
+inline constexpr size_t kMaxMemberNameBytes = 4096;
+
+/// One input: a file, or a member of an archive. An input with an `error` is not restored but
+/// recorded in the manifest with that error (a symbolic link, a duplicate, an over-size member,
+/// an archive that cannot be read past some point).
 struct BatchItem {
   std::string key;              ///< path relative to its input root: names the output, decides the shard
   std::filesystem::path file;   ///< the file on disk (empty for an archive member)
-  std::filesystem::path archive;  ///< the tar archive holding it, if any
-  int64_t offset = 0, size = 0;   ///< the member's bytes in the (decompressed) archive
+  std::filesystem::path archive;  ///< the archive holding it, if any
+  int64_t member = -1;          ///< its position among the archive's entries (0-based), read in one pass
+  int64_t size = -1;            ///< its declared size in bytes (-1: not declared, as in some zip files)
   std::string source;           ///< what the manifest records: the file, or "archive.tar:member"
+  std::string error;            ///< why it is recorded as failed without being restored ("" to restore it)
 };
+
+/// How often this process has opened an archive and how many bytes it has read from archive
+/// files (tests check that a batch reads each archive once to list it and once to restore it).
+struct ArchiveReads {
+  int64_t opens = 0, bytes = 0;
+};
+ArchiveReads archive_reads();
 
 /// Which part of the work this process does: files whose key hashes to `index` modulo `count`.
 struct Shard {
@@ -39,11 +59,17 @@ Shard resolve_shard(const std::string& flag);
 int64_t shard_of(const std::string& key, int64_t count);
 
 /// Expands inputs: folders (walked recursively, sorted), list files (`@list.txt`, or any file
-/// ending in .txt/.lst: one path per line, relative to the list, # comments) and tar archives
-/// (.tar, .tar.gz, .tgz); single image files are taken as they are. `include` / `exclude` are
-/// shell globs matched against the key and its file name; without `include`, files with the
-/// extensions libvips commonly reads are taken. Throws monge::Error for a missing input, an
-/// unreadable list or archive, or when nothing is found.
+/// ending in .txt/.lst: one path per line, relative to the list, # comments) and archives (.tar,
+/// .tar.gz, .tgz, .tar.xz, .txz, .tar.zst, .tzst, .tar.bz2, .tbz2, .tbz, .zip; read by libarchive,
+/// headers only); single image files are taken as they are. `include` / `exclude` are shell
+/// globs matched against the key and its file name; without `include`, files with the
+/// extensions libvips commonly reads are taken. Items that cannot be restored come back with an
+/// `error`, in order: symbolic links met in a folder or an archive (not followed), archive hard
+/// links, members that are not regular files, over kMaxMemberBytes or named with more than
+/// kMaxMemberNameBytes, members whose header libarchive warns about, an archive that cannot be
+/// opened or read to its end (one item, keyed by the archive's name), and every later input with
+/// the key of an earlier one (kept apart under "KEY (duplicate N)"). Throws monge::Error for a
+/// missing input, an unreadable list, or when nothing is found.
 std::vector<BatchItem> list_inputs(const std::vector<std::string>& inputs, const std::vector<std::string>& include,
                                    const std::vector<std::string>& exclude);
 
@@ -67,8 +93,12 @@ struct BatchReport {
   std::filesystem::path manifest;
 };
 
-/// Runs the batch. Per-file failures are recorded in the manifest and never stop the run; a bad
-/// output root or map throws monge::Error before any work.
+/// Runs the batch. Before any work, inputs that cannot be written safely get an error: a key that
+/// would leave the output root, two inputs mapped to one output (after `format`; neither is
+/// restored, each record names the other), an output that is an input file (the same path or,
+/// through links, the same file). Per-file failures are recorded in the manifest and never stop
+/// the run; a bad output root or map throws monge::Error before any work. Each archive is read
+/// once, front to back, its wanted members extracted one at a time beside their outputs.
 BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inputs, const BatchOptions& options);
 
 }  // namespace monge::host

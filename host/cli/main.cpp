@@ -485,15 +485,22 @@ Restores every image of the inputs with the map in MAP, one `monge apply` each (
 tiles; every apply option below works the same), into DIR, whose tree mirrors the inputs.
 
 INPUT: a folder (walked recursively), a list file (@FILE, or a .txt/.lst file: one path per line,
-relative to the list, # comments), a tar archive (.tar, .tar.gz, .tgz) or an image. With several
-inputs each one's outputs go under DIR/<its name>/. Without --include, files with the extensions
-libvips commonly reads are taken (png, jpg, jpeg, tif, tiff, webp, ...).
+relative to the list, # comments), an archive (.tar, .tar.gz/.tgz, .tar.xz/.txz, .tar.zst/.tzst,
+.tar.bz2/.tbz2/.tbz, .zip: tar of any dialect or zip, read by libarchive in one pass) or an image.
+With several inputs each one's outputs go under DIR/<its name>/. Without --include, files with
+the extensions libvips commonly reads are taken (png, jpg, jpeg, tif, tiff, webp, ...).
 
 DIR/manifest.jsonl (DIR/manifest.shard-I-of-N.jsonl per shard) gets one line per file: key,
 input, output, status (ok or error), error, seconds, sizes, shard, host, pid, time. A re-run reads
 every manifest in DIR and skips what is done (status ok and the output present); inputs that
 failed are skipped too unless --retry-failed. A corrupt or unreadable input is recorded and
 skipped, never fatal. Outputs are written atomically, so a killed run loses only the file in hand.
+
+Recorded as errors before any work, the rest going on: symbolic links inside an input folder
+and link members of archives (not followed); a later input with the same path as an earlier one
+("duplicate of ..."; the first is restored); two inputs that --format maps to one output
+(neither is restored); an output that would overwrite an input; archive members over 2 GiB or
+with names over 4096 bytes; a damaged archive (its members before the damage are restored).
 
 Options:
   --out DIR          output folder (created if missing); required

@@ -153,7 +153,8 @@ add_cli_test(bench_fmnist_paper_bad_k 1
 add_cli_test(bench_fmnist_paper_bad_method 1
   MATCH "fmnist-paper: unknown method 'uotip-match' for the selected experiments \\(tau-sweep: degraded, uotip\\)"
   COMMAND ${_m} bench fmnist-paper --experiment tau-sweep --methods uotip,uotip-match --config tiny)
-add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLURM_ARRAY_TASK_ID" COMMAND ${_m} batch --help)
+add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLURM_ARRAY_TASK_ID" "\\.tar\\.zst/\\.tzst" "\\.zip"
+  "\\(neither is restored\\)" COMMAND ${_m} batch --help)
 add_cli_test(batch_no_out 2 MATCH "batch: --out DIR is required" COMMAND ${_m} batch a.pt in/)
 add_cli_test(batch_bad_shard 1 MATCH "shard 5/2 \\(from --shard\\) is out of range"
   COMMAND ${_m} batch a.pt in/ --out x --shard 5/2)
