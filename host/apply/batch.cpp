@@ -76,6 +76,10 @@ int64_t octal(const char* p, size_t n) {
   return v;
 }
 
+// The largest GNU long-name or pax header read (their data is held in memory): names are at most
+// PATH_MAX (4096) bytes, and pax records of other keys are skipped.
+constexpr int64_t kMaxTarHeaderData = int64_t{1} << 20;
+
 struct GzFile {
   gzFile f = nullptr;
   explicit GzFile(const fs::path& p) : f(gzopen(p.c_str(), "rb")) {}
@@ -107,6 +111,10 @@ void list_tar(const fs::path& archive, const std::string& prefix, std::vector<Ba
     if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345]) name = std::string(h + 345, strnlen(h + 345, 155)) + "/" + name;
     std::string data;
     if (type == 'L' || type == 'x') {  // GNU long name, pax extended header: read their data
+      // Read into memory: bounded, so that a small archive cannot claim gigabytes here.
+      if (size > kMaxTarHeaderData)
+        throw Error(archive.string() + ": a long-name or pax header of " + std::to_string(size) +
+                    " bytes (more than " + std::to_string(kMaxTarHeaderData) + "): not a tar archive monge reads, or corrupt");
       data.resize(size_t(size));
       if (size > 0 && !gz.read(data.data(), size_t(size))) throw Error(archive.string() + ": the archive is truncated");
       const int64_t pad = (512 - size % 512) % 512;
