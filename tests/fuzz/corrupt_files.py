@@ -23,7 +23,7 @@ ends early is completed with grey by libjpeg, a warning rather than an error), w
 security.huge_images covers; here a run must end within the timeout.
 
 A failing variant is copied to DIR/failures/ with its command and output; keep it as a
-regression case in tests/fuzz/regressions/ with the fix. Exit code 0: no failure.
+regression case (tests/fuzz/corpus/image/ or corpus/map/) with the fix. Exit code 0: no failure.
 """
 
 import argparse
