@@ -28,6 +28,7 @@ regression case (tests/fuzz/corpus/image/ or corpus/map/) with the fix. Exit cod
 
 import argparse
 import concurrent.futures
+import json
 import os
 import random
 import shutil
@@ -342,6 +343,7 @@ def main():
     ap.add_argument("--max-pixels", type=int, default=1 << 24, help="monge apply --max-pixels (default 2^24)")
     ap.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--only", default="map,png,jpeg,tiff", help="which files to corrupt (default all)")
+    ap.add_argument("--first", type=int, default=0, help="first variant number (default 0): a range of a longer run")
     a = ap.parse_args()
 
     work = os.path.abspath(a.work)
@@ -365,7 +367,7 @@ def main():
         data = open(sources[kind], "rb").read()
         muts = mutations_for(kind)
         ext = {"map": ".map", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}[kind]
-        for i in range(a.count):
+        for i in range(a.first, a.first + a.count):
             rng = random.Random("%d/%s/%d" % (a.seed, kind, i))
             name, variant = rng.choice(muts)(data, rng)
             if variant == data:  # a no-op mutation: flip one bit instead
@@ -395,15 +397,20 @@ def main():
     counts = {}
     failures = []
     start = time.time()
+    # One line per run as it ends (results.jsonl), so a long run that is stopped still tells.
+    record = open(os.path.join(work, "results.jsonl"), "w", buffering=1)
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
         for results in pool.map(one, jobs):
             for kind, i, name, cmd, outcome, problem, log, path, args in results:
+                record.write(json.dumps({"kind": kind, "variant": i, "mutation": name, "command": cmd,
+                                         "outcome": outcome, "problem": problem}) + "\n")
                 counts.setdefault((kind, cmd), {}).setdefault(outcome, 0)
                 counts[(kind, cmd)][outcome] += 1
                 if problem:
                     failures.append((kind, i, name, cmd, outcome, problem, log, path, args))
 
-    print("corrupt_files: %d variants of each of %s (seed %d), %.0f s" % (a.count, a.only, a.seed, time.time() - start))
+    print("corrupt_files: %d variants (%d..%d) of each of %s (seed %d), %.0f s"
+          % (a.count, a.first, a.first + a.count - 1, a.only, a.seed, time.time() - start))
     for (kind, cmd), c in sorted(counts.items()):
         print("  %-5s %-6s %s" % (kind, cmd, ", ".join("%s %d" % kv for kv in sorted(c.items()))))
     totals = {k: sum(1 for f in failures if f[4] == k) for k in ("crash", "hang", "partial")}
