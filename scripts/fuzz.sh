@@ -2,9 +2,10 @@
 # Fuzzing and sanitizers (issue 19; docs/security.md, tests/fuzz/README.md): builds the libFuzzer
 # harnesses of tests/fuzz/ and the unit tests of the same parsers with clang's AddressSanitizer and
 # UndefinedBehaviorSanitizer in their own build (./build-fuzz), runs the sanitized unit tests, then
-# each harness for a bounded time over its seed corpus. Any crash, sanitizer report, leak of a
-# sanitizer error or harness timeout fails the script; the input that caused it is kept in
-# build-fuzz/artifacts/ (add it to tests/fuzz/corpus/<harness>/ with the fix).
+# each harness for a bounded time over its seed corpus. A crash, a sanitizer report, an exception
+# other than monge::Error, an input running over 20 s or over 2 GB fails the script; the input
+# that caused it is kept in build-fuzz/artifacts/ (add it to tests/fuzz/corpus/<harness>/ with
+# the fix).
 #
 #   scripts/fuzz.sh [SECONDS]       SECONDS per harness (default 20, or $MONGE_FUZZ_SECONDS)
 #
