@@ -20,6 +20,7 @@ PACKAGES=(
   mate-backgrounds                        # 12 nature photographs (JPEG, up to 2560x1920): the PHOTO-IP benchmark's data
   python3-torch                           # PyTorch reference of `monge bench train-step` (and its test)
   chromium                                # headless browser: tests render report.html (tests/bench/render_check.sh)
+  clang-14 libclang-rt-14-dev llvm-14     # libFuzzer, ASan/UBSan runtimes, llvm-symbolizer (scripts/fuzz.sh)
 )
 
 SUDO=""

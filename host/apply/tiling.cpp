@@ -198,7 +198,10 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
   // are kept and added in window order, so that a pixel's value does not depend on which strip
   // asked for it.
   std::vector<at::Tensor> results(plan_.blend ? windows.size() : 0);
-  for (const auto& [shape, members] : groups) {
+  for (const auto& group : groups) {
+    // Not a structured binding: the lambdas below capture these (clang before 16 refuses that).
+    const auto& shape = group.first;
+    const auto& members = group.second;
     for (size_t b = 0; b < members.size(); b += size_t(plan_.batch)) {
       const size_t e = std::min(members.size(), b + size_t(plan_.batch));
       // The windows' measurements, converted once; then each sample lifts them (with fresh noise

@@ -1,5 +1,6 @@
 #include "host/data/idx.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -15,6 +16,9 @@ namespace fs = std::filesystem;
 namespace monge::data {
 
 namespace {
+
+// More data than any IDX data set holds (Fashion-MNIST's training images are 47 MB).
+constexpr uint64_t kMaxIdxBytes = uint64_t{1} << 36;
 
 struct GzCloser {
   void operator()(gzFile_s* f) const { gzclose(f); }
@@ -54,19 +58,32 @@ at::Tensor read_idx(const fs::path& file, int64_t limit) {
   const int ndim = magic[3];
   if (ndim < 1 || ndim > 4) throw Error(where + ": IDX file declares " + std::to_string(ndim) + " dimensions (1 to 4 supported)");
   std::vector<int64_t> dims(ndim);
-  int64_t total = 1;
   for (int i = 0; i < ndim; ++i) {
     unsigned char b[4];
     if (!read_exact(f.get(), b, 4)) throw Error(where + ": truncated IDX header");
     dims[i] = (int64_t(b[0]) << 24) | (int64_t(b[1]) << 16) | (int64_t(b[2]) << 8) | int64_t(b[3]);
     if (dims[i] <= 0 || dims[i] > (1 << 28)) throw Error(where + ": implausible IDX dimension " + std::to_string(dims[i]));
-    if (i > 0) total *= dims[i];
   }
   if (limit > 0 && limit < dims[0]) dims[0] = limit;
-  total *= dims[0];
+  // Four dimensions of up to 2^28 overflow 64 bits: bound the product as it is formed.
+  uint64_t total = 1;
+  for (const int64_t d : dims) {
+    if (total > kMaxIdxBytes / static_cast<uint64_t>(d))
+      throw Error(where + ": the IDX header declares more than " + std::to_string(kMaxIdxBytes) + " data bytes");
+    total *= static_cast<uint64_t>(d);
+  }
+  // The data is read as it comes, in chunks that double from 1 MiB, and the tensor made once it
+  // is all there: a short file claiming huge dimensions costs about the bytes it holds.
+  std::vector<uint8_t> bytes;
+  while (bytes.size() < total) {
+    const size_t at = bytes.size();
+    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(total - at, std::max<uint64_t>(at, uint64_t{1} << 20)));
+    bytes.resize(at + chunk);
+    if (!read_exact(f.get(), bytes.data() + at, chunk))
+      throw Error(where + ": truncated IDX file (expected " + std::to_string(total) + " data bytes)");
+  }
   at::Tensor out = at::empty(dims, at::kByte);
-  if (!read_exact(f.get(), out.data_ptr<uint8_t>(), static_cast<size_t>(total)))
-    throw Error(where + ": truncated IDX file (expected " + std::to_string(total) + " data bytes)");
+  if (total > 0) std::memcpy(out.data_ptr<uint8_t>(), bytes.data(), total);
   return out;
 }
 

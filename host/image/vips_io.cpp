@@ -213,7 +213,10 @@ void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t b
   ensure_vips();
   if (width < 1 || height < 1 || width > INT32_MAX / 2 || height > INT32_MAX / 2 || bands < 1 || bands > 4)
     throw Error("synthetic image: width and height must be 1 .. 1073741823 and bands 1 .. 4");
-  const auto [file, options] = split_save_options(spec);
+  // Not a structured binding: the lambda below captures `file` (clang before 16 refuses that).
+  const auto split = split_save_options(spec);
+  const std::string& file = split.first;
+  const std::string& options = split.second;
   // Smooth bands (a sine of x + y) plus Gaussian noise, computed on demand by libvips.
   VipsImage* base = vips_image_new();
   VipsObject* scope = VIPS_OBJECT(base);  // everything below is unreffed with it
