@@ -51,8 +51,6 @@ NonFinite parse_nonfinite(const std::string& text, const std::string& who) {
               "+Inf to full scale), got '" + text + "'");
 }
 
-const char* nonfinite_name(NonFinite policy) { return policy == NonFinite::Error ? "error" : "replace"; }
-
 #ifdef MONGE_WITH_VIPS
 
 std::string nonfinite_message(const std::string& name, int64_t bad, int64_t total, const std::string& remedy) {

@@ -23,9 +23,8 @@ inline constexpr int64_t kLoadMaxPixels = int64_t{1} << 28;
 /// +Inf the full scale (white), as numpy's nan_to_num does for an image of [0, 1].
 enum class NonFinite { Error, Replace };
 
-/// "error" or "replace" (throws monge::Error naming `who` for anything else), and back.
+/// "error" or "replace"; throws monge::Error naming `who` for anything else.
 NonFinite parse_nonfinite(const std::string& text, const std::string& who);
-const char* nonfinite_name(NonFinite policy);
 
 /// Loads an image as float32 [C, H, W] in [-1, 1] (8-bit, 16-bit, and float images holding
 /// [0, 1]). Throws monge::Error naming the file for a missing, corrupt, truncated or unsupported
