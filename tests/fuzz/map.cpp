@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <string>
 
 #include <torch/torch.h>
@@ -17,6 +16,7 @@
 #include "host/train/map_file.hpp"
 #include "monge/plugin.hpp"
 #include "tests/fuzz/fuzz_util.hpp"
+#include "tests/fuzz/map_checksum.hpp"
 
 namespace {
 
@@ -27,21 +27,6 @@ const monge::host::Registry& registry() {
     return r;
   }();
   return *reg;
-}
-
-std::string with_matching_checksum(std::string bytes) {
-  if (bytes.size() < 40 || std::memcmp(bytes.data(), "MONGEMAP", 8) != 0) return bytes;
-  uint64_t header = 0, data = 0;
-  std::memcpy(&header, &bytes[16], 8);
-  std::memcpy(&data, &bytes[24], 8);
-  if (header > bytes.size() || data > bytes.size()) return bytes;
-  const uint64_t data_start = (40 + header + 63) / 64 * 64;
-  if (data_start + data != bytes.size()) return bytes;
-  namespace tf = monge::host::tensor_file;
-  uint64_t sum = tf::checksum(&bytes[40], header);
-  sum = tf::checksum(bytes.data() + data_start, data, sum);
-  std::memcpy(&bytes[32], &sum, 8);
-  return bytes;
 }
 
 }  // namespace
@@ -58,7 +43,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string bytes = with_matching_checksum(std::string(reinterpret_cast<const char*>(data), size));
+  const std::string bytes = monge::fuzz::with_matching_checksum(std::string(reinterpret_cast<const char*>(data), size));
   const auto file = monge::fuzz::write_input("map.pt", reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   try {
     auto map = monge::host::load_map(file, registry());

@@ -4,33 +4,17 @@
 // mutations reach the header's JSON and the tensor table instead of stopping at the checksum.
 
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include <ATen/ATen.h>
 
 #include "host/map/tensor_file.hpp"
 #include "monge/plugin.hpp"
+#include "tests/fuzz/map_checksum.hpp"
 
 namespace tf = monge::host::tensor_file;
 
 namespace {
-
-// The bytes with the checksum field set to what the header and data sections hold, when the
-// declared sizes fit the input (otherwise unchanged: the size checks come first).
-std::string with_matching_checksum(std::string bytes) {
-  if (bytes.size() < 40) return bytes;
-  uint64_t header = 0, data = 0;
-  std::memcpy(&header, &bytes[16], 8);
-  std::memcpy(&data, &bytes[24], 8);
-  if (header > bytes.size() || data > bytes.size()) return bytes;
-  const uint64_t data_start = (40 + header + 63) / 64 * 64;
-  if (data_start + data != bytes.size()) return bytes;
-  uint64_t sum = tf::checksum(&bytes[40], header);
-  sum = tf::checksum(bytes.data() + data_start, data, sum);
-  std::memcpy(&bytes[32], &sum, 8);
-  return bytes;
-}
 
 void exercise(std::string bytes) {
   tf::Limits limits;
@@ -61,6 +45,6 @@ void exercise(std::string bytes) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   exercise(bytes);
-  exercise(with_matching_checksum(bytes));
+  exercise(monge::fuzz::with_matching_checksum(bytes));
   return 0;
 }
