@@ -662,19 +662,25 @@ Exit codes: 0 done, 1 bad input or a failed computation (missing map file, unkno
 mismatched shapes, empty set), 2 bad command line. Lua: monge.evaluate{...} (docs/lua.md).
 )";
 
+// A subcommand written in Lua: `--help` prints `help`; otherwise share/monge/lua/monge/`script`
+// runs with the arguments (it parses them and sets the exit code).
+int run_lua_command(const Options& opt, const std::vector<std::string>& args, const char* help, const char* script) {
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") {
+      std::cout << help;
+      return kExitOk;
+    }
+  print_warnings(registry(opt), opt);
+  Runtime rt;
+  return rt.run_file(Runtime::lua_dir() / "monge" / script, args);
+}
+
 // `monge eval` is the Lua function monge.evaluate behind a command-line parser, both in
 // share/monge/lua/monge/evaluate.lua: one implementation for the CLI and for pipelines.
 int cmd_eval(const Options& opt, const std::vector<std::string>& args) {
-  for (const auto& a : args)
-    if (a == "--help" || a == "-h") {
-      std::cout << kEvalHelp;
-      return kExitOk;
-    }
   std::vector<std::string> lua_args = args;
   if (opt.quiet) lua_args.insert(lua_args.begin(), "--no-progress");
-  print_warnings(registry(opt), opt);
-  Runtime rt;
-  return rt.run_file(Runtime::lua_dir() / "monge" / "eval_cli.lua", lua_args);
+  return run_lua_command(opt, lua_args, kEvalHelp, "eval_cli.lua");
 }
 
 constexpr const char* kCalibrateHelp = R"(Usage: monge calibrate --clean SET --measured SET --operator NAME[:key=value,...] [OPTIONS]
@@ -714,14 +720,7 @@ Lua: monge.calibrate{...} (docs/lua.md).
 
 // `monge calibrate` is monge.calibrate behind a command-line parser (calibrate_cli.lua).
 int cmd_calibrate(const Options& opt, const std::vector<std::string>& args) {
-  for (const auto& a : args)
-    if (a == "--help" || a == "-h") {
-      std::cout << kCalibrateHelp;
-      return kExitOk;
-    }
-  print_warnings(registry(opt), opt);
-  Runtime rt;
-  return rt.run_file(Runtime::lua_dir() / "monge" / "calibrate_cli.lua", args);
+  return run_lua_command(opt, args, kCalibrateHelp, "calibrate_cli.lua");
 }
 
 int cmd_run(const Options& opt, const std::vector<std::string>& args) {
