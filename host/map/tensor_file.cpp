@@ -202,6 +202,13 @@ TensorFile TensorFile::decode(std::string bytes, const Limits& limits) {
 
 std::vector<std::string> TensorFile::names() const { return order_; }
 
+uint64_t TensorFile::bytes_under(const std::string& prefix) const {
+  uint64_t total = 0;
+  for (const auto& [name, e] : entries_)
+    if (name.compare(0, prefix.size(), prefix) == 0) total += e.bytes;
+  return total;
+}
+
 const TensorFile::Entry& TensorFile::entry(const std::string& name) const {
   const auto it = entries_.find(name);
   if (it == entries_.end()) throw Error("tensor '" + name + "' is missing");

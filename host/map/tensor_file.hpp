@@ -68,6 +68,8 @@ class TensorFile {
   bool has(const std::string& name) const { return entries_.count(name) > 0; }
   /// The names of the tensors, in file order.
   std::vector<std::string> names() const;
+  /// The data bytes of the tensors whose names start with `prefix`.
+  uint64_t bytes_under(const std::string& prefix) const;
   /// The tensor `name` as a new CPU tensor, which must have `dtype` and exactly `shape`.
   at::Tensor take(const std::string& name, at::ScalarType dtype, at::IntArrayRef shape) const;
   /// The tensor `name`, which must have `dtype` and `dims` dimensions and at most `max_numel` values.

@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include "host/core/alloc_budget.hpp"
 #include "host/core/temp_files.hpp"
 #include "host/map/param_records.hpp"
 #include "host/map/tensor_file.hpp"
@@ -419,14 +421,25 @@ bool runs_code(const std::string& plugin) { return plugin == "torchscript"; }
 
 // The network (built from the recorded plugin and shape) with the file's weights, the operator
 // with its lift, and the wrapping for a stochastic map: the steps common to every format.
+// A data file's weights bound what building its network may allocate (`weight_bytes`, twice over
+// plus room for the build's own small tensors): a header declaring a network far wider than the
+// weights the file holds is refused at its first large allocation, not after a gigabyte.
 void build_map(LoadedMap& out, const ParamMap& net_params, const Registry& registry,
-               const std::function<void(Module& network)>& load_weights) {
+               std::optional<uint64_t> weight_bytes, const std::function<void(Module& network)>& load_weights) {
   out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
   auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
   if (!net) throw Error("'" + out.info.network.name + "' is not a network plugin");
   NetworkShape built = out.info.shape;
   built.in_channels += out.info.latent_channels;
-  auto network = net->build(built);
+  std::shared_ptr<Module> network;
+  if (weight_bytes) {
+    AllocationBudget budget(2 * *weight_bytes + (uint64_t{64} << 20),
+                            "the " + out.info.network.name + " network its header declares is larger than the " +
+                                std::to_string(*weight_bytes) + " bytes of weights the file holds");
+    network = net->build(built);
+  } else {
+    network = net->build(built);
+  }
   describe_tiling(out, *net);
   load_weights(*network);
   out.module = stochastic_map(network, out.info.latent_channels, out.info.input_noise);
@@ -536,7 +549,7 @@ LoadedMap load_data_map(const fs::path& file, const Registry& registry, const Lo
   }
   if (runs_code(out.info.network.name) && !options.trust_code)
     throw Error("its network '" + out.info.network.name + "' runs a program named in the file; pass --trust-code only if you trust it");
-  build_map(out, net_params, registry, [&](Module& network) {
+  build_map(out, net_params, registry, tf.bytes_under("weights."), [&](Module& network) {
     torch::NoGradGuard no_grad;
     std::set<std::string> used;
     auto load = [&](const std::string& key, at::Tensor& target) {
@@ -624,7 +637,7 @@ LoadedMap load_archive_map(const fs::path& file, const Registry& registry, const
     for (const auto& e : v.toGenericDict()) out.info.notes[e.key().toStringRef()] = e.value().toStringRef();
     archive.read("metrics", v);
     for (const auto& e : v.toGenericDict()) out.info.metrics[e.key().toStringRef()] = e.value().toDouble();
-    build_map(out, net_params, registry, [&](Module& network) {
+    build_map(out, net_params, registry, std::nullopt, [&](Module& network) {
       torch::serialize::InputArchive weights;
       archive.read("weights", weights);
       network.load(weights);

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "host/core/alloc_budget.hpp"
 #include "host/core/temp_files.hpp"
 #include "host/map/tensor_file.hpp"
 #include "host/restore/wiener.hpp"
@@ -184,6 +185,10 @@ TEST_F(MapFormat, HostileHeadersAreRefusedBeforeAnythingIsBuilt) {
       {"network", [](json& h) { h["network"] = "unet"; }, "network record"},
       {"params", [](json& h) { h["network"]["params"]["channels"] = json::object(); }, "cannot have"},
       {"range", [](json& h) { h["network"]["params"]["channels"] = 100000; }, "channels"},
+      // In range, but about 1.3 GB of weights for a file holding a few kilobytes: refused at the
+      // build's first large allocation (before, the host built and initialised the whole network).
+      {"wide", [](json& h) { h["network"]["params"]["channels"] = 512; h["network"]["params"]["depth"] = 5; },
+       "larger than the"},
       {"latent", [](json& h) { h["latent_channels"] = -3; }, "latent_channels"},
       {"notes", [](json& h) { h["notes"]["x"] = 3; }, "notes"},
       {"lift", [](json& h) { h["lift"]["kind"] = "magic"; }, "unknown lift"},
@@ -249,3 +254,22 @@ TEST_F(MapFormat, TheWriterLeavesNoTemporaryAndAPlantedSymlinkIsNotFollowed) {
 }
 
 }  // namespace
+
+// The bound itself: an allocation past it throws monge::Error naming what was being built; what
+// was allocated before stays usable, and the bound ends with its scope.
+TEST(AllocationBudget, RefusesTheAllocationThatPassesItAndEndsWithItsScope) {
+  at::Tensor small;
+  {
+    monge::host::AllocationBudget budget(uint64_t{1} << 20, "the test network");
+    small = torch::zeros({1000});
+    EXPECT_GE(budget.used(), 4000u);
+    try {
+      (void)torch::empty({int64_t{1} << 20});  // 4 MiB
+      ADD_FAILURE() << "a 4 MiB allocation passed a 1 MiB budget";
+    } catch (const monge::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the test network"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(small.sum().item<float>(), 0.0f);
+  EXPECT_EQ(torch::ones({int64_t{1} << 20}).sum().item<float>(), float(int64_t{1} << 20));
+}
