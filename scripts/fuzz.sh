@@ -10,7 +10,8 @@
 #   scripts/fuzz.sh [SECONDS]       SECONDS per harness (default 20, or $MONGE_FUZZ_SECONDS)
 #
 # Needs a normal build first (scripts/build.sh): the map harness and the map tests load the unet
-# and gaussian_blur plugins from ${MONGE_BUILD_DIR:-build}. scripts/test.sh runs this after ctest.
+# and gaussian_blur plugins from ${MONGE_BUILD_DIR:-build}. scripts/test.sh runs this after ctest
+# (10 s per harness).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-${MONGE_FUZZ_SECONDS:-20}}"
