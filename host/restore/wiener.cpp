@@ -203,7 +203,8 @@ std::pair<at::Tensor, at::Tensor> mean_and_periodogram(const at::Tensor& images,
       for (int64_t j = 0; j + p <= w; j += p) crops.push_back(chosen.narrow(2, i, p).narrow(3, j, p));
     const at::Tensor batch = at::cat(crops, 0);
     // The zero-padded DFT's squared modulus is the DFT of the linear (not circular) autocorrelation.
-    power += at::fft_fft2(batch * window, std::vector<int64_t>{2 * p, 2 * p}).abs().square().sum(0);
+    // |F|^2 as re^2 + im^2: complex abs() takes a square root (hypot) only to have it squared.
+    power += at::view_as_real(at::fft_fft2(batch * window, std::vector<int64_t>{2 * p, 2 * p})).square().sum(at::IntArrayRef{0, 4});
     patches += batch.size(0);
   }
   power /= double(patches) * window_energy;

@@ -1,7 +1,7 @@
 -- PHOTO-IP: unpaired restoration of real photographs, trained on patches, applied to whole photos.
 --
---   monge bench photo-ip [--config tiny|short] [--out DIR] [--tasks gb,sr]
---                        [--methods degraded,baseline,uotip,supervised] [--photos DIR] [--seed S] [--iters N]
+--   monge bench photo-ip [--config tiny|short|full] [--out DIR] [--tasks gb,sr]
+--                        [--methods degraded,baseline,calibrated,uotip,supervised] [--photos DIR] [--seed S] [--iters N]
 --                        [--lr R] [--lr-potential R] [--r1 G]
 --
 -- Data: the photographs in --photos (default /usr/share/backgrounds/mate/nature, Debian's
@@ -21,6 +21,9 @@
 --               low-resolution measurement enlarged by pixel replication (nearest), since Q(y)
 --               there is the bicubic baseline itself
 --   wiener      (gb) the unpaired Wiener filter, by FFT over the whole photo (reflect padding): no pairs
+--   calibrated  (gb) the same filter for a user who does not know the blur: its sigma and the noise
+--               level estimated by monge.calibrate from the clean and measured training patches
+--               (unpaired), the filter built from the estimates (shown as wiener-calibrated)
 --   bicubic     (sr) bicubic upsampling of the measurement (the operator's own lift)
 --   uotip       the UOTIP solver (KL, full cost likelihood + lambda quadratic), the FMNIST-IP recipe:
 --               unet and potential networks, R1 0.2, cosine decay, moving average; tau keeps the
@@ -28,6 +31,8 @@
 --               map's Adam rate is --lr (default 1e-3, ten times FMNIST-IP's: at 1e-4 the maps
 --               barely left the identity in 1,000 steps), the potential's half of it
 --   supervised  the same map network trained on pairs with MSE (the upper bound), rate --lr
+-- Every task also records that calibration (for sr: the factor from the patch sizes, the noise
+-- level by spectrum matching) against the true values, in results.json and the report.
 -- Held-out evaluation: each held-out photo (cropped to a multiple of 4 pixels, or for the tiny
 -- config a central window) is degraded once (seeded), stored as an 8-bit PNG, and each method's
 -- result is written as an 8-bit PNG: trained maps restore the stored PNG with the streaming apply
@@ -40,7 +45,7 @@ local bench = require "monge.bench"
 local report = require "monge.report"
 
 local all_tasks = { "gb", "sr" }
-local all_methods = { "degraded", "baseline", "uotip", "supervised" }
+local all_methods = { "degraded", "baseline", "calibrated", "uotip", "supervised" }
 local opts = bench.options("photo-ip", arg, { "config", "out", "tasks", "methods", "photos", "seed", "iters", "lr",
                                              "lr-potential", "r1" },
                            { config = "short", tasks = "gb,sr", methods = table.concat(all_methods, ","),
@@ -48,12 +53,17 @@ local opts = bench.options("photo-ip", arg, { "config", "out", "tasks", "methods
 
 local configs = {
   -- Seconds: for ctest. A 96 x 128 central window of each held-out photo. Not a measurement.
-  tiny = { crops = 16, iters = 6, batch = 4, eval_every = 3, eval_crops = 2, window = { 96, 128 }, view = 48,
+  tiny = { crops = 16, iters = 6, batch = 4, eval_every = 3, eval_crops = 2, window = { 96, 128 }, view = 48, calibration = { 16, 6 },
            map = { channels = 4, depth = 1 }, potential = { channels = 4, depth = 2 } },
   -- A CPU run of about half an hour for both tasks on 2 cores (docs/benchmarks.md): 1,000 iterations
   -- of batch 16 per trained method, the held-out photos at full size.
-  short = { crops = 256, iters = 1000, batch = 16, eval_every = 100, eval_crops = 8, window = nil, view = 160,
+  short = { crops = 256, iters = 1000, batch = 16, eval_every = 100, eval_crops = 8, window = nil, view = 160, calibration = { 600, 18 },
             map = { channels = 16, depth = 2 }, potential = { channels = 16, depth = 3 } },
+  -- A long run (a GPU, or a night or two on a CPU): about as many crops per photo as the photo has
+  -- 64x64 tiles (every training patch, seen at random offsets), wider and deeper networks, 8,000
+  -- iterations of batch 32. Not measured yet.
+  full = { crops = 600, iters = 8000, batch = 32, eval_every = 500, eval_crops = 32, window = nil, view = 160, calibration = { 2000, 24 },
+           map = { channels = 32, depth = 3 }, potential = { channels = 32, depth = 3 } },
 }
 local patch = 64
 local noise_sigma = 0.05
@@ -61,7 +71,7 @@ local tau = 0.1 * 784 / (3 * patch * patch)
 
 -- Every argument is checked before anything is written.
 local function fail(msg) error("photo-ip: " .. msg, 0) end
-local cfg = configs[opts.config] or fail("--config must be tiny or short, got '" .. opts.config .. "'")
+local cfg = configs[opts.config] or fail("--config must be tiny, short or full, got '" .. opts.config .. "'")
 local seed = tonumber(opts.seed)
 if not seed or seed ~= math.floor(seed) or seed < 0 then fail("--seed must be a non-negative integer, got '" .. opts.seed .. "'") end
 local function pick(list, known, what)
@@ -89,13 +99,15 @@ local r1 = tonumber(opts.r1)
 if not r1 or not (r1 >= 0) then fail("--r1 must be a number >= 0, got '" .. opts.r1 .. "'") end
 local tasks = pick(opts.tasks, all_tasks, "task")
 local methods = {}
-for _, name in ipairs(pick(opts.methods, { "degraded", "baseline", "wiener", "bicubic", "uotip", "supervised" }, "method")) do
-  local m = (name == "wiener" or name == "bicubic") and "baseline" or name
+for _, name in ipairs(pick(opts.methods, { "degraded", "baseline", "wiener", "bicubic", "calibrated", "wiener-calibrated", "uotip",
+                                          "supervised" }, "method")) do
+  local m = (name == "wiener" or name == "bicubic") and "baseline" or name == "wiener-calibrated" and "calibrated" or name
   local dup = false
   for _, x in ipairs(methods) do dup = dup or x == m end
   if not dup then methods[#methods + 1] = m end
 end
 local baseline_of = { gb = "wiener", sr = "bicubic" }
+local calibrated_of = { gb = "wiener-calibrated" }  -- sr: the factor is the sizes' ratio, nothing to estimate
 
 -- The photographs: every image file in the folder, sorted by name.
 local photo_dir = opts.photos:gsub("/+$", "")
@@ -200,10 +212,39 @@ local psnr_metric, ssim_metric = monge.metric("psnr"), monge.metric("ssim")
 
 local task_defs = {
   gb = { number = 1, describe = "Gaussian blur 25x25, sigma 2.0, reflect padding",
-         operator = function() return monge.operator("gaussian_blur", { size = 25, sigma = 2.0, padding = "reflect" }) end },
+         operator = function() return monge.operator("gaussian_blur", { size = 25, sigma = 2.0, padding = "reflect" }) end,
+         calibrate = { operator = "gaussian_blur", params = { size = 25, padding = "reflect" }, parameter = "sigma", truth = 2.0,
+                       range = { 0.3, 6 } } },
   sr = { number = 2, describe = "4x4 average pooling (downsample factor 4), Q = bicubic upsampling",
-         operator = function() return monge.operator("downsample", { factor = 4 }) end },
+         operator = function() return monge.operator("downsample", { factor = 4 }) end,
+         calibrate = { operator = "downsample", parameter = "factor", truth = 4 } },
 }
+
+-- What a user who knows neither the blur nor the noise would find: monge.calibrate on the clean
+-- patches and one noisy measurement of the measured ones (unpaired), at most cfg.calibration[1] of
+-- each (16 for tiny, 600 for short, 2,000 for full) and cfg.calibration[2] search steps. Returns
+-- the record and, for a blur, the unpaired Wiener filter built from the estimates.
+local function calibrate_task(task, A, noise)
+  local def, t0 = task_defs[task].calibrate, monge.clock()
+  local n = math.min(cfg.calibration[1], clean:size(1), measured:size(1))
+  local x, y = clean:narrow(1, 1, n), noise:sample(A(measured:narrow(1, 1, n)), seed + 500 + task_defs[task].number)
+  local record = { parameter = def.parameter, truth = def.truth, noise_truth = noise_sigma, images = n }
+  local c
+  if def.parameter == "factor" then
+    record.estimate = require("monge.calibrate").factor_from_shapes(x, y)
+    c = monge.calibrate { clean = x, measured = y, operator = def.operator, params = { factor = record.estimate } }
+  else
+    c = monge.calibrate { clean = x, measured = y, operator = def.operator, params = def.params, parameter = def.parameter,
+                          range = def.range, iterations = cfg.calibration[2] }
+    record.estimate = c.value
+  end
+  record.noise_estimate, record.seconds = c.noise_sigma, monge.clock() - t0
+  print(string.format("photo-ip: calibration of %s from %d + %d unpaired patches: %s %.3f (true %g, %+.1f%%), noise %.4f (true %.2f, %+.1f%%), %.1f s",
+    task, n, n, def.parameter, record.estimate, def.truth, 100 * (record.estimate / def.truth - 1), record.noise_estimate, noise_sigma,
+    100 * (record.noise_estimate / noise_sigma - 1), record.seconds))
+  if def.parameter == "factor" then return record, nil end
+  return record, monge.wiener { operator = c.operator, clean = clean, noise = monge.noise("gaussian", { sigma = c.noise_sigma }) }
+end
 
 local results, crops_png = {}, {}
 for _, task in ipairs(tasks) do
@@ -215,6 +256,7 @@ for _, task in ipairs(tasks) do
   -- from the clean training patches, its noise variance from the noise model (no pairs).
   local Q = monge.wiener { operator = A, clean = clean, noise = noise }
   local quad = monge.cost("quadratic", { operator = Q })
+  local calibration, Qc = calibrate_task(task, A, noise)
   local dir = out .. "/" .. task
   if not sh_ok("rm -rf " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/measured") .. " " .. shell_quote(dir .. "/runs")) then
     fail("cannot create " .. dir)
@@ -224,12 +266,13 @@ for _, task in ipairs(tasks) do
   -- Train (or fit) every method first.
   local entries = {}
   for _, m in ipairs(methods) do
-    local name = m == "baseline" and baseline_of[task] or m
-    local e = { name = name, photos = {}, train_seconds = 0, apply_seconds = 0 }
-    entries[#entries + 1] = e
+    local name = m
+    if m == "baseline" then name = baseline_of[task] elseif m == "calibrated" then name = calibrated_of[task] end
+    local e = name and { name = name, photos = {}, train_seconds = 0, apply_seconds = 0 } or {}
+    if name then entries[#entries + 1] = e end
     local t0 = monge.clock()
-    if name == "wiener" then
-      e.settings = { unpaired = true, filter_radius = monge.wiener_info(Q).radius }
+    if name == "wiener" or name == "wiener-calibrated" then
+      e.settings = { unpaired = true, filter_radius = monge.wiener_info(name == "wiener" and Q or Qc).radius }
     elseif name == "uotip" or name == "supervised" then
       local solver, cost
       if name == "uotip" then
@@ -255,7 +298,7 @@ for _, task in ipairs(tasks) do
       e.its_per_second = run.its_per_second
     end
     e.train_seconds = monge.clock() - t0
-    if not sh_ok("mkdir -p " .. shell_quote(dir .. "/" .. name)) then fail("cannot create " .. dir .. "/" .. name) end
+    if name and not sh_ok("mkdir -p " .. shell_quote(dir .. "/" .. name)) then fail("cannot create " .. dir .. "/" .. name) end
   end
 
   -- Degrade each held-out photo once, store it as an 8-bit PNG, restore and score.
@@ -281,8 +324,8 @@ for _, task in ipairs(tasks) do
         monge.apply { map = e.map, input = meas, output = target, progress = false }
       else
         local restored
-        if e.name == "wiener" then
-          restored = monge.wiener_restore(Q, y8):clamp(-1, 1)
+        if e.name == "wiener" or e.name == "wiener-calibrated" then
+          restored = monge.wiener_restore(e.name == "wiener" and Q or Qc, y8):clamp(-1, 1)
         elseif e.name == "degraded" and task == "sr" then
           restored = monge.interpolate(y8, { scale = A:scale_factor() }, "nearest")
         else
@@ -318,7 +361,7 @@ for _, task in ipairs(tasks) do
       e.train_seconds, e.apply_seconds))
   end
   results[#results + 1] = { task = task, operator = task_defs[task].describe, lambda = lambda, photos = photo_info,
-                            methods = entries, crops = grid, degraded_psnr = base_psnr }
+                            methods = entries, crops = grid, degraded_psnr = base_psnr, calibration = calibration }
 end
 
 local machine = { cpu = bench.machine(), threads = monge.threads(), cores = tonumber((bench.sh("nproc"))) }
@@ -384,6 +427,11 @@ for _, t in ipairs(results) do
   parts[#parts + 1] = "<h2>Task " .. report.escape(t.task) .. ": " .. report.escape(t.operator) .. "</h2>"
   parts[#parts + 1] = "<p>Held-out photos as scored: " .. report.escape(table.concat(sizes_text, ", ")) ..
     string.format(". lambda %.2f.</p>", t.lambda)
+  local cal = t.calibration
+  parts[#parts + 1] = string.format("<p>Calibration from %d clean and %d measured training patches (unpaired, monge.calibrate): " ..
+    "%s %.3f (true %g, %+.1f%%), noise sigma %.4f (true %.2f, %+.1f%%), %.1f s.</p>", cal.images, cal.images, cal.parameter,
+    cal.estimate, cal.truth, 100 * (cal.estimate / cal.truth - 1), cal.noise_estimate, cal.noise_truth,
+    100 * (cal.noise_estimate / cal.noise_truth - 1), cal.seconds)
   parts[#parts + 1] = report.table(headers, rows)
   parts[#parts + 1] = report.bar_chart { title = t.task .. ": mean PSNR on the held-out photos (dB)", bars = pb, unit = "dB" }
   parts[#parts + 1] = report.bar_chart { title = t.task .. ": mean SSIM on the held-out photos", bars = sb }

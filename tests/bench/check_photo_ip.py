@@ -8,8 +8,10 @@ well-formed (embedded PNGs only, SVG plots, no external resource).
 
     check_photo_ip.py DIR TASK[,TASK...] METHOD[,METHOD...] [MAX_DEGRADED]
 
-METHOD lists the concrete names in order (degraded, wiener or bicubic, uotip, supervised); a
-name that is not that task's baseline is left out for it (wiener belongs to gb, bicubic to sr).
+METHOD lists the concrete names in order (degraded, wiener or bicubic, wiener-calibrated, uotip,
+supervised); a name of another task is left out for it (wiener and wiener-calibrated belong to gb,
+bicubic to sr). Every task records a calibration (the blur's sigma for gb, the factor for sr, and
+the noise level) with finite estimates; sr's factor, read from the sizes, must be exactly 4.
 """
 import json
 import math
@@ -22,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_report import Checker  # noqa: E402
 
 BASELINE = {"gb": "wiener", "sr": "bicubic"}
+ONLY = {"wiener": "gb", "bicubic": "sr", "wiener-calibrated": "gb"}  # methods of one task only
 SCALE = {"gb": 1, "sr": 4}
 
 
@@ -52,10 +55,16 @@ def main():
     files = 0
     for t in results["tasks"]:
         task = t["task"]
-        expected = [m for m in methods if m not in BASELINE.values() or m == BASELINE[task]]
+        expected = [m for m in methods if ONLY.get(m, task) == task]
         names = [m["name"] for m in t["methods"]]
         assert names == expected, f"{task}: methods {names}, expected {expected}"
         assert sorted(p["name"] for p in t["photos"]) == sorted(held), f"{task}: photos are not the held-out ones"
+        cal = t["calibration"]
+        assert cal["parameter"] == ("sigma" if task == "gb" else "factor") and cal["images"] >= 1, f"{task}: calibration {cal}"
+        assert all(finite(cal[k]) and cal[k] > 0 for k in ("truth", "estimate", "noise_truth", "noise_estimate")), \
+            f"{task}: calibration {cal}"
+        if task == "sr":
+            assert cal["estimate"] == 4, f"sr: the factor from the patch sizes is {cal['estimate']}, not 4"
         boxes = {p["name"]: p["box"] for p in t["photos"]}
         for name, box in boxes.items():
             mw, mh = png_size(box["measured"])

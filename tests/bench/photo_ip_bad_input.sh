@@ -24,8 +24,8 @@ check "photo-ip: $work/empty holds 0 image file\(s\).*at least 2 are needed" --p
 check "photo-ip: no such folder: $work/missing" --photos "$work/missing"
 check "photo-ip: cannot read $work/bad/a\.jpg" --photos "$work/bad"
 check "photo-ip: unknown task 'deblur' \(known: gb, sr\)" --tasks gb,deblur
-check "photo-ip: unknown method 'wiener2' \(known: degraded, baseline, wiener, bicubic, uotip, supervised\)" --methods degraded,wiener2
-check "photo-ip: --config must be tiny or short, got 'long'" --config long
+check "photo-ip: unknown method 'wiener2' \(known: degraded, baseline, wiener, bicubic, calibrated, wiener-calibrated, uotip, supervised\)" --methods degraded,wiener2
+check "photo-ip: --config must be tiny, short or full, got 'long'" --config long
 check "photo-ip: --lr must be a number in \(0, 0.1\], got '0'" --lr 0
 check "photo-ip: unknown argument '--photo'" --photo "$work/empty"
 exit $status
