@@ -291,6 +291,7 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   if (opt.colour != "per-channel" && opt.colour != "luminance")
     throw Error("apply: colour mode must be 'per-channel' or 'luminance', got '" + opt.colour + "'");
 
+  const int64_t truncated_before = image::truncation_warnings();
   ImagePtr in(vips_image_new_from_file(in_name.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_ERROR,
                                        nullptr));
   if (!in) {
@@ -406,8 +407,12 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
     // Temporaries of this output that a killed earlier run left (untouched for an hour: a run
     // still writing one keeps it fresh).
     remove_stale_temporaries(output, kStaleSeconds);
-    written = image::write_atomically(cached.get(), output, out_options);
+    // A decoder that met the end of the data early completes the image with grey and only warns:
+    // such an output is not committed.
+    written = image::write_atomically(cached.get(), output, out_options,
+                                      [&] { return image::truncation_warnings() == truncated_before; });
   }
+  if (!written && image::truncation_warnings() != truncated_before) throw Error(image::truncated_message(in_name));
   if (!written) {
     std::string msg = take_vips_error();
     if (!job.error.empty()) msg = job.error;  // what went wrong, rather than the saver's follow-up

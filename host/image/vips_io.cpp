@@ -6,6 +6,7 @@
 #include <cmath>
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -88,7 +89,17 @@ namespace {
 
 // libvips reports each failed tile of a broken file as a warning; the error that follows says it
 // once. Show the first few warnings, then only count them.
+std::atomic<int64_t> truncations{0};
+std::mutex truncation_mutex;
+std::string last_truncation;
+
 void vips_warning(const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
+  if (message && (std::strstr(message, "remature end") != nullptr)) {
+    std::lock_guard<std::mutex> lock(truncation_mutex);
+    last_truncation = message;
+    ++truncations;
+  }
+  if (!message || message[strspn(message, " \n")] == '\0') return;  // libvips' buffer, already taken by truncation_warnings()
   static std::atomic<int> seen{0};
   const int n = ++seen;
   if (n <= 3) std::fprintf(stderr, "monge: libvips warning: %s\n", message);
@@ -117,11 +128,38 @@ std::string take_vips_error() {
   return msg;
 }
 
-bool write_atomically(VipsImage* im, const fs::path& file, const std::string& options) {
+bool write_atomically(VipsImage* im, const fs::path& file, const std::string& options,
+                      const std::function<bool()>& before_commit) {
   host::Temporary tmp(file);
   if (vips_image_write_to_file(im, (tmp.path().string() + options).c_str(), nullptr) != 0) return false;
+  if (before_commit && !before_commit()) return false;
   tmp.commit();
   return true;
+}
+
+// libjpeg's warnings reach libvips' error buffer while the image decodes, and the log (the
+// handler above) only when the image is closed: both are looked at.
+int64_t truncation_warnings() {
+  const char* buffer = vips_error_buffer();
+  if (buffer && std::strstr(buffer, "remature end") != nullptr) {
+    std::lock_guard<std::mutex> lock(truncation_mutex);
+    last_truncation = take_vips_error();  // counted once: the buffer is consumed
+    ++truncations;
+  }
+  return truncations.load();
+}
+
+std::string truncation_warning() {
+  std::lock_guard<std::mutex> lock(truncation_mutex);
+  return last_truncation;
+}
+
+std::string truncated_message(const std::string& name) {
+  std::string why = truncation_warning();
+  for (char& c : why)
+    if (c == '\n') c = ';';
+  return name + ": its image data ends before the image does (" + why +
+         "): the file is truncated or corrupt, and the decoder would have completed it with grey; nothing was written";
 }
 
 bool available() { return true; }
@@ -152,9 +190,11 @@ at::Tensor load(const fs::path& file, int64_t max_pixels, NonFinite nonfinite) {
   else throw Error(file.string() + ": only 8-bit, 16-bit and float images are supported (this one has libvips format " +
                    std::string(vips_enum_nick(VIPS_TYPE_BAND_FORMAT, fmt)) + "); convert it first, e.g. with vips cast");
   size_t size = 0;
+  const int64_t truncated_before = truncation_warnings();
   void* mem = vips_image_write_to_memory(im.get(), &size);
   if (!mem) throw Error(file.string() + ": cannot decode image (" + take_vips_error() + "); the file may be truncated or corrupt");
   std::unique_ptr<void, void (*)(void*)> guard(mem, g_free);
+  if (truncation_warnings() != truncated_before) throw Error(truncated_message(file.string()));
   at::Tensor raw = at::from_blob(mem, {h, w, bands}, type).clone();
   at::Tensor values = fmt == VIPS_FORMAT_USHORT ? raw.to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat) : raw.to(at::kFloat);
   if (fmt == VIPS_FORMAT_FLOAT || fmt == VIPS_FORMAT_DOUBLE) {

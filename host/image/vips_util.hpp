@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,7 +24,19 @@ std::string take_vips_error();
 /// libvips the format) and a rename, so `file` is never partial.
 /// Returns false when libvips' write fails: the temporary file is gone and libvips' error buffer
 /// says why, for the caller's message. A failed rename throws monge::Error.
-bool write_atomically(VipsImage* im, const std::filesystem::path& file, const std::string& options = "");
+/// With `before_commit`, the written temporary is renamed into place only if it returns true
+/// (otherwise it is removed and false is returned, with libvips' error buffer untouched).
+bool write_atomically(VipsImage* im, const std::filesystem::path& file, const std::string& options = "",
+                      const std::function<bool()>& before_commit = {});
+
+/// How many decoder warnings this process has seen that mean an image's data ended before the
+/// image did (libjpeg's "premature end of data segment" and "Premature end of JPEG file": the
+/// decoder completes such an image with grey). Compare before and after a decode; the last one's
+/// text is truncation_warning().
+int64_t truncation_warnings();
+std::string truncation_warning();
+/// The error for `name` after such a warning.
+std::string truncated_message(const std::string& name);
 
 /// The NaN and infinite samples of a float file, counted in one streaming pass (libvips reads it
 /// sequentially, in flat memory); 0 for integer files, which cannot hold any.

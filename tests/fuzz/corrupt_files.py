@@ -18,9 +18,9 @@ each with a timeout. It asserts, for every run:
     corrupt_files.py --monge build/bin/monge --map MAP --work DIR [--count 500] [--seed 1]
 
 `monge apply` runs with --max-pixels 2^24 (--max-pixels below): a variant whose header claims up to
-the default cap of 2^30 pixels is a valid request for minutes of work (a JPEG whose entropy data
-ends early is completed with grey by libjpeg, a warning rather than an error), which
-security.huge_images covers; here a run must end within the timeout.
+the default cap of 2^30 pixels is a valid request for minutes of work (decoded in full before a JPEG whose
+entropy data ends early is refused), which security.huge_images covers; here a run must end
+within the timeout.
 
 A failing variant is copied to DIR/failures/ with its command and output; keep it as a
 regression case (tests/fuzz/corpus/image/ or corpus/map/) with the fix. Exit code 0: no failure.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Bounded work from small files (issue 19): a 92-byte PNG claiming 100000 x 100000 pixels is
 # refused on its header, by monge.image.load (default cap 2^28) and by monge apply (--max-pixels,
-# default 2^30), in seconds and without output; a JPEG that ends early is an error for both.
+# default 2^30), in seconds and without output; a JPEG that ends early is an error for both, and
+# so is a JPEG whose frame header claims more rows than its data holds (libjpeg would fill them
+# with grey and only warn).
 #   huge_images.sh MONGE MAP WORKDIR
 set -euo pipefail
 monge=$1 map=$2 work=$3
@@ -38,4 +40,25 @@ expect_error load_truncated "short\.jpg: cannot (read|decode) image" \
 expect_error apply_truncated "short\.jpg.*(truncated|corrupt)" \
   "$monge" apply "$map" "$work/short.jpg" "$work/short.png" --no-progress
 [ ! -e "$work/short.png" ] || fail "apply wrote an output for a truncated input"
+# A JPEG whose frame header claims four times the rows its data holds: libjpeg completes it with
+# grey and only warns ("premature end of data segment"); monge refuses it and writes nothing.
+/usr/bin/python3 - "$work/full.jpg" "$work/tall.jpg" <<'PY'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = 2
+while i + 9 < len(d):
+    marker, length = d[i + 1], struct.unpack(">H", d[i + 2:i + 4])[0]
+    if marker in (0xC0, 0xC1, 0xC2):
+        h, w = struct.unpack(">HH", d[i + 5:i + 9])
+        d[i + 5:i + 7] = struct.pack(">H", 4 * h)
+        break
+    i += 2 + length
+open(sys.argv[2], "wb").write(d)
+PY
+expect_error load_tall "tall\.jpg: its image data ends before the image does .*premature end" \
+  "$monge" run -e "require('monge').image.load('$work/tall.jpg')"
+expect_error apply_tall "tall\.jpg: its image data ends before the image does .*nothing was written" \
+  "$monge" apply "$map" "$work/tall.jpg" "$work/tall.png" --no-progress
+[ ! -e "$work/tall.png" ] || fail "apply wrote an output for a JPEG whose data ends early"
+ls -A "$work" | grep -q "monge-" && fail "apply left a temporary behind"
 echo "huge_images: ok"
