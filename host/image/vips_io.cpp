@@ -87,19 +87,17 @@ int64_t count_nonfinite(const fs::path& file) {
 
 namespace {
 
-// libvips reports each failed tile of a broken file as a warning; the error that follows says it
-// once. Show the first few warnings, then only count them.
-std::atomic<int64_t> truncations{0};
+// Decoder warnings that an image's data ended early, taken from libvips' error buffer
+// (truncation_warnings()), and the last one's text.
 std::mutex truncation_mutex;
+int64_t truncations = 0;
 std::string last_truncation;
 
+// libvips reports each failed tile of a broken file as a warning; the error that follows says it
+// once. Show the first few warnings, then only count them.
 void vips_warning(const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
-  if (message && (std::strstr(message, "remature end") != nullptr)) {
-    std::lock_guard<std::mutex> lock(truncation_mutex);
-    last_truncation = message;
-    ++truncations;
-  }
-  if (!message || message[strspn(message, " \n")] == '\0') return;  // libvips' buffer, already taken by truncation_warnings()
+  // An empty one: libvips logging its error buffer after truncation_warnings() took it.
+  if (!message || message[strspn(message, " \n")] == '\0') return;
   static std::atomic<int> seen{0};
   const int n = ++seen;
   if (n <= 3) std::fprintf(stderr, "monge: libvips warning: %s\n", message);
@@ -137,16 +135,16 @@ bool write_atomically(VipsImage* im, const fs::path& file, const std::string& op
   return true;
 }
 
-// libjpeg's warnings reach libvips' error buffer while the image decodes, and the log (the
-// handler above) only when the image is closed: both are looked at.
+// libjpeg's warnings reach libvips' error buffer while the image decodes (the log only when the
+// image is closed, too late to keep its output from being committed).
 int64_t truncation_warnings() {
+  std::lock_guard<std::mutex> lock(truncation_mutex);
   const char* buffer = vips_error_buffer();
   if (buffer && std::strstr(buffer, "remature end") != nullptr) {
-    std::lock_guard<std::mutex> lock(truncation_mutex);
     last_truncation = take_vips_error();  // counted once: the buffer is consumed
     ++truncations;
   }
-  return truncations.load();
+  return truncations;
 }
 
 std::string truncation_warning() {

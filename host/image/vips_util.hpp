@@ -32,7 +32,7 @@ bool write_atomically(VipsImage* im, const std::filesystem::path& file, const st
 /// How many decoder warnings this process has seen that mean an image's data ended before the
 /// image did (libjpeg's "premature end of data segment" and "Premature end of JPEG file": the
 /// decoder completes such an image with grey). Compare before and after a decode; the last one's
-/// text is truncation_warning().
+/// text is truncation_warning(). A warning found is taken out of libvips' error buffer.
 int64_t truncation_warnings();
 std::string truncation_warning();
 /// The error for `name` after such a warning.

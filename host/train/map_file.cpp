@@ -431,15 +431,13 @@ void build_map(LoadedMap& out, const ParamMap& net_params, const Registry& regis
   if (!net) throw Error("'" + out.info.network.name + "' is not a network plugin");
   NetworkShape built = out.info.shape;
   built.in_channels += out.info.latent_channels;
-  std::shared_ptr<Module> network;
-  if (weight_bytes) {
-    AllocationBudget budget(2 * *weight_bytes + (uint64_t{64} << 20),
-                            "the " + out.info.network.name + " network its header declares is larger than the " +
-                                std::to_string(*weight_bytes) + " bytes of weights the file holds");
-    network = net->build(built);
-  } else {
-    network = net->build(built);
-  }
+  std::optional<AllocationBudget> budget;
+  if (weight_bytes)
+    budget.emplace(2 * *weight_bytes + (uint64_t{64} << 20), "the " + out.info.network.name +
+                   " network its header declares is larger than the " + std::to_string(*weight_bytes) +
+                   " bytes of weights the file holds");
+  auto network = net->build(built);
+  budget.reset();
   describe_tiling(out, *net);
   load_weights(*network);
   out.module = stochastic_map(network, out.info.latent_channels, out.info.input_noise);
