@@ -220,10 +220,17 @@ local task_defs = {
          calibrate = { operator = "downsample", parameter = "factor", truth = 4 } },
 }
 
+-- A calibration record in words (the console and the report).
+local function calibration_text(r)
+  return string.format("from %d clean and %d measured training patches (unpaired, monge.calibrate): %s %.3f (true %g, %+.1f%%), " ..
+    "noise sigma %.4f (true %.2f, %+.1f%%), %.1f s", r.images, r.images, r.parameter, r.estimate, r.truth, 100 * (r.estimate / r.truth - 1),
+    r.noise_estimate, r.noise_truth, 100 * (r.noise_estimate / r.noise_truth - 1), r.seconds)
+end
+
 -- What a user who knows neither the blur nor the noise would find: monge.calibrate on the clean
 -- patches and one noisy measurement of the measured ones (unpaired), at most cfg.calibration[1] of
 -- each (16 for tiny, 600 for short, 2,000 for full) and cfg.calibration[2] search steps. Returns
--- the record and, for a blur, the unpaired Wiener filter built from the estimates.
+-- the record (for results.json) and monge.calibrate's result (the operator at the estimate).
 local function calibrate_task(task, A, noise)
   local def, t0 = task_defs[task].calibrate, monge.clock()
   local n = math.min(cfg.calibration[1], clean:size(1), measured:size(1))
@@ -239,11 +246,8 @@ local function calibrate_task(task, A, noise)
     record.estimate = c.value
   end
   record.noise_estimate, record.seconds = c.noise_sigma, monge.clock() - t0
-  print(string.format("photo-ip: calibration of %s from %d + %d unpaired patches: %s %.3f (true %g, %+.1f%%), noise %.4f (true %.2f, %+.1f%%), %.1f s",
-    task, n, n, def.parameter, record.estimate, def.truth, 100 * (record.estimate / def.truth - 1), record.noise_estimate, noise_sigma,
-    100 * (record.noise_estimate / noise_sigma - 1), record.seconds))
-  if def.parameter == "factor" then return record, nil end
-  return record, monge.wiener { operator = c.operator, clean = clean, noise = monge.noise("gaussian", { sigma = c.noise_sigma }) }
+  print(string.format("photo-ip: calibration of %s: %s", task, calibration_text(record)))
+  return record, c
 end
 
 local results, crops_png = {}, {}
@@ -256,7 +260,7 @@ for _, task in ipairs(tasks) do
   -- from the clean training patches, its noise variance from the noise model (no pairs).
   local Q = monge.wiener { operator = A, clean = clean, noise = noise }
   local quad = monge.cost("quadratic", { operator = Q })
-  local calibration, Qc = calibrate_task(task, A, noise)
+  local calibration, calibrated = calibrate_task(task, A, noise)
   local dir = out .. "/" .. task
   if not sh_ok("rm -rf " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/measured") .. " " .. shell_quote(dir .. "/runs")) then
     fail("cannot create " .. dir)
@@ -264,15 +268,22 @@ for _, task in ipairs(tasks) do
   print(string.format("photo-ip: task %s (%s, noise sigma %.2f)", task, task_defs[task].describe, noise_sigma))
 
   -- Train (or fit) every method first.
-  local entries = {}
+  -- This task's methods by their names (calibrated has none for sr).
+  local names = {}
   for _, m in ipairs(methods) do
     local name = m
     if m == "baseline" then name = baseline_of[task] elseif m == "calibrated" then name = calibrated_of[task] end
-    local e = name and { name = name, photos = {}, train_seconds = 0, apply_seconds = 0 } or {}
-    if name then entries[#entries + 1] = e end
+    if name then names[#names + 1] = name end
+  end
+  local entries = {}
+  for _, name in ipairs(names) do
+    local e = { name = name, photos = {}, train_seconds = 0, apply_seconds = 0 }
+    entries[#entries + 1] = e
     local t0 = monge.clock()
     if name == "wiener" or name == "wiener-calibrated" then
-      e.settings = { unpaired = true, filter_radius = monge.wiener_info(name == "wiener" and Q or Qc).radius }
+      e.filter = name == "wiener" and Q or monge.wiener { operator = calibrated.operator, clean = clean,
+                                                          noise = monge.noise("gaussian", { sigma = calibrated.noise_sigma }) }
+      e.settings = { unpaired = true, filter_radius = monge.wiener_info(e.filter).radius }
     elseif name == "uotip" or name == "supervised" then
       local solver, cost
       if name == "uotip" then
@@ -298,7 +309,7 @@ for _, task in ipairs(tasks) do
       e.its_per_second = run.its_per_second
     end
     e.train_seconds = monge.clock() - t0
-    if name and not sh_ok("mkdir -p " .. shell_quote(dir .. "/" .. name)) then fail("cannot create " .. dir .. "/" .. name) end
+    if not sh_ok("mkdir -p " .. shell_quote(dir .. "/" .. name)) then fail("cannot create " .. dir .. "/" .. name) end
   end
 
   -- Degrade each held-out photo once, store it as an 8-bit PNG, restore and score.
@@ -324,8 +335,8 @@ for _, task in ipairs(tasks) do
         monge.apply { map = e.map, input = meas, output = target, progress = false }
       else
         local restored
-        if e.name == "wiener" or e.name == "wiener-calibrated" then
-          restored = monge.wiener_restore(e.name == "wiener" and Q or Qc, y8):clamp(-1, 1)
+        if e.filter then
+          restored = monge.wiener_restore(e.filter, y8):clamp(-1, 1)
         elseif e.name == "degraded" and task == "sr" then
           restored = monge.interpolate(y8, { scale = A:scale_factor() }, "nearest")
         else
@@ -427,11 +438,7 @@ for _, t in ipairs(results) do
   parts[#parts + 1] = "<h2>Task " .. report.escape(t.task) .. ": " .. report.escape(t.operator) .. "</h2>"
   parts[#parts + 1] = "<p>Held-out photos as scored: " .. report.escape(table.concat(sizes_text, ", ")) ..
     string.format(". lambda %.2f.</p>", t.lambda)
-  local cal = t.calibration
-  parts[#parts + 1] = string.format("<p>Calibration from %d clean and %d measured training patches (unpaired, monge.calibrate): " ..
-    "%s %.3f (true %g, %+.1f%%), noise sigma %.4f (true %.2f, %+.1f%%), %.1f s.</p>", cal.images, cal.images, cal.parameter,
-    cal.estimate, cal.truth, 100 * (cal.estimate / cal.truth - 1), cal.noise_estimate, cal.noise_truth,
-    100 * (cal.noise_estimate / cal.noise_truth - 1), cal.seconds)
+  parts[#parts + 1] = "<p>Calibration " .. report.escape(calibration_text(t.calibration)) .. ".</p>"
   parts[#parts + 1] = report.table(headers, rows)
   parts[#parts + 1] = report.bar_chart { title = t.task .. ": mean PSNR on the held-out photos (dB)", bars = pb, unit = "dB" }
   parts[#parts + 1] = report.bar_chart { title = t.task .. ": mean SSIM on the held-out photos", bars = sb }
