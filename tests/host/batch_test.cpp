@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "host/apply/batch.hpp"
+#include "host/core/cpu_features.hpp"
 #include "host/core/json.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
@@ -616,6 +617,45 @@ TEST_F(Batch, AnOutputNeverReplacesAnInput) {
   EXPECT_EQ(r.failed, 1);
   EXPECT_NE(errors(v.out).at("b.png").find("would overwrite the input"), std::string::npos);
   EXPECT_EQ(bytes(dir_ / "in" / "sub" / "b.png"), b);
+}
+
+// Every record says which precision ran (failed inputs too), resolved once for the batch; bf16 on a
+// CPU without it is refused before anything is written.
+TEST_F(Batch, TheManifestRecordsThePrecisionThatRan) {
+  using monge::host::Precision;
+  image("in/a.png"), image("in/sub/b.png");
+  std::ofstream(dir_ / "in" / "bad.png") << "not a png";
+  auto precisions = [](const fs::path& out) {
+    std::multiset<std::string> seen;
+    std::ifstream in(out / "manifest.jsonl");
+    for (std::string line; std::getline(in, line);)
+      if (auto rec = monge::json::parse_flat(line)) seen.insert(rec->at("precision"));
+    return seen;
+  };
+  const std::string in = (dir_ / "in").string();
+  auto o = options("fp32");
+  o.apply.tiles.precision = Precision::FP32;
+  EXPECT_EQ(monge::host::run_batch(identity(), {in}, o).precision, Precision::FP32);
+  EXPECT_EQ(precisions(dir_ / "fp32"), (std::multiset<std::string>{"fp32", "fp32", "fp32"}));
+
+  const bool native = monge::host::cpu_bf16_native();
+  const std::string chosen = native ? "bf16" : "fp32";
+  o = options("auto");
+  o.apply.tiles.precision = Precision::Auto;
+  const auto r = monge::host::run_batch(identity(), {in}, o);
+  EXPECT_EQ(r.ok, 2);
+  EXPECT_EQ(monge::host::precision_name(r.precision), chosen);
+  EXPECT_EQ(precisions(dir_ / "auto"), (std::multiset<std::string>{chosen, chosen, chosen}));
+
+  o = options("bf16");
+  o.apply.tiles.precision = Precision::BF16;
+  if (native) {
+    EXPECT_EQ(monge::host::run_batch(identity(), {in}, o).precision, Precision::BF16);
+  } else {
+    EXPECT_NE(error_of([&] { monge::host::run_batch(identity(), {in}, o); }).find("batch: precision 'bf16' needs bfloat16"),
+              std::string::npos);
+    EXPECT_FALSE(fs::exists(dir_ / "bf16")) << "a refused batch created its output folder";
+  }
 }
 
 }  // namespace
