@@ -38,6 +38,7 @@ using monge::host::StreamOptions;
 
 namespace {
 
+using monge::test::error_message;
 using monge::test::registry;
 
 // A unet map in memory with random weights (the untrained residual unet is the identity, which
@@ -526,15 +527,6 @@ TEST_F(Apply, NonFiniteFloatInputsAreRefusedOrReplacedNeverSpread) {
   EXPECT_LT((loaded - want).abs().max().item<double>(), 1e-6);
 }
 
-std::string error_text(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const monge::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
 std::string file_bytes(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -545,7 +537,7 @@ TEST(Precision, ParsesTheThreeNamesAndRefusesOthers) {
   EXPECT_EQ(parse_precision("auto", "apply: --precision"), Precision::Auto);
   EXPECT_EQ(parse_precision("fp32", "apply: --precision"), Precision::FP32);
   EXPECT_EQ(parse_precision("bf16", "apply: --precision"), Precision::BF16);
-  EXPECT_EQ(error_text([] { parse_precision("fp16", "apply: --precision"); }),
+  EXPECT_EQ(error_message([] { parse_precision("fp16", "apply: --precision"); }),
             "apply: --precision must be 'auto', 'fp32' or 'bf16', got 'fp16'");
   EXPECT_STREQ(monge::host::precision_name(Precision::BF16), "bf16");
 }
@@ -567,7 +559,7 @@ TEST(Precision, AutoIsBf16ExactlyWhereTheCpuHasIt) {
   EXPECT_EQ(resolve_precision(Precision::Auto, c10::kCPU, "apply"), native ? Precision::BF16 : Precision::FP32);
   EXPECT_EQ(resolve_precision(Precision::FP32, c10::kCPU, "apply"), Precision::FP32);
   EXPECT_EQ(resolve_precision(Precision::Auto, c10::Device(c10::kCUDA), "apply"), Precision::BF16);
-  const std::string err = error_text([] { resolve_precision(Precision::BF16, c10::kCPU, "apply"); });
+  const std::string err = error_message([] { resolve_precision(Precision::BF16, c10::kCPU, "apply"); });
   if (native) {
     EXPECT_EQ(err, "no error");
   } else {
@@ -615,7 +607,7 @@ TEST_F(Apply, DifferenceCountsLevelsBetweenFiles) {
   EXPECT_EQ(d.quantile(0.999), 3);
   EXPECT_DOUBLE_EQ(d.mean(), 0.31);
   monge::image::save(torch::zeros({1, 10, 11}), dir_ / "c.png");
-  EXPECT_NE(error_text([&] { monge::image::difference(dir_ / "a.png", dir_ / "c.png"); }).find("differ in size"), std::string::npos);
+  EXPECT_NE(error_message([&] { monge::image::difference(dir_ / "a.png", dir_ / "c.png"); }).find("differ in size"), std::string::npos);
 }
 
 // The bf16 bounds. In 8-bit levels for the random unet below (weights of variance 1 / fan-in, so
@@ -668,7 +660,7 @@ TEST_F(Apply, Bf16StaysCloseToFp32WhereTheCpuHasItAndIsRefusedElsewhere) {
     EXPECT_EQ(automatic.plan.precision, Precision::FP32);
     EXPECT_EQ(file_bytes(dir_ / "auto.png"), file_bytes(fp32));
     const size_t before = files();
-    const std::string err = error_text([&] { apply(map, in, (dir_ / "bf16.png").string(), options(32, Precision::BF16)); });
+    const std::string err = error_message([&] { apply(map, in, (dir_ / "bf16.png").string(), options(32, Precision::BF16)); });
     EXPECT_NE(err.find("precision 'bf16' needs bfloat16 convolutions in hardware"), std::string::npos) << err;
     EXPECT_EQ(files(), before) << "a refused apply left a file";
   }

@@ -38,14 +38,7 @@ using monge::host::shard_of;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const monge::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using monge::test::error_message;
 
 TEST(Shards, EveryKeyInExactlyOneShard) {
   std::vector<std::string> keys;
@@ -94,9 +87,9 @@ TEST(Shards, FromTheFlagOrTheLaunchersEnvironment) {
   EXPECT_EQ(s.count, 4);
   EXPECT_EQ(resolve_shard("1/2").from, "--shard");  // the flag wins
   for (const char* v : vars) unsetenv(v);
-  EXPECT_NE(error_of([] { resolve_shard("3"); }).find("--shard must be I/N"), std::string::npos);
-  EXPECT_NE(error_of([] { resolve_shard("4/4"); }).find("out of range"), std::string::npos);
-  EXPECT_NE(error_of([] { resolve_shard("a/4"); }).find("must be an integer"), std::string::npos);
+  EXPECT_NE(error_message([] { resolve_shard("3"); }).find("--shard must be I/N"), std::string::npos);
+  EXPECT_NE(error_message([] { resolve_shard("4/4"); }).find("out of range"), std::string::npos);
+  EXPECT_NE(error_message([] { resolve_shard("a/4"); }).find("must be an integer"), std::string::npos);
 }
 
 class Batch : public ::testing::Test {
@@ -211,9 +204,9 @@ TEST_F(Batch, InputsFromFoldersListsAndTarArchives) {
   EXPECT_EQ(gz, members);
   EXPECT_EQ(items[0].source, (dir_ / "a.tar").string() + ":in/a.png");
 
-  EXPECT_NE(error_of([&] { list_inputs({(dir_ / "nope").string()}, {}, {}); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_message([&] { list_inputs({(dir_ / "nope").string()}, {}, {}); }).find("does not exist"), std::string::npos);
   fs::create_directories(dir_ / "empty");
-  EXPECT_NE(error_of([&] { list_inputs({(dir_ / "empty").string()}, {}, {}); }).find("no images found"), std::string::npos);
+  EXPECT_NE(error_message([&] { list_inputs({(dir_ / "empty").string()}, {}, {}); }).find("no images found"), std::string::npos);
   // Not an archive: one record naming it (the rest of a batch goes on), not an exception.
   std::ofstream(dir_ / "junk.tar") << std::string(1024, 'j');
   const auto junk = list_inputs({(dir_ / "junk.tar").string()}, {}, {});
@@ -652,7 +645,7 @@ TEST_F(Batch, TheManifestRecordsThePrecisionThatRan) {
   if (native) {
     EXPECT_EQ(monge::host::run_batch(identity(), {in}, o).precision, Precision::BF16);
   } else {
-    EXPECT_NE(error_of([&] { monge::host::run_batch(identity(), {in}, o); }).find("batch: precision 'bf16' needs bfloat16"),
+    EXPECT_NE(error_message([&] { monge::host::run_batch(identity(), {in}, o); }).find("batch: precision 'bf16' needs bfloat16"),
               std::string::npos);
     EXPECT_FALSE(fs::exists(dir_ / "bf16")) << "a refused batch created its output folder";
   }
