@@ -292,10 +292,10 @@ Options:
   --device D        auto | cpu | cuda (default auto)
   --precision P     the network's arithmetic: auto (default: bf16 where the hardware has it,
                     i.e. CUDA or a CPU with AVX-512 BF16 or AMX, else fp32) | fp32 | bf16 (an
-                    error on a CPU without it). bf16 runs the network about twice as fast and
-                    differs from fp32 by about a level in 8-bit output (docs/performance.md);
-                    the lift, --strength and the output conversion stay fp32. The summary line
-                    says which ran
+                    error on a CPU without it). bf16 ran the network 2.4-2.5x as fast on an
+                    AVX-512 BF16 CPU and differs from fp32 by a level or two in 8-bit output
+                    (docs/performance.md); the lift, the residual sum, --strength and the output
+                    conversion stay fp32. The last line says which ran
   --depth D         output samples: input (default, the input's depth) | 8 | 16 | float
   --colour M        a grey map on an RGB image: per-channel (default) | luminance (restore
                     Y' of Y'CbCr, keep the chroma)
