@@ -609,7 +609,7 @@ void check_outputs(std::vector<BatchItem>& items, const fs::path& out, const std
 }
 
 std::string manifest_line(const BatchItem& it, const std::string& output, const std::string& status, const std::string& error,
-                          double secs, const StreamReport& r, const Shard& shard) {
+                          double secs, const StreamReport& r, const Shard& shard, Precision precision) {
   static const std::string host = [] {
     char name[256] = "";
     gethostname(name, sizeof name - 1);
@@ -620,7 +620,8 @@ std::string manifest_line(const BatchItem& it, const std::string& output, const 
        << ", \"output\": " << (output.empty() ? "null" : json::quote(output)) << ", \"status\": \"" << status
        << "\", \"error\": " << (error.empty() ? "null" : json::quote(error)) << ", \"seconds\": " << secs
        << ", \"width\": " << r.in_width << ", \"height\": " << r.in_height << ", \"out_width\": " << r.out_width
-       << ", \"out_height\": " << r.out_height << ", \"shard\": \"" << shard.index << "/" << shard.count
+       << ", \"out_height\": " << r.out_height << ", \"precision\": \"" << precision_name(precision)
+       << "\", \"shard\": \"" << shard.index << "/" << shard.count
        << "\", \"host\": " << json::quote(host) << ", \"pid\": " << getpid() << ", \"time\": " << std::time(nullptr) << "}";
   return line.str();
 }
@@ -670,6 +671,7 @@ std::vector<BatchItem> list_inputs(const std::vector<std::string>& inputs, const
 
 BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inputs, const BatchOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
+  const Precision precision = resolve_precision(opt.apply.tiles.precision, opt.apply.device, "batch");
   std::error_code ec;
   fs::create_directories(opt.out, ec);
   if (!fs::is_directory(opt.out, ec)) throw Error("batch: cannot create the output folder " + opt.out.string());
@@ -688,6 +690,7 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
               items.end());
   BatchReport rep;
   rep.found = int64_t(items.size());
+  rep.precision = precision;
   rep.manifest = opt.out / (opt.shard.count > 1 ? "manifest.shard-" + std::to_string(opt.shard.index) + "-of-" +
                                                       std::to_string(opt.shard.count) + ".jsonl"
                                                 : std::string("manifest.jsonl"));
@@ -738,7 +741,7 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
 
   Manifest manifest(rep.manifest);
   for (const BatchItem* it : refused) {
-    manifest.append(manifest_line(*it, "", "error", it->error, 0, StreamReport{}, opt.shard));
+    manifest.append(manifest_line(*it, "", "error", it->error, 0, StreamReport{}, opt.shard, precision));
     ++rep.failed;
     if (opt.progress) std::cerr << "batch: refused: " << it->error << "\n";
   }
@@ -768,6 +771,7 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
       }
       StreamOptions so = opt.apply;
       so.progress = false;
+      so.tiles.precision = precision;
       r = apply_stream(map, input, output.string() + save_options, so);
     } catch (const std::exception& e) {
       status = "error";
@@ -778,7 +782,7 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
       if (error.find(it.source) == std::string::npos) error = it.source + ": " + error;
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    manifest.append(manifest_line(it, fs::relative(output, opt.out, ec).string(), status, error, secs, r, opt.shard));
+    manifest.append(manifest_line(it, fs::relative(output, opt.out, ec).string(), status, error, secs, r, opt.shard, precision));
     (status == "ok" ? rep.ok : rep.failed) += 1;
     const double mpix = double(r.in_width * r.in_height) / 1e6;
     done_mpix += mpix, rep.mpix += double(r.out_width * r.out_height) / 1e6;

@@ -90,6 +90,7 @@ struct BatchReport {
   int64_t ok = 0, failed = 0;  ///< done now
   int64_t failed_before = 0;   ///< recorded as failed by an earlier run and not retried
   double seconds = 0, mpix = 0;
+  Precision precision = Precision::FP32;  ///< what the network ran in (resolved from apply.tiles.precision)
   std::filesystem::path manifest;
 };
 
@@ -98,7 +99,9 @@ struct BatchReport {
 /// restored, each record names the other), an output that is an input file (the same path or,
 /// through links, the same file). Per-file failures are recorded in the manifest and never stop
 /// the run; a bad output root or map throws monge::Error before any work. Each archive is read
-/// once, front to back, its wanted members extracted one at a time beside their outputs.
+/// once, front to back, its wanted members extracted one at a time beside their outputs. The
+/// precision is resolved once, before any work (bf16 on a CPU without it throws), and recorded in
+/// every manifest record.
 BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inputs, const BatchOptions& options);
 
 }  // namespace monge::host

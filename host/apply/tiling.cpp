@@ -93,6 +93,7 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
   p.reduce = opt.reduce;
   check_strength(opt.strength, *map.module, map.info, "apply");
   p.strength = opt.strength;
+  p.precision = resolve_precision(opt.precision, device, "apply");
   return p;
 }
 
@@ -235,7 +236,7 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
         }
         Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
         const at::Tensor input = at::cat(inputs, 0);
-        at::Tensor t = network.forward(input);
+        at::Tensor t = forward_in(plan_.precision, device_, network, input);
         if (plan_.strength != 1) t = input + plan_.strength * (t - input);
         return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
       };

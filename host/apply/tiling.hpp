@@ -23,6 +23,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include "host/core/precision.hpp"
 #include "host/train/map_file.hpp"
 
 namespace monge::host {
@@ -34,6 +35,9 @@ struct TileOptions {
   int64_t samples = 1;         ///< a stochastic map: samples drawn per tile and reduced
   std::string reduce = "mean"; ///< "mean" of the samples, or their "std" (see reduce_samples)
   double strength = 1;         ///< the realism knob: Q(y) + strength (T(Q(y)) - Q(y)); see check_strength
+  /// The network's arithmetic, resolved by plan_tiles (see resolve_precision). fp32 here; the
+  /// command line and Lua default to Auto.
+  Precision precision = Precision::FP32;
 };
 
 struct TilePlan {
@@ -49,6 +53,9 @@ struct TilePlan {
   int64_t samples = 1;     ///< samples per tile (a stochastic map)
   std::string reduce = "mean";
   double strength = 1;     ///< blend of the lift (0) and the map (1)
+  /// FP32 or BF16: the network alone runs under bf16 autocast; the lift, the strength blend and
+  /// the output stay fp32 (see docs/performance.md for why).
+  Precision precision = Precision::FP32;
 
   int64_t scale() const { return lift_scale * net_scale; }
 };
@@ -59,9 +66,9 @@ struct TilePlan {
 at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std::function<at::Tensor(int64_t)>& sample);
 
 /// Plans the tiling of `map` from what its network and operator declare (receptive radius, tile
-/// alignment, lift radius and scale) and the user's overrides. Throws monge::Error for options
-/// that cannot work (a tile smaller than the alignment, a halo below the receptive radius is
-/// accepted but noted in `why`).
+/// alignment, lift radius and scale) and the user's overrides, and resolves the precision for
+/// `device`. Throws monge::Error for options that cannot work (a tile smaller than the alignment,
+/// bf16 on a CPU without it; a halo below the receptive radius is accepted but noted in `why`).
 TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device device);
 
 /// Runs a map over horizontal strips of an image of `height` x `width` measurement pixels.

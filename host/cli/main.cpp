@@ -290,6 +290,12 @@ Options:
   --batch N         tiles per network call (default: about 1 MPix of input on CPU, 16 on GPU)
   --threads N       LibTorch threads (default: the global --threads, or all cores)
   --device D        auto | cpu | cuda (default auto)
+  --precision P     the network's arithmetic: auto (default: bf16 where the hardware has it,
+                    i.e. CUDA or a CPU with AVX-512 BF16 or AMX, else fp32) | fp32 | bf16 (an
+                    error on a CPU without it). bf16 ran the network 2.4-2.5x as fast on an
+                    AVX-512 BF16 CPU and differs from fp32 by a level or two in 8-bit output
+                    (docs/performance.md); the lift, the residual sum, --strength and the output
+                    conversion stay fp32. The last line says which ran
   --depth D         output samples: input (default, the input's depth) | 8 | 16 | float
   --colour M        a grey map on an RGB image: per-channel (default) | luminance (restore
                     Y' of Y'CbCr, keep the chroma)
@@ -336,7 +342,11 @@ int64_t parse_count(const std::string& text, bool allow_zero = false) {
 struct ApplyArgs {
   std::vector<std::string> positional;
   std::vector<std::pair<std::string, std::string>> extra;  // option, value ("" for flags)
-  monge::host::StreamOptions so;
+  monge::host::StreamOptions so = [] {
+    monge::host::StreamOptions o;
+    o.tiles.precision = monge::host::Precision::Auto;  // the command line's default
+    return o;
+  }();
   std::string device = "auto";
   uint64_t seed = 0;  ///< a stochastic map's noise seed
   bool trust_code = false;  ///< --trust-code: also read maps that are programs (see LoadOptions)
@@ -398,6 +408,14 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
       int64_t s = 0;
       if (!count(s, true)) return cmd + ": --seed needs an integer >= 0";
       out.seed = uint64_t(s);
+    } else if (a == "--precision") {
+      const auto v = value();
+      if (!v) return cmd + ": --precision needs auto, fp32 or bf16";
+      try {
+        so.tiles.precision = monge::host::parse_precision(*v, cmd + ": --precision");
+      } catch (const monge::Error& e) {
+        return e.what();
+      }
     } else if (a == "--nan") {
       const auto v = value();
       if (!v || (*v != "error" && *v != "replace")) return cmd + ": --nan needs error or replace";
@@ -417,7 +435,7 @@ std::string parse_apply_args(const std::string& cmd, const std::vector<std::stri
     } else if (!a.empty() && a[0] == '-' && a != "-") {
       std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
                                         "--depth", "--colour", "--max-pixels", "--no-progress", "--nan",
-                                        "--samples", "--reduce", "--seed", "--strength", "--trust-code"};
+                                        "--samples", "--reduce", "--seed", "--strength", "--trust-code", "--precision"};
       for (const auto& [k, v] : extra) known.push_back(k);
       const std::string hint = monge::did_you_mean(a, known);
       return cmd + ": unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
@@ -449,6 +467,8 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
   auto& so = pa.so;
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
   so.device = monge::host::resolve_device(pa.device, "apply");
+  const monge::host::Precision asked = so.tiles.precision;
+  so.tiles.precision = monge::host::resolve_precision(asked, so.device, "apply");  // before any work
   if (so.threads > 0) at::set_num_threads(so.threads);
   auto map = monge::host::load_map(files[0], registry(opt), {pa.trust_code});
   auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get());
@@ -472,7 +492,9 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
     std::cerr << "apply: " << files[1] << " (" << r.in_width << "x" << r.in_height << ") -> " << files[2] << " ("
               << r.out_width << "x" << r.out_height << ", " << r.bands << " band" << (r.bands == 1 ? "" : "s")
               << (r.alpha ? " with alpha" : "") << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on "
-              << so.device.str() << ", " << std::setprecision(1) << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
+              << so.device.str() << ", " << monge::host::precision_name(r.plan.precision)
+              << (asked == monge::host::Precision::Auto ? " (auto)" : "") << ", " << std::setprecision(1)
+              << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
               << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why
               << (r.nonfinite ? "; " + std::to_string(r.nonfinite) + " NaN/infinite input samples replaced (--nan replace)" : "")
               << "\n";
@@ -491,7 +513,7 @@ With several inputs each one's outputs go under DIR/<its name>/. Without --inclu
 the extensions libvips commonly reads are taken (png, jpg, jpeg, tif, tiff, webp, ...).
 
 DIR/manifest.jsonl (DIR/manifest.shard-I-of-N.jsonl per shard) gets one line per file: key,
-input, output, status (ok or error), error, seconds, sizes, shard, host, pid, time. A re-run reads
+input, output, status (ok or error), error, seconds, sizes, precision, shard, host, pid, time. A re-run reads
 every manifest in DIR and skips what is done (status ok and the output present); inputs that
 failed are skipped too unless --retry-failed. A corrupt or unreadable input is recorded and
 skipped, never fatal. Outputs are written atomically, so a killed run loses only the file in hand.
@@ -512,8 +534,10 @@ Options:
                      SLURM_PROCID/NTASKS, OMPI_COMM_WORLD_RANK/SIZE or RANK/WORLD_SIZE, else 0/1.
                      Each file belongs to exactly one shard (a hash of its path)
   --retry-failed     redo inputs an earlier run recorded as failed
-  --tile N, --halo N, --batch N, --threads N, --device D, --depth D, --colour M, --max-pixels N, --nan P,
-  --strength S, --trust-code, --no-progress      as for monge apply (see monge apply --help)
+  --tile N, --halo N, --batch N, --threads N, --device D, --precision P, --depth D, --colour M,
+  --max-pixels N, --nan P, --strength S, --trust-code, --no-progress
+                     as for monge apply (see monge apply --help); the precision that ran is in
+                     every manifest record and in the last line
 
 Exit code 0 when every file of the shard is done, 1 when some failed (see the manifest).
 )";
@@ -545,6 +569,7 @@ int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
   bo.progress = pa.so.progress;
   bo.apply = pa.so;
   bo.apply.device = monge::host::resolve_device(pa.device, "batch");
+  bo.apply.tiles.precision = monge::host::resolve_precision(bo.apply.tiles.precision, bo.apply.device, "batch");
   if (bo.apply.threads > 0) at::set_num_threads(bo.apply.threads);
   if (bo.apply.tiles.reduce == "all")
     return usage_error("batch: --reduce all writes several files per input; use mean or std (or monge apply)");
@@ -555,7 +580,8 @@ int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
   if (!opt.quiet)
     std::cerr << "batch: shard " << bo.shard.index << "/" << bo.shard.count << ": " << r.ok << " restored, " << r.failed
               << " failed, " << r.already << " done before, " << r.failed_before << " failed before, in " << std::fixed
-              << std::setprecision(1) << r.seconds << " s (" << r.mpix << " MPix written); manifest " << r.manifest.string()
+              << std::setprecision(1) << r.seconds << " s (" << r.mpix << " MPix written, "
+              << monge::host::precision_name(r.precision) << "); manifest " << r.manifest.string()
               << "\n";
   return r.failed > 0 ? kExitError : kExitOk;
 }

@@ -28,6 +28,25 @@ std::pair<std::string, std::string> split_save_options(const std::string& spec) 
   return {spec, ""};
 }
 
+int64_t Difference::max() const {
+  for (size_t d = histogram.size(); d-- > 0;)
+    if (histogram[d] > 0) return int64_t(d);
+  return 0;
+}
+
+double Difference::mean() const {
+  double sum = 0;
+  for (size_t d = 0; d < histogram.size(); ++d) sum += double(d) * double(histogram[d]);
+  return samples > 0 ? sum / double(samples) : 0.0;
+}
+
+int64_t Difference::quantile(double q) const {
+  int64_t seen = 0;
+  for (size_t d = 0; d < histogram.size(); ++d)
+    if ((seen += histogram[d]) >= q * double(samples)) return int64_t(d);
+  return max();
+}
+
 at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double pad_value) {
   if (batch.dim() != 4) throw Error("image grid: expected a batch N x C x H x W, got " + std::to_string(batch.dim()) + " dimensions");
   if (nrow < 1) throw Error("image grid: nrow must be at least 1");
@@ -289,7 +308,45 @@ void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t b
   g_object_unref(base);
 }
 
+Difference difference(const fs::path& a, const fs::path& b) {
+  ensure_vips();
+  const std::string what = "comparing " + a.string() + " with " + b.string();
+  auto open = [&](const fs::path& f) {
+    ImagePtr im(vips_image_new_from_file(f.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_ERROR, nullptr));
+    if (!im) throw Error(f.string() + ": cannot read image (" + take_vips_error() + ")");
+    return im;
+  };
+  ImagePtr x = open(a), y = open(b);
+  const VipsBandFormat fmt = vips_image_get_format(x.get());
+  if (vips_image_get_width(x.get()) != vips_image_get_width(y.get()) || vips_image_get_height(x.get()) != vips_image_get_height(y.get()) ||
+      vips_image_get_bands(x.get()) != vips_image_get_bands(y.get()) || fmt != vips_image_get_format(y.get()))
+    throw Error(what + ": the images differ in size, bands or sample format");
+  if (fmt != VIPS_FORMAT_UCHAR && fmt != VIPS_FORMAT_USHORT) throw Error(what + ": only 8- and 16-bit images can be compared");
+  // |x - y| cast back to the format (it fits), then one histogram per band, summed below.
+  VipsImage *diff = nullptr, *abs = nullptr, *cast = nullptr, *hist = nullptr;
+  const bool ok = vips_subtract(x.get(), y.get(), &diff, nullptr) == 0 && vips_abs(diff, &abs, nullptr) == 0 &&
+                  vips_cast(abs, &cast, fmt, nullptr) == 0 && vips_hist_find(cast, &hist, nullptr) == 0;
+  ImagePtr held[] = {ImagePtr(diff), ImagePtr(abs), ImagePtr(cast), ImagePtr(hist)};
+  if (!ok) throw Error(what + ": " + take_vips_error());
+  VipsImage* counts = nullptr;  // the histogram as doubles, one band per input band
+  if (vips_cast(hist, &counts, VIPS_FORMAT_DOUBLE, nullptr) != 0) throw Error(what + ": " + take_vips_error());
+  ImagePtr counts_held(counts);
+  size_t bytes = 0;
+  std::unique_ptr<double, decltype(&g_free)> data(static_cast<double*>(vips_image_write_to_memory(counts, &bytes)), &g_free);
+  if (!data) throw Error(what + ": " + take_vips_error());
+  const int64_t bands = vips_image_get_bands(counts), bins = vips_image_get_width(counts);
+  Difference d;
+  d.histogram.assign(size_t(bins), 0);
+  for (int64_t i = 0; i < bins * bands; ++i) d.histogram[size_t(i / bands)] += int64_t(data.get()[i]);
+  for (int64_t n : d.histogram) d.samples += n;
+  return d;
+}
+
 #else
+
+Difference difference(const fs::path& a, const fs::path&) {
+  throw Error(a.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be read");
+}
 
 Header header(const fs::path& file) {
   throw Error(file.string() + ": this monge was built without libvips (MONGE_WITH_VIPS=OFF); image files cannot be read");

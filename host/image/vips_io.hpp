@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -54,6 +55,21 @@ Header header(const std::filesystem::path& file);
 /// patterns plus noise, seeded. `spec` is a file name with optional libvips save options, e.g.
 /// "big.tif[tile,bigtiff]". Written atomically like save().
 void synthetic(const std::string& spec, int64_t width, int64_t height, int64_t bands, uint64_t seed);
+
+/// How two images differ sample by sample, in levels of their (shared, integer) format.
+struct Difference {
+  int64_t samples = 0;
+  std::vector<int64_t> histogram;  ///< histogram[d]: the samples that differ by d levels
+  int64_t max() const;             ///< the largest difference
+  double mean() const;
+  /// The smallest d with at least the share `q` (0 .. 1) of the samples differing by d or less.
+  int64_t quantile(double q) const;
+};
+
+/// Compares two 8- or 16-bit images of the same size, bands and format in one streaming pass
+/// (flat memory whatever their size). Throws monge::Error naming the files when they cannot be
+/// read or do not match.
+Difference difference(const std::filesystem::path& a, const std::filesystem::path& b);
 
 /// Lays out a batch [N, C, H, W] as one [C, H', W'] image with `nrow` images per row.
 at::Tensor grid(const at::Tensor& batch, int64_t nrow, int64_t padding, double pad_value);

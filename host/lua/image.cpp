@@ -1,4 +1,4 @@
-// Lua bindings for images: monge.image.load / save / grid / header / synthetic.
+// Lua bindings for images: monge.image.load / save / grid / header / synthetic / difference.
 
 #include <ATen/ATen.h>
 
@@ -61,6 +61,24 @@ int l_header(lua_State* L) {
   return 1;
 }
 
+// monge.image.difference(a, b) -> { samples, max, mean, p99, p999, within1, histogram }: how two
+// 8- or 16-bit files of one size and format differ sample by sample, in levels (one streaming
+// pass); histogram[d + 1] counts the samples d levels apart (an int64 tensor).
+int l_difference(lua_State* L) {
+  const image::Difference d = image::difference(luaL_checkstring(L, 1), luaL_checkstring(L, 2));
+  const double within1 = d.samples > 0 ? double(d.histogram[0] + (d.histogram.size() > 1 ? d.histogram[1] : 0)) / double(d.samples) : 1.0;
+  lua_createtable(L, 0, 7);
+  for (const auto& [key, value] : {std::pair<const char*, double>{"samples", double(d.samples)}, {"max", double(d.max())},
+                                   {"mean", d.mean()}, {"p99", double(d.quantile(0.99))}, {"p999", double(d.quantile(0.999))},
+                                   {"within1", within1}}) {
+    lua_pushnumber(L, value);
+    lua_setfield(L, -2, key);
+  }
+  push_tensor(L, at::tensor(d.histogram, at::kLong));
+  lua_setfield(L, -2, "histogram");
+  return 1;
+}
+
 // monge.image.synthetic{ file = "big.tif[tile,bigtiff]", width = w, height = h, bands = 1, seed = 0 }
 int l_synthetic(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -98,6 +116,7 @@ void open_image(lua_State* L) {
   set_function<l_grid>(L, "grid");
   set_function<l_header>(L, "header");
   set_function<l_synthetic>(L, "synthetic");
+  set_function<l_difference>(L, "difference");
   lua_pushboolean(L, image::available());
   lua_setfield(L, -2, "available");
   lua_pop(L, 1);

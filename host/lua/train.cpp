@@ -200,21 +200,26 @@ c10::Device module_device(Module& module) {
   return param.empty() ? c10::Device(c10::kCPU) : param.front().device();
 }
 
-// map:restore(y [, { strength = s }]): T(Q(y)) clamped to [-1, 1], without gradients; at strength s
-// below 1, Q(y) + s (T(Q(y)) - Q(y)).
+// map:restore(y [, { strength = s, precision = "fp32" }]): T(Q(y)) clamped to [-1, 1], without
+// gradients; at strength s below 1, Q(y) + s (T(Q(y)) - Q(y)); the network in fp32 (the default
+// here), bf16 or auto (as monge.apply).
 int m_restore(lua_State* L) {
   MapBox& box = check_map(L, 1);
   at::Tensor y = to_tensor(L, 2);
   if (y.dim() != 4) throw std::runtime_error("map:restore: expected an N x C x H x W tensor of measurements");
   double strength = 1;
+  std::string precision = "fp32";
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    check_keys(L, 3, "map:restore", {"strength"});
+    check_keys(L, 3, "map:restore", {"strength", "precision"});
     strength = opt_number_field(L, 3, "strength", 1);
+    precision = opt_string_field(L, 3, "precision", precision);
   }
   host::check_strength(strength, *box.map.module, box.map.info, "map:restore");
-  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, module_device(*box.map.module), 256, strength)
-                     .to(y.device()));
+  const c10::Device device = module_device(*box.map.module);
+  const host::Precision p =
+      host::resolve_precision(host::parse_precision(precision, "map:restore: precision"), device, "map:restore");
+  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, device, 256, strength, p).to(y.device()));
   return 1;
 }
 
@@ -350,7 +355,7 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
 // The per-image options shared by monge.apply and monge.batch.
 #define STREAM_KEYS \
   "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress", "samples", "reduce", "seed", \
-  "strength", "nan"
+  "strength", "nan", "precision"
 
 host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, const char* who) {
   host::StreamOptions o;
@@ -367,6 +372,7 @@ host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, con
   o.tiles.samples = static_cast<int64_t>(opt_number_field(L, 1, "samples", 1));
   o.tiles.strength = opt_number_field(L, 1, "strength", 1);
   o.tiles.reduce = opt_string_field(L, 1, "reduce", "mean");
+  o.tiles.precision = host::parse_precision(opt_string_field(L, 1, "precision", "auto"), std::string(who) + ": precision");
   const double seed = opt_number_field(L, 1, "seed", -1);
   if (seed >= 0) {
     auto* stochastic = dynamic_cast<host::StochasticMap*>(map.module.get());
@@ -425,6 +431,8 @@ int l_apply(lua_State* L) {
   lua_setfield(L, -2, "exact");
   lua_pushstring(L, r.plan.why.c_str());
   lua_setfield(L, -2, "plan");
+  lua_pushstring(L, host::precision_name(r.plan.precision));
+  lua_setfield(L, -2, "precision");
   return 1;
 }
 
@@ -452,6 +460,8 @@ int l_batch(lua_State* L) {
                   {"seconds", r.seconds},       {"mpix", r.mpix}});
   lua_pushstring(L, r.manifest.string().c_str());
   lua_setfield(L, -2, "manifest");
+  lua_pushstring(L, host::precision_name(r.precision));
+  lua_setfield(L, -2, "precision");
   return 1;
 }
 
@@ -474,10 +484,12 @@ int l_cuda_available(lua_State* L) {
   return 1;
 }
 
-// monge.cpu_bf16(): whether bf16 training (precision = "bf16") runs on this CPU.
+// monge.cpu_bf16(): whether bf16 training (precision = "bf16") runs on this CPU, and whether its
+// bf16 is native (what inference's precision "auto" and "bf16" need).
 int l_cpu_bf16(lua_State* L) {
   lua_pushboolean(L, host::cpu_bf16_kernels());
-  return 1;
+  lua_pushboolean(L, host::cpu_bf16_native());
+  return 2;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "host/train/trainer.hpp"
 
 #include "host/core/cpu_features.hpp"
+#include "host/core/precision.hpp"
 
 #include <unistd.h>
 
@@ -17,8 +18,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
-
-#include <ATen/autocast_mode.h>
 
 #include "host/apply/apply.hpp"
 #include "host/core/sum_cost.hpp"
@@ -246,33 +245,6 @@ void fingerprint(Module& m, std::vector<double>& out) {
   out.push_back(sum);
   out.push_back(squares);
 }
-
-
-// Mixed precision for the duration of a solver step: autocast to bfloat16 on the device.
-class Autocast {
- public:
-  Autocast(bool enabled, c10::Device device) : enabled_(enabled), cuda_(device.is_cuda()) {
-    if (!enabled_) return;
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-  }
-  ~Autocast() {
-    if (!enabled_) return;
-    if (cuda_) at::autocast::set_enabled(false);
-    else at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-  }
-  Autocast(const Autocast&) = delete;
-  Autocast& operator=(const Autocast&) = delete;
-
- private:
-  bool enabled_, cuda_;
-};
 
 // SSIM when the images are large enough for its window, else 0 (documented in EvalPoint).
 double ssim_or_zero(const at::Tensor& a, const at::Tensor& b) {
@@ -568,7 +540,8 @@ TrainResult train(const TrainConfig& c) {
       dump.insert(dump.end(), {{"batch/y", y}, {"batch/x", x}});
     }
     {
-      Autocast autocast(c.precision == "bf16", device);
+      // Mixed precision for the duration of a solver step: autocast to bfloat16 on the device.
+      PrecisionGuard autocast(c.precision == "bf16" ? Precision::BF16 : Precision::FP32, device);
       stats = c.solver->step(y, x);
     }
     if (dist) {

@@ -1,13 +1,17 @@
 -- Streaming apply benchmark: MPix/s and peak RSS of `monge apply` on synthetic tiled BigTIFF
--- images of growing size, against the pure network throughput on one in-memory tile of the tile
--- size the apply uses (the ratio is the figure: it shows what streaming, halos and I/O cost).
+-- images of growing size, in fp32 and bf16 side by side, against the pure network throughput on
+-- one in-memory tile of the tile size the apply uses (the ratio shows what streaming, halos and
+-- I/O cost), with the accuracy of bf16 against fp32 in 8-bit output levels.
 --
 --   monge run scripts/bench/apply.lua [OUT_DIR=runs/bench-apply] [SIZES_MPIX=10,100,1000]
 --                                     [CHANNELS=8] [TILE=1024] [DEVICE=cpu] [SECONDS=4]
+--                                     [PRECISIONS=fp32,bf16] [MAP=a random unet]
 --
--- Each size runs in its own `monge apply` process so that its peak RSS is its own. The map is a
--- unet with CHANNELS base channels and depth 2 (receptive radius 30), randomly initialised: the
--- cost of inference does not depend on training. Writes OUT_DIR/results.json and report.html.
+-- Each size and precision runs in its own `monge apply --precision P` process so that its peak RSS
+-- is its own. bf16 is left out (and the report says so) where it does not run: a CPU without bf16
+-- convolutions. The map is a unet with CHANNELS base channels and depth 2 (receptive radius 30)
+-- after one training step, or MAP, a map file (e.g. a trained one, whose bf16 accuracy is the
+-- one that matters; CHANNELS is then ignored). Writes OUT_DIR/results.json and report.html.
 local monge = require "monge"
 local bench = require "monge.bench"
 
@@ -17,65 +21,97 @@ for s in (arg[2] or "10,100,1000"):gmatch("[^,]+") do sizes[#sizes + 1] = assert
 local channels = tonumber(arg[3] or "8")
 local tile = tonumber(arg[4] or "1024")
 local device = arg[5] or "cpu"
-local seconds_per_measurement = tonumber(arg[6] or "4")  -- of the pure network, before and after each size
+local seconds_per_measurement = tonumber(arg[6] or "4")  -- of the pure network, before and after each apply
+local precisions, left_out = bench.precisions(arg[7], device)
 os.execute("mkdir -p '" .. out .. "'")
 
 local sh = bench.sh
 local exe = bench.executable()
 
-local map_file = bench.unet_map(out .. "/map", channels, device)
+local map_file = arg[8] or bench.unet_map(out .. "/map", channels, device)
 local map = monge.load_map(map_file)
+map:to(device)
+local network = arg[8] and ("map " .. map_file .. " (" .. map.network .. ")")
+  or string.format("unet, %d base channels, depth 2 (receptive radius 30)", channels)
 
 -- Pure network throughput: one tile x tile tensor already in memory, no halo, no I/O. Measured
 -- right before and right after each apply, and averaged, so that the ratio compares like with like
 -- on a machine whose speed drifts.
 local y = monge.rand { 1, 1, tile, tile } * 2 - 1
-map:restore(y)  -- warm-up
-local function network_mpix()
+local function network_mpix(precision)
+  map:restore(y, { precision = precision })  -- warm-up
   local reps, t0 = 0, monge.clock()
   repeat
-    map:restore(y)
+    map:restore(y, { precision = precision })
     reps = reps + 1
   until monge.clock() - t0 > seconds_per_measurement and reps >= 3
   return reps * tile * tile / 1e6 / (monge.clock() - t0)
 end
 local threads = monge.threads()
 
-local cpu = bench.machine()
-local rows = {}
-for _, mpix in ipairs(sizes) do
-  local side = math.floor(math.sqrt(mpix * 1e6) / 16 + 0.5) * 16
-  local input, output = out .. "/in.tif", out .. "/out.tif"
-  local t = monge.clock()
-  monge.image.synthetic { file = input .. "[tile,bigtiff,tile_width=256,tile_height=256]", width = side, height = side }
-  local make = monge.clock() - t
-  local cmd = string.format("'%s' --threads %d apply '%s' '%s' '%s[tile,bigtiff]' --tile %d --device %s --no-progress",
-    exe, threads, map_file, input, output, tile, device)
-  local before = network_mpix()
+-- One `monge apply` of `input` in `precision`, with the pure network measured around it.
+local function run_apply(input, output, side, precision)
+  local cmd = string.format("'%s' --threads %d apply '%s' '%s' '%s[tile,bigtiff]' --tile %d --device %s --precision %s --no-progress",
+    exe, threads, map_file, input, output, tile, device, precision)
+  local before = network_mpix(precision)
   local text, ok = sh(cmd)
-  local net_mpix = (before + network_mpix()) / 2
+  local net_mpix = (before + network_mpix(precision)) / 2
   assert(ok, "monge apply failed:\n" .. text)
+  assert(text:find(" s on [%w:]+, " .. precision .. ", "), "monge apply did not run in " .. precision .. ":\n" .. text)
   local seconds = assert(tonumber(text:match(" in ([%d.]+) s on ")), "no timing in: " .. text)
   local rss = assert(tonumber(text:match("peak RSS (%d+) MiB")), "no peak RSS in: " .. text)
   local h = monge.image.header(output)
   assert(h.width == side and h.height == side, "output size differs from the input's")
-  local row = { mpix = side * side / 1e6, side = side, seconds = seconds, mpix_per_s = side * side / 1e6 / seconds,
-                peak_rss_mib = rss, make_seconds = make, net_mpix_per_s = net_mpix }
-  row.ratio = row.mpix_per_s / net_mpix
+  local r = { seconds = seconds, mpix_per_s = side * side / 1e6 / seconds, peak_rss_mib = rss, net_mpix_per_s = net_mpix }
+  r.ratio = r.mpix_per_s / net_mpix
+  return r
+end
+
+local cpu = bench.machine()
+if left_out ~= "" then print("apply benchmark: " .. left_out) end
+local rows = {}
+for _, mpix in ipairs(sizes) do
+  local side = math.floor(math.sqrt(mpix * 1e6) / 16 + 0.5) * 16
+  local input = out .. "/in.tif"
+  local t = monge.clock()
+  monge.image.synthetic { file = input .. "[tile,bigtiff,tile_width=256,tile_height=256]", width = side, height = side }
+  local row = { mpix = side * side / 1e6, side = side, make_seconds = monge.clock() - t, runs = {} }
+  for _, p in ipairs(precisions) do
+    local r = run_apply(input, out .. "/out-" .. p .. ".tif", side, p)
+    row.runs[p] = r
+    print(string.format("%8.1f MPix (%d x %d) %s: %7.1f s, %.3f MPix/s = %.1f%% of the pure network (%.3f MPix/s), peak RSS %d MiB",
+      row.mpix, side, side, p, r.seconds, r.mpix_per_s, 100 * r.ratio, r.net_mpix_per_s, r.peak_rss_mib))
+  end
+  if row.runs.fp32 and row.runs.bf16 then
+    row.speedup = row.runs.bf16.mpix_per_s / row.runs.fp32.mpix_per_s
+    row.network_speedup = row.runs.bf16.net_mpix_per_s / row.runs.fp32.net_mpix_per_s
+    row.accuracy = bench.level_stats(monge.image.difference(out .. "/out-fp32.tif", out .. "/out-bf16.tif").histogram)
+    local a = row.accuracy
+    print(string.format("%8.1f MPix bf16 / fp32: %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1, mean %.4f",
+      row.mpix, row.speedup, row.network_speedup, a.max, a.p999, 100 * a.within1, a.mean))
+  end
   rows[#rows + 1] = row
-  print(string.format("%8.1f MPix (%d x %d): %7.1f s, %.3f MPix/s = %.1f%% of the pure network (%.3f MPix/s), peak RSS %d MiB",
-    row.mpix, side, side, seconds, row.mpix_per_s, 100 * row.ratio, net_mpix, rss))
   os.remove(input)
-  os.remove(output)
+  for _, p in ipairs(precisions) do os.remove(out .. "/out-" .. p .. ".tif") end
 end
 
 -- results.json and report.html
+local function json_run(r)
+  if not r then return "null" end
+  return string.format('{"seconds": %.3f, "mpix_per_s": %.4f, "network_mpix_per_s": %.4f, "ratio_to_network": %.4f, "peak_rss_mib": %d}',
+    r.seconds, r.mpix_per_s, r.net_mpix_per_s, r.ratio, r.peak_rss_mib)
+end
+local function json_accuracy(a)
+  if not a then return "null" end
+  return string.format('{"max_levels": %d, "p999_levels": %d, "within_1_level": %.6f, "mean_levels": %.6f, "samples": %d}',
+    a.max, a.p999, a.within1, a.mean, a.samples)
+end
 local function json_rows()
   local parts = {}
   for _, r in ipairs(rows) do
-    parts[#parts + 1] = string.format(
-      '{"mpix": %.3f, "side": %d, "seconds": %.3f, "mpix_per_s": %.4f, "network_mpix_per_s": %.4f, "ratio_to_network": %.4f, "peak_rss_mib": %d}',
-      r.mpix, r.side, r.seconds, r.mpix_per_s, r.net_mpix_per_s, r.ratio, r.peak_rss_mib)
+    parts[#parts + 1] = string.format('{"mpix": %.3f, "side": %d, "fp32": %s, "bf16": %s, "bf16_speedup": %s, "bf16_network_speedup": %s, "bf16_vs_fp32": %s}',
+      r.mpix, r.side, json_run(r.runs.fp32), json_run(r.runs.bf16), r.speedup and string.format("%.4f", r.speedup) or "null",
+      r.network_speedup and string.format("%.4f", r.network_speedup) or "null", json_accuracy(r.accuracy))
   end
   return table.concat(parts, ",\n    ")
 end
@@ -83,40 +119,51 @@ local rev = bench.git_revision()
 local f = assert(io.open(out .. "/results.json.tmp", "w"))
 f:write(string.format([[{
   "benchmark": "apply",
-  "machine": {"cpu": "%s", "threads": %d, "device": "%s"},
+  "machine": {"cpu": "%s", "threads": %d, "device": "%s", "cpu_bf16_native": %s},
   "git_revision": "%s",
-  "network": {"name": "unet", "channels": %d, "depth": 2, "receptive_radius": 30},
+  "network": "%s",
   "tile": %d,
+  "precisions": ["%s"],
+  "note": "%s",
   "sizes": [
     %s
   ]
 }
-]], cpu, threads, device, rev, channels, tile, json_rows()))
+]], cpu, threads, device, tostring(select(2, monge.cpu_bf16())), rev, network, tile, table.concat(precisions, '", "'), left_out, json_rows()))
 f:close()
 os.rename(out .. "/results.json.tmp", out .. "/results.json")
 
-local trs, bars = {}, {}
-for i, r in ipairs(rows) do
-  trs[#trs + 1] = string.format("<tr><td>%.1f</td><td>%d x %d</td><td>%.1f</td><td>%.3f</td><td>%.3f</td><td>%.1f%%</td><td>%d</td></tr>",
-    r.mpix, r.side, r.side, r.seconds, r.mpix_per_s, r.net_mpix_per_s, 100 * r.ratio, r.peak_rss_mib)
-  local w = math.floor(400 * math.min(1, r.ratio))
-  bars[#bars + 1] = string.format('<text x="0" y="%d">%.0f MPix</text><rect x="90" y="%d" width="%d" height="18" fill="#36c"/><text x="%d" y="%d">%.0f%%</text>',
-    28 * i - 6, r.mpix, 28 * i - 20, w, 95 + w, 28 * i - 6, 100 * r.ratio)
+local trs, bars, i = {}, {}, 0
+for _, r in ipairs(rows) do
+  for _, p in ipairs(precisions) do
+    local run = r.runs[p]
+    i = i + 1
+    local accuracy = ""
+    if p == "bf16" and r.accuracy then
+      accuracy = string.format("%.2fx; max %d, 99.9%% within %d levels", r.speedup, r.accuracy.max, r.accuracy.p999)
+    end
+    trs[#trs + 1] = string.format("<tr><td>%.1f</td><td>%d x %d</td><td>%s</td><td>%.1f</td><td>%.3f</td><td>%.3f</td><td>%.1f%%</td><td>%d</td><td>%s</td></tr>",
+      r.mpix, r.side, r.side, p, run.seconds, run.mpix_per_s, run.net_mpix_per_s, 100 * run.ratio, run.peak_rss_mib, accuracy)
+    local w = math.floor(400 * math.min(1, run.ratio))
+    bars[#bars + 1] = string.format('<text x="0" y="%d">%.0f MPix %s</text><rect x="120" y="%d" width="%d" height="18" fill="#36c"/><text x="%d" y="%d">%.0f%%</text>',
+      28 * i - 6, r.mpix, p, 28 * i - 20, w, 125 + w, 28 * i - 6, 100 * run.ratio)
+  end
 end
 local html = assert(io.open(out .. "/report.html.tmp", "w"))
 html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge apply benchmark</title>
-<body style="font-family: sans-serif; max-width: 900px">
+<body style="font-family: sans-serif; max-width: 1000px">
 <h1>Streaming apply</h1>
-<p>unet, %d base channels, depth 2 (receptive radius 30); tiles of %d pixels; %d threads on %s (%s); git %s.
-The pure network runs on one in-memory %d x %d tile, measured before and after each size.</p>
+<p>%s; tiles of %d pixels; %d threads on %s (%s); git %s.
+The pure network runs on one in-memory %d x %d tile in the same precision, measured before and after each apply.
+bf16 accuracy: differences from the fp32 output in 8-bit levels. %s</p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
-<tr><th>MPix</th><th>size</th><th>seconds</th><th>MPix/s</th><th>pure network MPix/s</th><th>of pure network</th><th>peak RSS (MiB)</th></tr>
+<tr><th>MPix</th><th>size</th><th>precision</th><th>seconds</th><th>MPix/s</th><th>pure network MPix/s</th><th>of pure network</th><th>peak RSS (MiB)</th><th>bf16 / fp32; accuracy</th></tr>
 %s
 </table>
 <h2>Throughput relative to the pure network</h2>
-<svg width="560" height="%d" style="font: 12px sans-serif">%s</svg>
+<svg width="600" height="%d" style="font: 12px sans-serif">%s</svg>
 </body>
-]], channels, tile, threads, cpu, device, rev, tile, tile, table.concat(trs, "\n"), 28 * #rows + 10, table.concat(bars, "\n")))
+]], network, tile, threads, cpu, device, rev, tile, tile, left_out, table.concat(trs, "\n"), 28 * i + 10, table.concat(bars, "\n")))
 html:close()
 os.rename(out .. "/report.html.tmp", out .. "/report.html")
 print("wrote " .. out .. "/results.json and " .. out .. "/report.html")

@@ -1,12 +1,14 @@
 -- Batch benchmark: images per second of `monge batch` over an archive of mixed-size images, with
--- 1 process x all threads, 1 process x 1 thread, and P processes x 1 thread (--shard i/P), all
--- measured in one run so that the ratios are not skewed by a noisy machine.
+-- 1 process x all threads, 1 process x 1 thread, and P processes x 1 thread (--shard i/P), each in
+-- fp32 and bf16, all measured in one run so that the ratios are not skewed by a noisy machine;
+-- with the pure network's figure for each precision and the accuracy of bf16 against fp32.
 --
 --   monge run scripts/bench/batch.lua [OUT_DIR=runs/bench-batch] [IMAGES=1000] [PROCESSES=all cores]
---                                     [CHANNELS=8]
+--                                     [CHANNELS=8] [PRECISIONS=fp32,bf16]
 --
 -- Images are 8-bit grey PNGs of 48 .. 400 pixels a side (seeded), packed into a tar archive;
--- the map is a unet (CHANNELS base channels, depth 2). Writes OUT_DIR/results.json and report.html.
+-- the map is a unet (CHANNELS base channels, depth 2). bf16 is left out (and the report says so)
+-- on a CPU without bf16 convolutions. Writes OUT_DIR/results.json and report.html.
 local monge = require "monge"
 local bench = require "monge.bench"
 
@@ -14,6 +16,7 @@ local out = arg[1] or "runs/bench-batch"
 local count = tonumber(arg[2] or "1000")
 local procs = tonumber(arg[3] or tostring(monge.threads()))
 local channels = tonumber(arg[4] or "8")
+local precisions, left_out = bench.precisions(arg[5], "cpu")
 os.execute("rm -rf '" .. out .. "' && mkdir -p '" .. out .. "/images'")
 
 local sh = bench.sh
@@ -32,58 +35,111 @@ end
 assert(sh(string.format("cd '%s' && tar -cf images.tar images && rm -rf images", out)))
 print(string.format("batch: %d images, %.1f MPix in all, %s/images.tar", count, pixels / 1e6, out))
 
-local function run(label, processes, threads)
-  local dir = string.format("%s/out-%dx%d", out, processes, threads)
+-- One setting in one precision; the outputs of the P-process runs are kept (keep = true) to
+-- compare the precisions.
+local function run(label, processes, threads, precision, keep)
+  local dir = string.format("%s/out-%dx%d-%s", out, processes, threads, precision)
   os.execute("rm -rf '" .. dir .. "'")
   local cmds = {}
   for i = 0, processes - 1 do
-    cmds[#cmds + 1] = string.format("'%s' -q --threads %d batch '%s' '%s/images.tar' --out '%s' --shard %d/%d --no-progress &",
-      exe, threads, map, out, dir, i, processes)
+    cmds[#cmds + 1] = string.format("'%s' -q --threads %d batch '%s' '%s/images.tar' --out '%s' --shard %d/%d --precision %s --no-progress &",
+      exe, threads, map, out, dir, i, processes, precision)
   end
   local t0 = monge.clock()
   local text, ok = sh(table.concat(cmds, " ") .. " wait")
   local seconds = monge.clock() - t0
-  local done = tonumber(sh("cat '" .. dir .. "'/manifest*.jsonl | grep -c '\"status\": \"ok\"'"):match("%d+"))
-  assert(ok and done == count, label .. ": " .. tostring(done) .. " of " .. count .. " images done\n" .. text)
-  os.execute("rm -rf '" .. dir .. "'")
-  local r = { label = label, processes = processes, threads = threads, seconds = seconds, images_per_s = count / seconds,
-              mpix_per_s = pixels / 1e6 / seconds }
-  print(string.format("%-22s %7.1f s  %7.2f images/s  %6.3f MPix/s", label, seconds, r.images_per_s, r.mpix_per_s))
+  local done = tonumber(sh("cat '" .. dir .. "'/manifest*.jsonl | grep -c '\"status\": \"ok\", .*\"precision\": \"" .. precision .. "\"'"):match("%d+"))
+  assert(ok and done == count, label .. " " .. precision .. ": " .. tostring(done) .. " of " .. count .. " images done\n" .. text)
+  if not keep then os.execute("rm -rf '" .. dir .. "'") end
+  local r = { label = label, precision = precision, processes = processes, threads = threads, seconds = seconds,
+              images_per_s = count / seconds, mpix_per_s = pixels / 1e6 / seconds, dir = dir }
+  print(string.format("%-22s %s %7.1f s  %7.2f images/s  %6.3f MPix/s", label, precision, seconds, r.images_per_s, r.mpix_per_s))
   return r
 end
 
+-- The pure network on one image of the mean size (224 x 224), 1 thread, images per second.
+local function network_images_per_s(precision)
+  local m, x = monge.load_map(map), monge.rand { 1, 1, 224, 224 } * 2 - 1
+  local threads = monge.threads()
+  monge.set_threads(1)
+  m:restore(x, { precision = precision })
+  local reps, t0 = 0, monge.clock()
+  repeat
+    m:restore(x, { precision = precision })
+    reps = reps + 1
+  until monge.clock() - t0 > 3 and reps >= 5
+  local rate = reps / (monge.clock() - t0)
+  monge.set_threads(threads)
+  return rate
+end
+
+-- bf16 against fp32 over every image of the P-process runs: one histogram of level differences.
+local function accuracy(fp32_dir, bf16_dir)
+  local hist
+  for i = 1, count do
+    local name = string.format("/images/%04d.png", i)
+    local h = monge.image.difference(fp32_dir .. name, bf16_dir .. name).histogram
+    hist = hist and hist + h or h
+  end
+  return bench.level_stats(hist)
+end
+
+if left_out ~= "" then print("batch benchmark: " .. left_out) end
 local all = monge.threads()
-local rows = {
-  run("1 process x 1 thread", 1, 1),
-  run(string.format("1 process x %d threads", all), 1, all),
-  run(string.format("%d processes x 1 thread", procs), procs, 1),
-}
-local base = rows[1].images_per_s
-for _, r in ipairs(rows) do r.speedup = r.images_per_s / base end
-print(string.format("speed-up over 1 process x 1 thread: %.2f (1 x %d threads), %.2f (%d x 1 thread)",
-  rows[2].speedup, all, rows[3].speedup, procs))
+local settings = { { "1 process x 1 thread", 1, 1 }, { string.format("1 process x %d threads", all), 1, all },
+                   { string.format("%d processes x 1 thread", procs), procs, 1 } }
+local rows, base, last = {}, {}, {}
+for s, setting in ipairs(settings) do
+  for _, p in ipairs(precisions) do
+    local r = run(setting[1], setting[2], setting[3], p, s == #settings)
+    base[p] = base[p] or r.images_per_s
+    r.speedup = r.images_per_s / base[p]
+    rows[#rows + 1], last[p] = r, r
+  end
+end
+local network = {}
+for _, p in ipairs(precisions) do
+  network[p] = network_images_per_s(p)
+  print(string.format("pure network, one 224 x 224 image, 1 thread, %s: %.2f images/s", p, network[p]))
+end
+local acc, bf16_speedup
+if last.fp32 and last.bf16 then
+  bf16_speedup = last.bf16.images_per_s / last.fp32.images_per_s
+  acc = accuracy(last.fp32.dir, last.bf16.dir)
+  print(string.format("%s: bf16 / fp32 %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1",
+    last.bf16.label, bf16_speedup, network.bf16 / network.fp32, acc.max, acc.p999, 100 * acc.within1))
+end
+for _, r in pairs(last) do os.execute("rm -rf '" .. r.dir .. "'") end
+print(string.format("speed-up over 1 process x 1 thread (%s): %.2f (1 x %d threads), %.2f (%d x 1 thread)", precisions[1],
+  rows[1 + #precisions].images_per_s / rows[1].images_per_s, all, rows[1 + 2 * #precisions].images_per_s / rows[1].images_per_s, procs))
 
 local cpu = bench.machine()
 local rev = bench.git_revision()
 local parts, trs = {}, {}
 for _, r in ipairs(rows) do
-  parts[#parts + 1] = string.format('{"setting": "%s", "processes": %d, "threads": %d, "seconds": %.3f, "images_per_s": %.3f, "mpix_per_s": %.4f, "speedup": %.3f}',
-    r.label, r.processes, r.threads, r.seconds, r.images_per_s, r.mpix_per_s, r.speedup)
-  trs[#trs + 1] = string.format("<tr><td>%s</td><td>%.1f</td><td>%.2f</td><td>%.3f</td><td>%.2f</td></tr>",
-    r.label, r.seconds, r.images_per_s, r.mpix_per_s, r.speedup)
+  parts[#parts + 1] = string.format('{"setting": "%s", "precision": "%s", "processes": %d, "threads": %d, "seconds": %.3f, "images_per_s": %.3f, "mpix_per_s": %.4f, "speedup": %.3f}',
+    r.label, r.precision, r.processes, r.threads, r.seconds, r.images_per_s, r.mpix_per_s, r.speedup)
+  trs[#trs + 1] = string.format("<tr><td>%s</td><td>%s</td><td>%.1f</td><td>%.2f</td><td>%.3f</td><td>%.2f</td></tr>",
+    r.label, r.precision, r.seconds, r.images_per_s, r.mpix_per_s, r.speedup)
 end
+local nets = {}
+for _, p in ipairs(precisions) do nets[#nets + 1] = string.format('"%s": %.3f', p, network[p]) end
+local acc_json = acc and string.format('{"setting": "%s", "bf16_speedup": %.4f, "max_levels": %d, "p999_levels": %d, "within_1_level": %.6f, "mean_levels": %.6f}',
+  last.bf16.label, bf16_speedup, acc.max, acc.p999, acc.within1, acc.mean) or "null"
 local f = assert(io.open(out .. "/results.json", "w"))
-f:write(string.format('{\n  "benchmark": "batch",\n  "machine": {"cpu": "%s", "cores": %d},\n  "git_revision": "%s",\n  "images": %d,\n  "mpix": %.3f,\n  "network": {"name": "unet", "channels": %d, "depth": 2},\n  "settings": [\n    %s\n  ]\n}\n',
-  cpu, all, rev, count, pixels / 1e6, channels, table.concat(parts, ",\n    ")))
+f:write(string.format('{\n  "benchmark": "batch",\n  "machine": {"cpu": "%s", "cores": %d, "cpu_bf16_native": %s},\n  "git_revision": "%s",\n  "images": %d,\n  "mpix": %.3f,\n  "network": {"name": "unet", "channels": %d, "depth": 2},\n  "note": "%s",\n  "network_images_per_s_224": {%s},\n  "bf16_vs_fp32": %s,\n  "settings": [\n    %s\n  ]\n}\n',
+  cpu, all, tostring(select(2, monge.cpu_bf16())), rev, count, pixels / 1e6, channels, left_out, table.concat(nets, ", "), acc_json, table.concat(parts, ",\n    ")))
 f:close()
 local html = assert(io.open(out .. "/report.html", "w"))
 html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge batch benchmark</title>
 <body style="font-family: sans-serif; max-width: 900px"><h1>Batch restoration</h1>
 <p>%d grey PNG images of 48 to 400 pixels a side (%.1f MPix) in a tar archive; unet with %d base channels;
-%s, %d cores; git %s.</p>
+%s, %d cores; git %s. Speed-up: over 1 process x 1 thread in the same precision. %s</p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
-<tr><th>setting</th><th>seconds</th><th>images/s</th><th>MPix/s</th><th>speed-up</th></tr>
-%s</table></body>
-]], count, pixels / 1e6, channels, cpu, all, rev, table.concat(trs, "\n")))
+<tr><th>setting</th><th>precision</th><th>seconds</th><th>images/s</th><th>MPix/s</th><th>speed-up</th></tr>
+%s</table>
+<p>%s</p></body>
+]], count, pixels / 1e6, channels, cpu, all, rev, left_out, table.concat(trs, "\n"),
+  acc and string.format("%s: bf16 %.2fx fp32; bf16 against fp32: max %d levels, 99.9%% within %d", last.bf16.label, bf16_speedup, acc.max, acc.p999) or ""))
 html:close()
 print("wrote " .. out .. "/results.json and " .. out .. "/report.html")

@@ -85,9 +85,20 @@ set_tests_properties(cli.info PROPERTIES DEPENDS lua.train_test)
 # `monge apply` with that map on measurements lua.train_test saved; then the errors a user meets.
 set(_map "${CMAKE_CURRENT_BINARY_DIR}/train_test/straight/map.pt")
 set(_grid "${CMAKE_CURRENT_BINARY_DIR}/train_test/measured.png")
-add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*applied\\.png .* s on cpu, .* MPix/s, peak RSS [0-9]+ MiB; exact tiles with halo 12"
+add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*applied\\.png .* s on cpu, (fp32|bf16) \\(auto\\), .* MPix/s, peak RSS [0-9]+ MiB; exact tiles with halo 12"
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/applied.png" --device cpu)
 set_tests_properties(cli.apply PROPERTIES DEPENDS lua.train_test)
+# --precision: a bad name is a usage error; with oneDNN held below AVX-512 (no bf16 convolutions on
+# any CPU) auto runs fp32 and says so, and bf16 is refused naming why.
+add_cli_test(apply_bad_precision 2 MATCH "apply: --precision must be 'auto', 'fp32' or 'bf16', got 'fp16'"
+  COMMAND ${_m} apply a.pt b.png c.png --precision fp16)
+add_cli_test(batch_bad_precision 2 MATCH "batch: --precision needs auto, fp32 or bf16" COMMAND ${_m} batch a.pt in/ --out x --precision)
+add_cli_test(apply_auto_without_bf16 0 MATCH " s on cpu, fp32 \\(auto\\), "
+  COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/applied_avx2.png" --device cpu)
+add_cli_test(apply_bf16_without_bf16 1 MATCH "apply: precision 'bf16' needs bfloat16 convolutions in hardware, .*Use precision 'auto' or 'fp32'"
+  COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/never_bf16.png" --precision bf16)
+set_tests_properties(cli.apply_auto_without_bf16 cli.apply_bf16_without_bf16 PROPERTIES DEPENDS lua.train_test
+                     ENVIRONMENT "MONGE_PLUGIN_PATH=;DNNL_MAX_CPU_ISA=AVX2")
 add_cli_test(apply_same_file 1 MATCH "is the input file; choose another output path"
   COMMAND ${_m} apply ${_map} ${_grid} ${_grid})
 set_tests_properties(cli.apply_same_file PROPERTIES DEPENDS lua.train_test)
@@ -103,7 +114,7 @@ add_cli_test(calibrate_help 0 MATCH "Usage: monge calibrate --clean SET --measur
 add_test(NAME cli.interrupt COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/interrupt.sh" ${_m} ${_map} "${CMAKE_CURRENT_BINARY_DIR}/interrupt")
 set_tests_properties(cli.interrupt PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")
 add_cli_test(apply_usage 2 MATCH "apply: give MAP INPUT OUTPUT" COMMAND ${_m} apply only-a-map.pt)
-add_cli_test(apply_help 0 MATCH "Usage: monge apply MAP INPUT OUTPUT" "TorchScript" "--tile N" "--max-pixels N"
+add_cli_test(apply_help 0 MATCH "Usage: monge apply MAP INPUT OUTPUT" "TorchScript" "--tile N" "--max-pixels N" "--precision P"
   COMMAND ${_m} apply --help)
 add_cli_test(apply_bad_option 2 MATCH "apply: unknown option '--tiel' \\(did you mean '--tile'\\?\\)"
   COMMAND ${_m} apply a.pt b.png c.png --tiel 64)

@@ -9,15 +9,21 @@
 #include <filesystem>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <iostream>
+#include <iterator>
 #include <limits>
 #include <string>
 
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <vips/vips.h>
 
 #include "host/apply/apply.hpp"
 #include "host/apply/stream.hpp"
 #include "host/apply/tiling.hpp"
+#include "host/core/cpu_features.hpp"
+#include "host/core/precision.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/image/vips_util.hpp"
@@ -27,10 +33,12 @@
 namespace fs = std::filesystem;
 using monge::host::LoadedMap;
 using monge::host::load_map;
+using monge::host::Precision;
 using monge::host::StreamOptions;
 
 namespace {
 
+using monge::test::error_message;
 using monge::test::registry;
 
 // A unet map in memory with random weights (the untrained residual unet is the identity, which
@@ -189,9 +197,12 @@ class Apply : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  static StreamOptions options(int64_t tile = 32) {
+  // fp32: these tests hold the output to fp32 whole-image inference; the precision tests below
+  // ask for the others.
+  static StreamOptions options(int64_t tile = 32, Precision precision = Precision::FP32) {
     StreamOptions o;
     o.tiles.tile = tile;
+    o.tiles.precision = precision;
     o.threads = 2;
     return o;
   }
@@ -514,6 +525,148 @@ TEST_F(Apply, NonFiniteFloatInputsAreRefusedOrReplacedNeverSpread) {
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-4);
   const at::Tensor loaded = monge::image::load(dir_ / "nan.tif", monge::image::kLoadMaxPixels, monge::image::NonFinite::Replace);
   EXPECT_LT((loaded - want).abs().max().item<double>(), 1e-6);
+}
+
+std::string file_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(Precision, ParsesTheThreeNamesAndRefusesOthers) {
+  using monge::host::parse_precision;
+  EXPECT_EQ(parse_precision("auto", "apply: --precision"), Precision::Auto);
+  EXPECT_EQ(parse_precision("fp32", "apply: --precision"), Precision::FP32);
+  EXPECT_EQ(parse_precision("bf16", "apply: --precision"), Precision::BF16);
+  EXPECT_EQ(error_message([] { parse_precision("fp16", "apply: --precision"); }),
+            "apply: --precision must be 'auto', 'fp32' or 'bf16', got 'fp16'");
+  EXPECT_STREQ(monge::host::precision_name(Precision::BF16), "bf16");
+}
+
+// What auto chooses, and bf16 refused where it would be emulated. Run three times by ctest: as the
+// CPU is; under DNNL_MAX_CPU_ISA=AVX2 (apply.precision_without_bf16), where oneDNN has no bf16
+// convolutions at all; under DNNL_MAX_CPU_ISA=AVX512_CORE (apply.precision_emulated_bf16), where it
+// has them only emulated, slower than fp32. So both branches run on an AVX-512 BF16 machine.
+TEST(Precision, AutoIsBf16ExactlyWhereTheCpuHasIt) {
+  using monge::host::resolve_precision;
+  const bool native = monge::host::cpu_bf16_native();
+  const std::string isa = std::getenv("DNNL_MAX_CPU_ISA") ? std::getenv("DNNL_MAX_CPU_ISA") : "";
+  if (isa == "AVX2") {
+    EXPECT_FALSE(monge::host::cpu_bf16_kernels()) << "the probe ignored DNNL_MAX_CPU_ISA=AVX2";
+  }
+  if (isa == "AVX2" || isa == "AVX512_CORE") {
+    EXPECT_FALSE(native) << "bf16 taken as native under DNNL_MAX_CPU_ISA=" << isa;
+  }
+  EXPECT_EQ(resolve_precision(Precision::Auto, c10::kCPU, "apply"), native ? Precision::BF16 : Precision::FP32);
+  EXPECT_EQ(resolve_precision(Precision::FP32, c10::kCPU, "apply"), Precision::FP32);
+  EXPECT_EQ(resolve_precision(Precision::Auto, c10::Device(c10::kCUDA), "apply"), Precision::BF16);
+  const std::string err = error_message([] { resolve_precision(Precision::BF16, c10::kCPU, "apply"); });
+  if (native) {
+    EXPECT_EQ(err, "no error");
+  } else {
+    EXPECT_NE(err.find("apply: precision 'bf16' needs bfloat16 convolutions in hardware"), std::string::npos) << err;
+    EXPECT_NE(err.find("Use precision 'auto' or 'fp32'"), std::string::npos) << err;
+  }
+}
+
+TEST(Precision, TheGuardRestoresTheThreadsAutocastState) {
+  ASSERT_FALSE(at::autocast::is_cpu_enabled());
+  const at::ScalarType dtype = at::autocast::get_autocast_cpu_dtype();
+  {
+    monge::host::PrecisionGuard fp32(Precision::FP32, c10::kCPU);
+    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  }
+  {
+    monge::host::PrecisionGuard bf16(Precision::BF16, c10::kCPU);
+    EXPECT_TRUE(at::autocast::is_cpu_enabled());
+    EXPECT_EQ(at::autocast::get_autocast_cpu_dtype(), at::kBFloat16);
+  }
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_EQ(at::autocast::get_autocast_cpu_dtype(), dtype);
+  // Inside a region the caller opened, the caller's region survives the guard.
+  at::autocast::set_cpu_enabled(true);
+  { monge::host::PrecisionGuard bf16(Precision::BF16, c10::kCPU); }
+  EXPECT_TRUE(at::autocast::is_cpu_enabled());
+  at::autocast::set_cpu_enabled(false);
+}
+
+TEST_F(Apply, DifferenceCountsLevelsBetweenFiles) {
+  auto level = [](double l) { return (l + 0.25) / 127.5 - 1; };  // [-1, 1] values saved as 8-bit level l
+  at::Tensor a = torch::full({1, 10, 10}, level(100));
+  at::Tensor b = a.clone();
+  b[0][0].fill_(level(103));  // 10 samples 3 levels up
+  b[0][1][0] = level(99);     // 1 sample 1 level down
+  monge::image::save(a, dir_ / "a.png"), monge::image::save(b, dir_ / "b.png");
+  const auto d = monge::image::difference(dir_ / "a.png", dir_ / "b.png");
+  EXPECT_EQ(d.samples, 100);
+  EXPECT_EQ(d.max(), 3);
+  EXPECT_EQ(d.histogram[0], 89);
+  EXPECT_EQ(d.histogram[1], 1);
+  EXPECT_EQ(d.histogram[3], 10);
+  EXPECT_EQ(d.quantile(0.89), 0);
+  EXPECT_EQ(d.quantile(0.9), 1);
+  EXPECT_EQ(d.quantile(0.999), 3);
+  EXPECT_DOUBLE_EQ(d.mean(), 0.31);
+  monge::image::save(torch::zeros({1, 10, 11}), dir_ / "c.png");
+  EXPECT_NE(error_message([&] { monge::image::difference(dir_ / "a.png", dir_ / "c.png"); }).find("differ in size"), std::string::npos);
+}
+
+// The bf16 bounds. In 8-bit levels for the random unet below (weights of variance 1 / fan-in, so
+// the network's own output is of the image's size, not a small correction as in a trained map):
+// measured max 1, 99.9% within 1 (mean 0.02) on AVX-512 BF16 (AMD EPYC, LibTorch 1.13); bounds
+// with room for other bf16 CPUs (AMX accumulates in another order). In float output for a small
+// correction: measured 1e-5, where rounding the residual sum or the output to bf16 gives 2e-3.
+constexpr int64_t kBf16MaxLevels = 4;
+constexpr int64_t kBf16P999Levels = 2;
+constexpr double kBf16SmallResidualGap = 2e-4;
+
+// fp32 is the plain forward (bit for bit the same before and after a bf16 run in the same
+// thread); bf16, where the CPU has it, stays within a few levels of it and auto picks it; where
+// the CPU has none, auto is fp32 bit for bit and bf16 is refused before any work.
+TEST_F(Apply, Bf16StaysCloseToFp32WhereTheCpuHasItAndIsRefusedElsewhere) {
+  const LoadedMap map = random_unet(1, 2);
+  monge::image::synthetic((dir_ / "in.png").string(), 150, 97, 1, 3);
+  const fs::path in = dir_ / "in.png", fp32 = dir_ / "fp32.png", fp32_again = dir_ / "fp32_again.png";
+  EXPECT_EQ(apply(map, in, fp32.string(), options(32, Precision::FP32)).plan.precision, Precision::FP32);
+  const auto automatic = apply(map, in, (dir_ / "auto.png").string(), options(32, Precision::Auto));
+  if (monge::host::cpu_bf16_native()) {
+    EXPECT_EQ(automatic.plan.precision, Precision::BF16);
+    EXPECT_EQ(apply(map, in, (dir_ / "bf16.png").string(), options(32, Precision::BF16)).plan.precision, Precision::BF16);
+    EXPECT_EQ(file_bytes(dir_ / "auto.png"), file_bytes(dir_ / "bf16.png"));
+    const auto d = monge::image::difference(fp32, dir_ / "bf16.png");
+    std::cout << "bf16 against fp32: max " << d.max() << " levels, 99.9% within " << d.quantile(0.999) << ", mean " << d.mean() << "\n";
+    EXPECT_GT(d.max(), 0) << "bf16 gave the fp32 output: autocast did not run";
+    EXPECT_LE(d.max(), kBf16MaxLevels);
+    EXPECT_LE(d.quantile(0.999), kBf16P999Levels);
+    // A network that corrects its input a little, as a trained residual map does (its last layer
+    // scaled down): bf16 rounds the correction, not the image, because the residual sum and the
+    // output conversion stay fp32. Either in bf16 would cost up to 2^-8 of the image's values.
+    LoadedMap gentle = random_unet(1, 2);
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : gentle.module->named_parameters())
+        if (p.key().rfind("out.", 0) == 0) p.value().mul_(0.01);
+    }
+    auto as_float = [&](Precision p, const char* out) {
+      auto o = options(32, p);
+      o.depth = "float";
+      apply(gentle, in, (dir_ / out).string(), o);
+      return monge::image::load(dir_ / out);
+    };
+    const double gap = max_diff(as_float(Precision::FP32, "gentle32.tif"), as_float(Precision::BF16, "gentle16.tif"));
+    std::cout << "bf16 against fp32, small residual, float output: max " << gap << "\n";
+    EXPECT_GT(gap, 0);
+    EXPECT_LT(gap, kBf16SmallResidualGap);
+  } else {
+    EXPECT_EQ(automatic.plan.precision, Precision::FP32);
+    EXPECT_EQ(file_bytes(dir_ / "auto.png"), file_bytes(fp32));
+    const size_t before = files();
+    const std::string err = error_message([&] { apply(map, in, (dir_ / "bf16.png").string(), options(32, Precision::BF16)); });
+    EXPECT_NE(err.find("precision 'bf16' needs bfloat16 convolutions in hardware"), std::string::npos) << err;
+    EXPECT_EQ(files(), before) << "a refused apply left a file";
+  }
+  apply(map, in, fp32_again.string(), options(32, Precision::FP32));
+  EXPECT_EQ(file_bytes(fp32), file_bytes(fp32_again)) << "fp32 changed after a run in another precision";
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
 }
 
 }  // namespace

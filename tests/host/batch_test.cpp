@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "host/apply/batch.hpp"
+#include "host/core/cpu_features.hpp"
 #include "host/core/json.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
@@ -37,14 +38,7 @@ using monge::host::shard_of;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const monge::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using monge::test::error_message;
 
 TEST(Shards, EveryKeyInExactlyOneShard) {
   std::vector<std::string> keys;
@@ -93,9 +87,9 @@ TEST(Shards, FromTheFlagOrTheLaunchersEnvironment) {
   EXPECT_EQ(s.count, 4);
   EXPECT_EQ(resolve_shard("1/2").from, "--shard");  // the flag wins
   for (const char* v : vars) unsetenv(v);
-  EXPECT_NE(error_of([] { resolve_shard("3"); }).find("--shard must be I/N"), std::string::npos);
-  EXPECT_NE(error_of([] { resolve_shard("4/4"); }).find("out of range"), std::string::npos);
-  EXPECT_NE(error_of([] { resolve_shard("a/4"); }).find("must be an integer"), std::string::npos);
+  EXPECT_NE(error_message([] { resolve_shard("3"); }).find("--shard must be I/N"), std::string::npos);
+  EXPECT_NE(error_message([] { resolve_shard("4/4"); }).find("out of range"), std::string::npos);
+  EXPECT_NE(error_message([] { resolve_shard("a/4"); }).find("must be an integer"), std::string::npos);
 }
 
 class Batch : public ::testing::Test {
@@ -210,9 +204,9 @@ TEST_F(Batch, InputsFromFoldersListsAndTarArchives) {
   EXPECT_EQ(gz, members);
   EXPECT_EQ(items[0].source, (dir_ / "a.tar").string() + ":in/a.png");
 
-  EXPECT_NE(error_of([&] { list_inputs({(dir_ / "nope").string()}, {}, {}); }).find("does not exist"), std::string::npos);
+  EXPECT_NE(error_message([&] { list_inputs({(dir_ / "nope").string()}, {}, {}); }).find("does not exist"), std::string::npos);
   fs::create_directories(dir_ / "empty");
-  EXPECT_NE(error_of([&] { list_inputs({(dir_ / "empty").string()}, {}, {}); }).find("no images found"), std::string::npos);
+  EXPECT_NE(error_message([&] { list_inputs({(dir_ / "empty").string()}, {}, {}); }).find("no images found"), std::string::npos);
   // Not an archive: one record naming it (the rest of a batch goes on), not an exception.
   std::ofstream(dir_ / "junk.tar") << std::string(1024, 'j');
   const auto junk = list_inputs({(dir_ / "junk.tar").string()}, {}, {});
@@ -616,6 +610,45 @@ TEST_F(Batch, AnOutputNeverReplacesAnInput) {
   EXPECT_EQ(r.failed, 1);
   EXPECT_NE(errors(v.out).at("b.png").find("would overwrite the input"), std::string::npos);
   EXPECT_EQ(bytes(dir_ / "in" / "sub" / "b.png"), b);
+}
+
+// Every record says which precision ran (failed inputs too), resolved once for the batch; bf16 on a
+// CPU without it is refused before anything is written.
+TEST_F(Batch, TheManifestRecordsThePrecisionThatRan) {
+  using monge::host::Precision;
+  image("in/a.png"), image("in/sub/b.png");
+  std::ofstream(dir_ / "in" / "bad.png") << "not a png";
+  auto precisions = [](const fs::path& out) {
+    std::multiset<std::string> seen;
+    std::ifstream in(out / "manifest.jsonl");
+    for (std::string line; std::getline(in, line);)
+      if (auto rec = monge::json::parse_flat(line)) seen.insert(rec->at("precision"));
+    return seen;
+  };
+  const std::string in = (dir_ / "in").string();
+  auto o = options("fp32");
+  o.apply.tiles.precision = Precision::FP32;
+  EXPECT_EQ(monge::host::run_batch(identity(), {in}, o).precision, Precision::FP32);
+  EXPECT_EQ(precisions(dir_ / "fp32"), (std::multiset<std::string>{"fp32", "fp32", "fp32"}));
+
+  const bool native = monge::host::cpu_bf16_native();
+  const std::string chosen = native ? "bf16" : "fp32";
+  o = options("auto");
+  o.apply.tiles.precision = Precision::Auto;
+  const auto r = monge::host::run_batch(identity(), {in}, o);
+  EXPECT_EQ(r.ok, 2);
+  EXPECT_EQ(monge::host::precision_name(r.precision), chosen);
+  EXPECT_EQ(precisions(dir_ / "auto"), (std::multiset<std::string>{chosen, chosen, chosen}));
+
+  o = options("bf16");
+  o.apply.tiles.precision = Precision::BF16;
+  if (native) {
+    EXPECT_EQ(monge::host::run_batch(identity(), {in}, o).precision, Precision::BF16);
+  } else {
+    EXPECT_NE(error_message([&] { monge::host::run_batch(identity(), {in}, o); }).find("batch: precision 'bf16' needs bfloat16"),
+              std::string::npos);
+    EXPECT_FALSE(fs::exists(dir_ / "bf16")) << "a refused batch created its output folder";
+  }
 }
 
 }  // namespace

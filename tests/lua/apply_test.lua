@@ -13,12 +13,14 @@ local run = monge.train {
   solver = monge.solver("uotip", {}), iters = 2, batch = 4, out = out .. "/run", progress = false,
 }
 
--- A synthetic tiled BigTIFF, restored in small tiles; the result equals whole-image inference.
+-- A synthetic tiled BigTIFF, restored in small tiles; the result equals whole-image inference
+-- (in fp32, as map:restore runs by default).
 monge.image.synthetic { file = out .. "/in.tif[tile,bigtiff,tile_width=64,tile_height=64]", width = 150, height = 97, seed = 3 }
 local h = monge.image.header(out .. "/in.tif")
 assert(h.width == 150 and h.height == 97 and h.bands == 1 and h.format == "uchar" and not h.alpha)
-local r = monge.apply { map = run.map, input = out .. "/in.tif", output = out .. "/out.tif", tile = 32, depth = "float" }
-assert(r.width == 150 and r.height == 97 and r.exact and r.halo == 30, r.plan)
+local r = monge.apply { map = run.map, input = out .. "/in.tif", output = out .. "/out.tif", tile = 32, depth = "float",
+                        precision = "fp32" }
+assert(r.width == 150 and r.height == 97 and r.exact and r.halo == 30 and r.precision == "fp32", r.plan)
 local y = monge.image.load(out .. "/in.tif"):unsqueeze(1)
 local whole = run.map:restore(y)[1]
 local diff = (monge.image.load(out .. "/out.tif") - whole):abs():max():item()
@@ -28,8 +30,23 @@ assert(diff <= 1e-4, "tiled differs from whole-image inference by " .. diff)
 r = monge.apply { map = run.map_path, input = out .. "/in.tif", output = out .. "/out16.png", depth = "16" }
 assert(monge.image.header(out .. "/out16.png").format == "ushort")
 
+-- Precision: auto (the default) is bf16 exactly where the CPU has it natively; bf16 elsewhere is an error.
+local _, native = monge.cpu_bf16()
+local chosen = native and "bf16" or "fp32"
+r = monge.apply { map = run.map, input = out .. "/in.tif", output = out .. "/auto.png" }
+assert(r.precision == chosen, "auto chose " .. tostring(r.precision) .. " where native bf16 is " .. tostring(native))
+local ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/p.png", precision = "fp16" })
+assert(not ok and err:find("monge.apply: precision must be 'auto', 'fp32' or 'bf16', got 'fp16'", 1, true), err)
+if native then
+  local gap = (run.map:restore(y, { precision = "bf16" }) - whole):abs():max():item()
+  assert(gap > 0 and gap < 0.05, "map:restore in bf16 differs from fp32 by " .. gap)
+else
+  ok, err = pcall(run.map.restore, run.map, y, { precision = "bf16" })
+  assert(not ok and err:find("map:restore: precision 'bf16' needs bfloat16 convolutions", 1, true), err)
+end
+
 -- Errors are Lua errors with the reason; nothing is left behind.
-local ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/x.jpg", depth = "16" })
+ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/x.jpg", depth = "16" })
 assert(not ok and err:find("JPEG holds 8%-bit images only"), err)
 ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/y.png", tiel = 3 })
 assert(not ok and err:find("did you mean 'tile'"), err)
@@ -44,6 +61,7 @@ f:write("not a png")
 f:close()
 local b = monge.batch { map = run.map, inputs = { out .. "/batch_in" }, out = out .. "/batch_out" }
 assert(b.found == 4 and b.ok == 3 and b.failed == 1, string.format("%d found, %d ok, %d failed", b.found, b.ok, b.failed))
+assert(b.precision == chosen, "batch ran in " .. tostring(b.precision))
 assert(monge.image.header(out .. "/batch_out/sub/2.png").width == 20)
 b = monge.batch { map = run.map_path, inputs = out .. "/batch_in", out = out .. "/batch_out" }
 assert(b.already == 3 and b.failed_before == 1 and b.ok == 0)

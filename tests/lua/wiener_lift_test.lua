@@ -74,7 +74,7 @@ fails(function() map:restore(y, { strength = 1.5 }) end, "strength must be betwe
 -- monge info says so; monge apply restores a PNG through the recorded lift, as map:restore does.
 local img = y[1]
 monge.image.save(img, out .. "/in.png")
-monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/out.png", progress = false }
+monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/out.png", progress = false, precision = "fp32" }
 local applied = monge.image.load(out .. "/out.png"):unsqueeze(1)
 local expected = map:restore(monge.image.load(out .. "/in.png"):unsqueeze(1))
 local diff = (applied - expected):abs():max():item()
@@ -82,7 +82,8 @@ print(string.format("apply vs restore: %.4f", diff))
 assert(diff <= 2 / 255 + 1e-6, "monge apply should restore through the lift as map:restore does (8-bit rounding)")
 fails(function() monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/x.png", strength = -1 } end,
   "strength must be between 0")
-monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/half.png", progress = false, strength = 0.5 }
+monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/half.png", progress = false, strength = 0.5,
+              precision = "fp32" }
 local applied_half = monge.image.load(out .. "/half.png"):unsqueeze(1)
 local expected_half = map:restore(monge.image.load(out .. "/in.png"):unsqueeze(1), { strength = 0.5 })
 assert((applied_half - expected_half):abs():max():item() <= 2 / 255 + 1e-6, "monge apply strength = 0.5 as map:restore")

@@ -69,6 +69,16 @@ void expect_error(const std::function<void()>& f, std::initializer_list<std::str
   }
 }
 
+/// The message of the monge::Error that `f` throws ("no error" when it returns).
+inline std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 /// <w, f(x)> differentiated along v by autograd, against the central difference
 /// (<w, f(x + h v)> - <w, f(x - h v)>) / 2h. The outputs are subtracted before the product with
 /// w, so values that do not move cancel exactly and rounding stays far below the tolerance.

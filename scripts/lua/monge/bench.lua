@@ -40,6 +40,42 @@ function M.unet_map(dir, channels, device)
   return dir .. "/map.pt"
 end
 
+--- The precisions a benchmark compares on `device`: fp32, and bf16 where it runs (a GPU, or a CPU
+--- with native bf16 convolutions: monge.cpu_bf16()'s second value); `wanted` ("fp32,bf16" by
+--- default) may narrow them.
+--- Returns the list and a note saying what was left out and why ("" when nothing).
+function M.precisions(wanted, device)
+  local list, note = {}, ""
+  for p in (wanted or "fp32,bf16"):gmatch("[^,]+") do
+    assert(p == "fp32" or p == "bf16", "precisions: fp32 and/or bf16, got '" .. p .. "'")
+    if p == "bf16" and device ~= "cuda" and not select(2, monge.cpu_bf16()) then
+      note = "bf16 left out: this CPU (or its DNNL_MAX_CPU_ISA limit) has no native bf16 convolutions"
+    else
+      list[#list + 1] = p
+    end
+  end
+  return list, note
+end
+
+--- Statistics of a histogram of differences in output levels (an int64 tensor whose element d + 1
+--- counts the samples d levels apart, as monge.image.difference returns): { samples, max, p999,
+--- mean, within1 } (p999: the 99.9th percentile; within1: the share of samples at most 1 level apart).
+function M.level_stats(hist)
+  local counts, samples, sum, max = {}, 0, 0, 0
+  for d = 0, hist:size(1) - 1 do
+    local n = hist[d + 1]:item()
+    counts[d], samples, sum = n, samples + n, sum + d * n
+    if n > 0 then max = d end
+  end
+  local seen, p999 = 0, max
+  for d = 0, max do
+    seen = seen + counts[d]
+    if seen >= 0.999 * samples then p999 = d break end
+  end
+  return { samples = samples, max = max, p999 = p999, mean = samples > 0 and sum / samples or 0,
+           within1 = samples > 0 and (counts[0] + (counts[1] or 0)) / samples or 1 }
+end
+
 --- The quickstart's training task and networks (GB deblurring of Fashion-MNIST, unet 16 and
 --- potential 16, uotip with tau 0.1) as monge.train options, on the first `limit` training images
 --- (default 8192; even indices clean, odd measured). `extra` adds or overrides options.
