@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 namespace monge::host::wiener {
@@ -354,6 +355,47 @@ std::shared_ptr<Lift> make_lift(const ForwardOperator& op, const at::Tensor& cle
   return lift;
 }
 
+std::shared_ptr<Lift> fit_lift(const ForwardOperator& op, const NoiseModel& noise, const at::Tensor& clean, int64_t size,
+                               double ridge, int64_t pixels, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  check_batch(clean, "fitted lift", "the clean set");
+  if (size < 1 || size % 2 == 0 || size > 63) throw Error("fitted lift: the filter size must be odd, 1 to 63, got " + std::to_string(size));
+  if (!(ridge >= 0 && std::isfinite(ridge))) throw Error("fitted lift: the ridge must be a finite number >= 0");
+  if (std::max<int64_t>(1, op.scale_factor()) != 1)
+    throw Error("fitted lift: the operator enlarges " + std::to_string(op.scale_factor()) +
+                " times; a fitted lift is made for operators of scale factor 1 (a linear shift-invariant one gets the Wiener lift)");
+  const int64_t c = clean.size(1), h = clean.size(2), w = clean.size(3), r = size / 2, k2 = size * size;
+  const int64_t n = std::clamp<int64_t>(pixels / std::max<int64_t>(1, c * h * w), 1, clean.size(0));
+  const at::Tensor x = clean.narrow(0, 0, n).to(at::kCPU, at::kFloat);
+  const at::Tensor q0 = op.lift(noise.sample(op.forward(x), at::make_generator<at::CPUGeneratorImpl>(seed)));
+  if (q0.sizes() != x.sizes()) {
+    std::ostringstream s;
+    s << "fitted lift: the operator's lift gives " << q0.sizes() << " for signals " << x.sizes() << "; it must give the signal's shape";
+    throw Error(s.str());
+  }
+  // Rows: every pixel of every channel; columns: its size x size window and a 1.
+  const at::Tensor padded = reflect_pad(q0.to(at::kDouble).reshape({n * c, 1, h, w}), r);
+  const at::Tensor windows = at::im2col(padded, {size, size}, {1, 1}, {0, 0}, {1, 1});  // [n c, k2, h w]
+  const at::Tensor P = at::cat({windows.permute({0, 2, 1}).reshape({-1, k2}), at::ones({n * c * h * w, 1}, padded.options())}, 1);
+  const at::Tensor t = x.to(at::kDouble).reshape({-1, 1});
+  const double rows = static_cast<double>(P.size(0));
+  at::Tensor G = at::matmul(P.t(), P) / rows;
+  const at::Tensor b = at::matmul(P.t(), t) / rows;
+  G = G + at::eye(k2 + 1, G.options()) * (ridge * G.trace().item<double>() / static_cast<double>(k2 + 1));
+  const at::Tensor sol = at::linalg_solve(G, b).flatten();
+  if (!at::isfinite(sol).all().item<bool>()) throw Error("fitted lift: the least-squares system has no finite solution (are the clean images constant?)");
+  auto lift = std::make_shared<Lift>();
+  lift->kind = LiftKind::Fitted;
+  lift->noise_variance = noise.variance();
+  lift->response.scale = 1;
+  lift->filter.scale = 1;
+  lift->filter.radius = r;
+  lift->filter.gain = 0;
+  lift->filter.mean = at::full({c}, sol[k2].item<double>(), at::TensorOptions().dtype(at::kDouble));
+  lift->filter.weight = sol.narrow(0, 0, k2).reshape({1, 1, size, size}).expand({c, 1, size, size}).to(at::kFloat).contiguous();
+  return lift;
+}
+
 WienerLift::WienerLift(std::shared_ptr<ForwardOperator> inner, std::shared_ptr<const Lift> lift)
     : inner_(std::move(inner)), lift_(std::move(lift)) {
   if (!inner_ || !lift_) throw Error("wiener lift: an operator and a filter are required");
@@ -362,6 +404,14 @@ WienerLift::WienerLift(std::shared_ptr<ForwardOperator> inner, std::shared_ptr<c
                 ", the operator's is " + std::to_string(inner_->scale_factor()));
 }
 
-at::Tensor WienerLift::lift(const at::Tensor& y) const { return lift_->filter.apply(y); }
+at::Tensor WienerLift::lift(const at::Tensor& y) const {
+  return lift_->filter.apply(lift_->kind == LiftKind::Fitted ? inner_->lift(y) : y);
+}
+
+int64_t WienerLift::lift_radius() const {
+  if (lift_->kind == LiftKind::Wiener) return lift_->filter.radius;
+  const int64_t inner = inner_->lift_radius();
+  return inner < 0 ? -1 : inner + lift_->filter.radius;
+}
 
 }  // namespace monge::host::wiener

@@ -28,6 +28,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "monge/noise.hpp"
 #include "monge/operator.hpp"
 
 namespace monge::host::wiener {
@@ -101,8 +102,16 @@ struct Filter {
 Filter design_filter(const Response& response, const Prior& prior, double noise_variance, double tolerance = 1e-4,
                      int64_t max_radius = 48);
 
-/// Everything a Wiener lift is made of; what a map file records.
+/// How a lift's filter was made.
+enum class LiftKind {
+  Wiener,  ///< designed from the operator's response, the clean prior and the noise variance; reads y
+  Fitted,  ///< fitted by least squares on pairs simulated from the clean set; reads the operator's own lift Q0(y)
+};
+
+/// Everything a Wiener lift is made of; what a map file records. A Fitted lift has no response
+/// or prior (empty tensors): only its filter (mean = the bias per channel, gain 0).
 struct Lift {
+  LiftKind kind = LiftKind::Wiener;
   Response response;
   Prior prior;
   double noise_variance = 0;
@@ -112,6 +121,16 @@ struct Lift {
 /// Builds the Wiener lift of `op` for `clean` (N x C x H x W) and noise of `noise_variance`.
 std::shared_ptr<Lift> make_lift(const ForwardOperator& op, const at::Tensor& clean, double noise_variance,
                                 double tolerance = 1e-4, int64_t max_radius = 48);
+
+/// The linear lift of an operator that is not linear shift invariant (hdr_clip, nonlinear_blur; any
+/// operator of scale factor 1): the least-squares FIR filter (one `size` x `size` kernel shared by
+/// the channels, plus a bias) from the operator's own lift Q0(y) to x, fitted on pairs simulated
+/// from the clean set alone, y = noise(A(x)) for the first images of `clean` (up to `pixels` pixels,
+/// noise drawn from `seed`). The same knowledge as the Wiener filter (A, the noise model, X), no
+/// real pairs. Solves (P'P/n + ridge tr(P'P/n)/(size^2 + 1) I) w = P'x/n in float64, P the reflect-padded
+/// patches of Q0(y) and a 1. The filter then reads Q0(y) with radius (size - 1) / 2.
+std::shared_ptr<Lift> fit_lift(const ForwardOperator& op, const NoiseModel& noise, const at::Tensor& clean,
+                               int64_t size = 15, double ridge = 1e-4, int64_t pixels = 100000, uint64_t seed = 0);
 
 /// An operator whose forward is `inner`'s and whose lift Q is the finite Wiener filter: the map
 /// T(y) = Q(y) + R(Q(y)) then starts (R = 0) as the Wiener restoration, and a quadratic cost given
@@ -129,7 +148,7 @@ class WienerLift final : public ForwardOperator {
   std::optional<double> lipschitz() const override { return inner_->lipschitz(); }
   bool monotone() const override { return inner_->monotone(); }
   int64_t scale_factor() const override { return inner_->scale_factor(); }
-  int64_t lift_radius() const override { return lift_->filter.radius; }
+  int64_t lift_radius() const override;
 
   const std::shared_ptr<ForwardOperator>& inner() const { return inner_; }
   const std::shared_ptr<const Lift>& model() const { return lift_; }

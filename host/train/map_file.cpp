@@ -103,22 +103,36 @@ T member(const json& j, const char* key, bool (json::*check)() const noexcept, c
 // Completes a lift whose tensors and numbers are read (the derived fields) and checks that it fits
 // a map of `channels` channels and scale factor `scale`.
 std::shared_ptr<const wiener::Lift> finish_lift(std::shared_ptr<wiener::Lift> lift, int64_t channels, int64_t scale) {
-  for (const at::Tensor* t : {&lift->response.taps, &lift->prior.mean, &lift->prior.autocov, &lift->filter.weight})
+  const bool fitted = lift->kind == wiener::LiftKind::Fitted;
+  std::vector<const at::Tensor*> records{&lift->filter.weight};
+  if (fitted) records.push_back(&lift->filter.mean);
+  else records.insert(records.end(), {&lift->response.taps, &lift->prior.mean, &lift->prior.autocov});
+  for (const at::Tensor* t : records)
     if (!at::isfinite(*t).all().item<bool>()) throw Error("the lift records hold NaN or infinite values");
   if (!(lift->noise_variance >= 0 && std::isfinite(lift->noise_variance))) throw Error("bad lift noise variance");
+  auto& f = lift->filter;
+  const int64_t k = 2 * f.radius + 1;
+  if (fitted) {
+    // y -> mean + filter(Q0(y)): the bias per channel in `mean`, no gain.
+    lift->response.scale = f.scale = 1;
+    f.gain = 0;
+    if (!(std::max<int64_t>(1, scale) == 1 && f.mean.size(0) == channels && f.radius >= 0 && f.radius <= 4096 &&
+          f.weight.sizes() == at::IntArrayRef{channels, 1, k, k}))
+      throw Error("the lift records do not fit the map (channels, scale factor or filter size)");
+    return lift;
+  }
   lift->response.radius = (lift->response.taps.size(0) - 1) / 2;
   lift->prior.lag = (lift->prior.autocov.size(1) - 1) / 2;
-  lift->filter.scale = lift->response.scale;
-  lift->filter.mean = lift->prior.mean;
+  f.scale = lift->response.scale;
+  f.mean = lift->prior.mean;
   const auto& r = lift->response;
-  const auto& f = lift->filter;
-  const int64_t s = r.scale, k = 2 * f.radius + 1;
+  const int64_t s = r.scale;
   const bool ok = r.taps.size(0) == r.taps.size(1) && r.taps.size(0) % 2 == 1 && s == std::max<int64_t>(1, scale) &&
                   lift->prior.mean.size(0) == channels &&
                   lift->prior.autocov.sizes() == at::IntArrayRef{channels, 2 * lift->prior.lag + 1, 2 * lift->prior.lag + 1} &&
                   f.radius >= 0 && f.radius <= 4096 && f.weight.sizes() == at::IntArrayRef{channels * s * s, 1, k, k};
   if (!ok) throw Error("the lift records do not fit the map (channels, scale factor or filter size)");
-  lift->filter.gain = lift->response.gain();
+  f.gain = lift->response.gain();
   return lift;
 }
 
@@ -153,14 +167,22 @@ constexpr int64_t kMaxChannels = 4096, kMaxScale = 64, kMaxSide = int64_t{1} << 
 // named lift.*.
 std::shared_ptr<const wiener::Lift> read_lift(const json& j, const tensor_file::TensorFile& file, int64_t channels,
                                               int64_t scale) {
-  if (!j.is_object() || member<std::string>(j, "kind", &json::is_string, "a string") != "wiener")
-    throw Error("unknown lift record (this monge knows the lift kind 'wiener')");
+  if (!j.is_object()) throw Error("the lift record must be an object");
+  const auto kind = member<std::string>(j, "kind", &json::is_string, "a string");
+  if (kind != "wiener" && kind != "fitted")
+    throw Error("unknown lift record '" + kind + "' (this monge knows the lift kinds 'wiener' and 'fitted')");
   auto lift = std::make_shared<wiener::Lift>();
+  lift->kind = kind == "fitted" ? wiener::LiftKind::Fitted : wiener::LiftKind::Wiener;
   lift->response.scale = member<int64_t>(j, "scale", &json::is_number_integer, "an integer");
   lift->noise_variance = member<double>(j, "noise_variance", &json::is_number, "a number");
   lift->filter.radius = member<int64_t>(j, "filter_radius", &json::is_number_integer, "an integer");
   if (lift->response.scale < 1 || lift->response.scale > kMaxScale || lift->filter.radius < 0 || lift->filter.radius > 4096)
     throw Error("the lift's scale or filter radius is out of range");
+  if (lift->kind == wiener::LiftKind::Fitted) {
+    lift->filter.mean = file.take_any("lift.mean", at::kDouble, 1, kMaxLiftValues);
+    lift->filter.weight = file.take_any("lift.filter", at::kFloat, 4, kMaxLiftValues);
+    return finish_lift(lift, channels, scale);
+  }
   lift->response.taps = file.take_any("lift.response", at::kDouble, 2, kMaxLiftValues);
   lift->prior.mean = file.take_any("lift.mean", at::kDouble, 1, kMaxLiftValues);
   lift->prior.autocov = file.take_any("lift.autocov", at::kDouble, 3, kMaxLiftValues);
@@ -208,13 +230,18 @@ std::string encode_map(Module& module, const MapInfo& info) {
   auto tensors = weight_tensors(module);
   if (info.lift) {
     const wiener::Lift& l = *info.lift;
-    header["lift"] = {{"kind", "wiener"},
-                      {"scale", l.response.scale},
+    const bool fitted = l.kind == wiener::LiftKind::Fitted;
+    header["lift"] = {{"kind", fitted ? "fitted" : "wiener"},
+                      {"scale", l.filter.scale},
                       {"noise_variance", l.noise_variance},
                       {"filter_radius", l.filter.radius}};
-    tensors.emplace_back("lift.response", l.response.taps);
-    tensors.emplace_back("lift.mean", l.prior.mean);
-    tensors.emplace_back("lift.autocov", l.prior.autocov);
+    if (fitted) {
+      tensors.emplace_back("lift.mean", l.filter.mean);
+    } else {
+      tensors.emplace_back("lift.response", l.response.taps);
+      tensors.emplace_back("lift.mean", l.prior.mean);
+      tensors.emplace_back("lift.autocov", l.prior.autocov);
+    }
     tensors.emplace_back("lift.filter", l.filter.weight);
   }
   if (info.noise) header["noise"] = spec_json(*info.noise);
@@ -239,6 +266,8 @@ void save_map(const fs::path& file, Module& module, const MapInfo& info) {
 }
 
 void save_map_legacy(const fs::path& file, Module& module, const MapInfo& info) {
+  if (info.lift && info.lift->kind != wiener::LiftKind::Wiener)
+    throw Error("map format 2 records only Wiener lifts; a fitted lift needs format 3 (save_map)");
   torch::serialize::OutputArchive archive;
   archive.write("monge_map_format", c10::IValue(info.lift ? int64_t{2} : int64_t{1}));
   archive.write("monge_version", c10::IValue(std::string(kVersion)));

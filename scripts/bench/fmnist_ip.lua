@@ -4,7 +4,7 @@
 --                         [--methods degraded,wiener,wiener-paired,not,otip,uotip,uotip-quad,uotip-lik,supervised]
 --                         (default: those, the protocol's, without wiener where the operator is not linear
 --                         and shift invariant (hdr, nb); knot, gan_reg and otp on request)
---                         [--classifier FILE] [--lift auto|wiener|operator] [--anchor lift|measurement]
+--                         [--classifier FILE] [--lift auto|wiener|fitted|operator] [--anchor lift|measurement]
 --                         [--tau T] [--taus T1,T2,...] [--iters N]
 -- --taus trains uotip again at each further cost weight: its curve on the perception-distortion plane.
 --
@@ -14,8 +14,9 @@
 --   wiener      the unpaired Wiener filter: the operator's transfer function, the clean set's power spectrum
 --               and the noise model's variance, by FFT over each image with reflect padding (no pairs;
 --               gb and sr only: it needs a linear shift-invariant operator)
---   wiener-paired  the least-squares linear filter on Q(y), fitted on training pairs (monge.wiener): an
---               oracle, it sees pairs no other unpaired method has
+--   wiener-paired  the least-squares linear (15 x 15 FIR) filter on Q(y), fitted on pairs simulated from the
+--               clean set with the known operator and noise model (monge.wiener.fit): no real pairs, the
+--               same knowledge as uotip; the baseline of hdr and nb, and what --lift auto starts them from
 --   not         balanced OT, quadratic cost ||Q(y) - x||^2 only: the NOT solver with the strong cost
 --               (a deterministic map, K_T = 10 map updates per potential update)
 --   knot        kernel NOT: stochastic map T(Q(y), z), distance kernel, gamma 0.5, quadratic cost
@@ -37,7 +38,8 @@
 -- cosine learning-rate decay; the UOTIP family at rate 2e-3 for both networks with R1 0.05, the
 -- NOT solvers R1 0.2 and a moving average) and starts from the same lift: with --lift auto
 -- (the default) the unpaired Wiener filter where the operator allows it (the residual map is then the
--- Wiener restoration before training), the operator's own lift otherwise; --anchor says where the
+-- Wiener restoration before training), the fitted lift otherwise (the wiener-paired filter, fitted on
+-- pairs simulated from the clean set: hdr, nb); --anchor says where the
 -- quadratic cost's Q(y) is (the lift, or the paper's measurement). Writes DIR/results.json (per-method PSNR and
 -- SSIM with their spread over the test images, FID and the classifier's accuracy, curves, timings,
 -- machine, git revision),
@@ -82,7 +84,7 @@ local train = fmnist.train_sets(cfg.train)
 local clean, measured = train.clean, train.measured
 local noise = monge.noise("gaussian", { sigma = 0.05 })
 -- The lift every trained method starts from, and the unpaired Wiener filter (the same one, by FFT).
-local Q, has_wiener, W = fmnist.lifted(A, noise, clean, opts.lift, "fmnist-ip")
+local Q, lift_name, W = fmnist.lifted(A, noise, clean, opts.lift, "fmnist-ip")
 if not opts.methods then
   local list = {}
   for _, m in ipairs(protocol_methods) do
@@ -120,7 +122,7 @@ local scorer = fmnist.scorer(fid_classifier)
 local function score(restored) return scorer(restored, test, test_labels) end
 
 print(string.format("fmnist-ip: task %s, config %s (%d iterations, batch %d, %d test images), %d threads, lift %s, anchor %s, tau %g, methods %s",
-  opts.task, opts.config, cfg.iters, cfg.batch, test:size(1), monge.threads(), has_wiener and "wiener" or "operator's own",
+  opts.task, opts.config, cfg.iters, cfg.batch, test:size(1), monge.threads(), lift_name == "operator" and "operator's own" or lift_name,
   opts.anchor, tau, table.concat(methods, ", ")))
 local results, restored_of = {}, {}
 --- Restores the test measurements with method `name` (trained ones at cost weight `t`) and scores it.
@@ -205,7 +207,7 @@ report.write_json(out .. "/results.json", {
   machine = { cpu = bench.machine(), threads = monge.threads() },
   settings = { iterations = cfg.iters, batch = cfg.batch, train_images = train.count, test_images = test:size(1),
                map = cfg.map, potential = cfg.potential, tau = tau, r1 = fmnist.r1, lambda = lambda, noise_sigma = 0.05,
-               lift = has_wiener and "wiener" or "operator", anchor = opts.anchor,
+               lift = lift_name, anchor = opts.anchor,
                classifier = { file = classifier_file, trained_here = classifier_trained, clean_accuracy = classifier_accuracy } },
   methods = results, ordering_by_psnr = order, tau_curve = tau_curve, strength_curve = strength_curve,
 })

@@ -166,6 +166,33 @@ TEST(Tiling, TheWienerLiftTilesExactly) {
   }
 }
 
+// The fitted lift (operators that are not linear shift invariant) reads the operator's own lift
+// through a finite filter: tiles equal the whole image, through the lift alone and with a network.
+TEST(Tiling, TheFittedLiftTilesExactly) {
+  torch::manual_seed(22);
+  const at::Tensor clean = torch::rand({64, 1, 32, 32}) * 2 - 1;
+  const auto noise = monge::test::make_noise("gaussian", {{"sigma", 0.05}});
+  for (const std::string op_name : {"nonlinear_blur", "hdr_clip"}) {
+    LoadedMap map = random_unet(1, 2);
+    map.op = std::dynamic_pointer_cast<monge::ForwardOperator>(
+        registry().instantiate(op_name, registry().resolve(op_name, {}, monge::Kind::Operator)));
+    auto lift = monge::host::wiener::fit_lift(*map.op, *noise, clean, 9);
+    map.op = std::make_shared<monge::host::wiener::WienerLift>(map.op, lift);
+    ASSERT_EQ(map.op->lift_radius(), 4) << op_name;
+    const at::Tensor y = torch::rand({2, 1, 61, 45}) * 2 - 1;
+    EXPECT_LE(max_diff(tiled(map, y, 16, 16), whole_image(map, y, c10::kCPU)), 1e-4) << op_name;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : map.module->named_parameters())
+        if (p.key().rfind("out.", 0) == 0) p.value().zero_();
+    }
+    const at::Tensor lifted = whole_image(map, y, c10::kCPU);
+    EXPECT_LE(max_diff(lifted, map.op->lift(y).clamp(-1, 1)), 1e-6) << op_name;
+    EXPECT_LE(max_diff(tiled(map, y, 16, 16), lifted), 1e-5) << op_name;
+    EXPECT_GT(max_diff(lifted, y), 1e-2) << op_name;  // the filter does something
+  }
+}
+
 TEST(Tiling, BlendedTilesForUnknownReceptiveFieldsAreSeamless) {
   LoadedMap map = random_unet(1, 2);
   map.receptive_radius = -1;  // as a TorchScript map: nothing declared

@@ -1,8 +1,10 @@
 // The unpaired Wiener filter (host/restore/wiener.hpp): exact in the noiseless invertible case,
 // equal to the brute-force LMMSE solution on small periodic problems (blur and 2x downsampling),
 // the finite filter close to the FFT one, operators it cannot take refused, and the lift
-// round-tripping through a map file, where an untrained map equals it.
+// round-tripping through a map file, where an untrained map equals it; the fitted lift of operators
+// that are not linear shift invariant equal to the brute-force least-squares fit, and round-tripping.
 #include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <filesystem>
 #include <string>
@@ -177,6 +179,89 @@ TEST(Wiener, TheLiftRoundTripsThroughAMapFileAndAnUntrainedMapEqualsIt) {
   EXPECT_LT(max_diff(loaded.module->forward(q), q), 1e-6);
   EXPECT_LT(max_diff(q, op->lift(y)), 1e-6);
   EXPECT_GT(max_diff(q, y), 1e-2);
+}
+
+// The fitted lift: the least-squares FIR filter from the operator's own lift to x on pairs simulated
+// from the clean set. Without ridge it equals the least-squares solution computed the slow way
+// (patches gathered by index, QR instead of the normal equations).
+TEST(FittedLift, EqualsTheBruteForceLeastSquaresSolution) {
+  auto op = make_op("nonlinear_blur");
+  auto noise = monge::test::make_noise("gaussian", {{"sigma", 0.05}});
+  const at::Tensor clean = clean_images(6, 1, 8, 31).clamp(-1, 1);
+  const int64_t size = 3, r = 1;
+  const auto lift = wiener::fit_lift(*op, *noise, clean, size, 0.0, 1 << 20, 32);
+  ASSERT_EQ(lift->kind, wiener::LiftKind::Fitted);
+  // The same simulated measurements (the seed), lifted by the operator's own lift.
+  const at::Tensor q = op->lift(noise->sample(op->forward(clean), at::make_generator<at::CPUGeneratorImpl>(32))).to(at::kDouble);
+  auto mirror = [](int64_t p, int64_t n) { return p < 0 ? -p : (p >= n ? 2 * (n - 1) - p : p); };
+  const int64_t n = clean.size(0), h = 8, w = 8;
+  at::Tensor P = at::ones({n * h * w, size * size + 1}, at::kDouble), t = at::empty({n * h * w, 1}, at::kDouble);
+  auto pa = P.accessor<double, 2>();
+  auto qa = q.accessor<double, 4>();
+  const at::Tensor xd = clean.to(at::kDouble);
+  auto xa = xd.accessor<double, 4>();
+  auto ta = t.accessor<double, 2>();
+  int64_t row = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t a = 0; a < h; ++a)
+      for (int64_t b = 0; b < w; ++b, ++row) {
+        for (int64_t u = -r; u <= r; ++u)
+          for (int64_t v = -r; v <= r; ++v) pa[row][(u + r) * size + v + r] = qa[i][0][mirror(a + u, h)][mirror(b + v, w)];
+        ta[row][0] = xa[i][0][a][b];
+      }
+  const at::Tensor sol = std::get<0>(at::linalg_lstsq(P, t)).flatten();
+  EXPECT_LT(max_diff(lift->filter.weight.flatten(), sol.narrow(0, 0, size * size)), 1e-5);
+  EXPECT_NEAR(lift->filter.mean[0].item<double>(), sol[size * size].item<double>(), 1e-6);
+  EXPECT_EQ(lift->filter.gain, 0);
+  // The filter reads the operator's own lift: the restoration is P w.
+  const at::Tensor restored = std::make_shared<wiener::WienerLift>(op, lift)->lift(op->forward(clean));
+  EXPECT_EQ(restored.sizes(), clean.sizes());
+}
+
+TEST(FittedLift, BeatsTheOperatorsOwnLiftAndRoundTripsThroughAMapFile) {
+  auto op = make_op("nonlinear_blur");
+  auto noise = monge::test::make_noise("gaussian", {{"sigma", 0.05}});
+  const at::Tensor clean = clean_images(100, 1, 28, 33).clamp(-1, 1);
+  const auto lift = wiener::fit_lift(*op, *noise, clean);
+  auto lifted = std::make_shared<wiener::WienerLift>(op, lift);
+  EXPECT_EQ(lifted->lift_radius(), op->lift_radius() + 7);
+  const at::Tensor x = clean_images(8, 1, 28, 34).clamp(-1, 1);
+  const at::Tensor y = noise->sample(op->forward(x), at::make_generator<at::CPUGeneratorImpl>(35));
+  auto mse = [&](const at::Tensor& a) { return (a.clamp(-1, 1) - x).square().mean().item<double>(); };
+  EXPECT_LT(mse(lifted->lift(y)), mse(op->lift(y)));  // the linear restoration gains on the blurred input
+  const auto net_params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
+  auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", net_params));
+  torch::manual_seed(36);
+  auto module = net->build(monge::NetworkShape{1, 1, 1, 28, 28});
+  monge::host::MapInfo info;
+  info.network = {"unet", net_params};
+  info.shape = monge::NetworkShape{1, 1, 1, 28, 28};
+  info.op = monge::host::PluginSpec{"nonlinear_blur", registry().resolve("nonlinear_blur", {}, monge::Kind::Operator)};
+  info.lift = lift;
+  const auto dir = std::filesystem::temp_directory_path() / ("monge_fitted_lift_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  monge::host::save_map(dir / "map.pt", *module, info);
+  EXPECT_THROW(monge::host::save_map_legacy(dir / "old.pt", *module, info), monge::Error);  // format 2 knows only Wiener lifts
+  const auto loaded = monge::host::load_map(dir / "map.pt", registry());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(loaded.info.lift);
+  EXPECT_EQ(loaded.info.lift->kind, wiener::LiftKind::Fitted);
+  EXPECT_TRUE(at::equal(loaded.info.lift->filter.weight, lift->filter.weight));
+  EXPECT_TRUE(at::equal(loaded.info.lift->filter.mean, lift->filter.mean));
+  EXPECT_EQ(loaded.op->lift_radius(), lifted->lift_radius());
+  const at::Tensor q = loaded.op->lift(y);
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_diff(q, lifted->lift(y)), 1e-6);
+  EXPECT_LT(max_diff(loaded.module->forward(q), q), 1e-6);  // the untrained residual map is the lift
+}
+
+TEST(FittedLift, RefusesWhatItCannotFit) {
+  auto noise = monge::test::make_noise("gaussian", {{"sigma", 0.05}});
+  const at::Tensor clean = clean_images(8, 1, 16, 37);
+  monge::test::expect_error<monge::Error>(
+      [&] { wiener::fit_lift(*make_op("downsample", {{"factor", int64_t{2}}}), *noise, clean); }, {"scale factor 1"});
+  monge::test::expect_error<monge::Error>([&] { wiener::fit_lift(*make_op("hdr_clip"), *noise, clean, 4); }, {"odd"});
+  monge::test::expect_error<monge::Error>([&] { wiener::fit_lift(*make_op("hdr_clip"), *noise, clean[0]); }, {"N x C x H x W"});
 }
 
 }  // namespace

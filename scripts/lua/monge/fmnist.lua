@@ -41,27 +41,35 @@ M.tasks = {
 
 --- The lift of every trained method and where the quadratic cost is anchored (docs/training.md#the-wiener-lift):
 --- lift "auto" gives the operator the unpaired Wiener filter as its lift where the operator is linear and shift
---- invariant (gb, sr) and keeps its own lift elsewhere (hdr, nb); "wiener" requires the Wiener lift; "operator"
---- keeps the operator's own (identity, bicubic). anchor "lift" puts the quadratic cost's Q(y) at the lift,
+--- invariant (gb, sr), and elsewhere (hdr, nb) the fitted lift: the least-squares FIR filter on the operator's own
+--- lift, fitted on pairs simulated from the clean set with the known operator and noise model (no real pairs; the
+--- same knowledge; docs/training.md#the-fitted-lift). "wiener" and "fitted" require that lift; "operator" keeps
+--- the operator's own (identity, bicubic). anchor "lift" puts the quadratic cost's Q(y) at the lift,
 --- "measurement" at the operator's own lift (the paper's).
 M.lift, M.anchor = "auto", "lift"
 
---- The operator whose lift the trained maps start from: `A` with the unpaired Wiener filter (its prior from
---- `clean`, the noise variance from `noise`) as its lift, or `A` itself, by `kind` (see M.lift). Returns the
---- operator, whether it has the Wiener lift, and the Wiener filter of `A` whatever `kind` (nil where `A`
---- is not linear and shift invariant): the `wiener` baseline.
+local lift_kinds = { auto = true, wiener = true, fitted = true, operator = true }
+
+--- The operator whose lift the trained maps start from, by `kind` (see M.lift), with `A`'s forward. Returns
+--- that operator, the name of its lift ("wiener", "fitted" or "operator") and the Wiener filter of `A`
+--- whatever `kind` (nil where `A` is not linear and shift invariant): the `wiener` baseline.
 function M.lifted(A, noise, clean, kind, who)
   kind = kind or M.lift
-  if kind ~= "wiener" and kind ~= "auto" and kind ~= "operator" then
-    error((who or "fmnist") .. ": --lift must be auto, wiener or operator, got '" .. tostring(kind) .. "'", 2)
+  who = who or "fmnist"
+  if not lift_kinds[kind] then
+    error(who .. ": --lift must be auto, wiener, fitted or operator, got '" .. tostring(kind) .. "'", 2)
   end
   local ok, W = pcall(monge.wiener, { operator = A, clean = clean, noise = noise })
   if not ok then
-    if kind == "wiener" then error((who or "fmnist") .. ": --lift wiener: " .. tostring(W), 2) end
-    return A, false, nil
+    if kind == "wiener" then error(who .. ": --lift wiener: " .. tostring(W), 2) end
+    W = nil
   end
-  if kind == "operator" then return A, false, W end
-  return W, true, W
+  if kind == "operator" then return A, "operator", W end
+  if W and kind ~= "fitted" then return W, "wiener", W end
+  local fitted_ok, F = pcall(monge.fitted_lift, { operator = A, clean = clean, noise = noise })
+  if fitted_ok then return F, "fitted", W end
+  if kind == "fitted" then error(who .. ": --lift fitted: " .. tostring(F), 2) end
+  return A, "operator", W
 end
 
 --- The forward operator of task `name`; `who` names the benchmark in the error for an unknown task.
