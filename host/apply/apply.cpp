@@ -2,41 +2,9 @@
 
 #include <vector>
 
-#include <torch/cuda.h>
 #include <torch/torch.h>
 
 namespace monge::host {
-
-c10::Device resolve_device(const std::string& name, const std::string& who) {
-  if (name == "cpu") return c10::kCPU;
-  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
-  if (name == "cuda") {
-    if (!torch::cuda::is_available())
-      throw Error(who + ": device 'cuda' requested, but this LibTorch has no usable CUDA device; use device 'cpu' or 'auto'");
-    return c10::kCUDA;
-  }
-  throw Error(who + ": device must be 'auto', 'cpu' or 'cuda', got '" + name + "'");
-}
-
-at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input) {
-  if (precision != Precision::BF16) return network.forward(input);
-  PrecisionGuard bf16(precision, device);
-  return network.forward(input).to(at::kFloat);
-}
-
-at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device, int64_t chunk,
-                   double strength, Precision precision) {
-  torch::NoGradGuard no_grad;
-  std::vector<at::Tensor> out;
-  for (int64_t i = 0; i < y.size(0); i += chunk) {
-    at::Tensor part = y.narrow(0, i, std::min(chunk, y.size(0) - i)).to(device, at::kFloat);
-    part = map_input(map, op, part);
-    at::Tensor t = forward_in(precision, device, map, part);
-    if (strength != 1) t = part + strength * (t - part);
-    out.push_back(t.clamp(-1, 1).to(c10::kCPU));
-  }
-  return at::cat(out, 0);
-}
 
 void check_strength(double strength, const Module& map, const MapInfo& info, const std::string& who) {
   if (!(strength >= 0 && strength <= 1))

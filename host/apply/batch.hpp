@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "host/apply/stream.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 
 namespace monge::host {
 

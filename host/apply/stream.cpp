@@ -223,8 +223,7 @@ int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
     release_rows(job);
     return 0;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
+    const std::string msg = without_trace(e);
     {
       std::lock_guard<std::mutex> lock(job.mutex);
       if (job.error.empty()) job.error = msg;

@@ -14,7 +14,7 @@
 
 #include "host/apply/tiling.hpp"
 #include "host/image/vips_io.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 
 namespace monge::host {
 

@@ -24,7 +24,7 @@
 #include <c10/core/Device.h>
 
 #include "host/core/precision.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 
 namespace monge::host {
 

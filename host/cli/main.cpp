@@ -24,10 +24,11 @@
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/cli/launch.hpp"
-#include "host/image/vips_io.hpp"
+#include "host/core/device.hpp"
 #include "host/core/registry.hpp"
-#include "host/train/map_file.hpp"
+#include "host/image/vips_io.hpp"
 #include "host/lua/runtime.hpp"
+#include "host/map/map_file.hpp"
 #include "monge/version.hpp"
 #include "monge_config.hpp"
 #include <luajit.h>

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <random>
 
+#include "host/core/text.hpp"
 #include "monge/plugin.hpp"
 
 namespace fs = std::filesystem;
@@ -145,6 +146,20 @@ int remove_stale_temporaries(const fs::path& target, double min_age_seconds) {
     if (!ec2 && age >= min_age_seconds && fs::remove(e.path(), ec2)) ++removed;
   }
   return removed;
+}
+
+void write_atomically(const fs::path& file, const std::function<void(const std::string& tmp)>& write) {
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": directory " + dir.string() + " does not exist");
+  remove_stale_temporaries(file, kStaleSeconds);
+  Temporary tmp(file);
+  try {
+    write(tmp.path().string());
+  } catch (const std::exception& e) {
+    throw Error(file.string() + ": cannot write (" + without_trace(e) + ")");
+  }
+  tmp.commit();
 }
 
 }  // namespace monge::host

@@ -10,6 +10,7 @@
 // every registered temporary before the signal takes its course.
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace monge::host {
@@ -45,5 +46,11 @@ inline constexpr double kStaleSeconds = 3600;
 /// been written to for `min_age_seconds` (a run still writing one keeps its modification time
 /// fresh). Returns how many were removed.
 int remove_stale_temporaries(const std::filesystem::path& target, double min_age_seconds);
+
+/// Writes `write` to `file` through a temporary file in the same directory (a Temporary: an
+/// unpredictable name, O_EXCL | O_NOFOLLOW, removed on SIGINT/SIGTERM) and a rename, so that
+/// `file` is either the old or the complete new version, never partial. Stale temporaries of
+/// `file` (kStaleSeconds) are removed first. Throws monge::Error naming `file`.
+void write_atomically(const std::filesystem::path& file, const std::function<void(const std::string& tmp)>& write);
 
 }  // namespace monge::host

@@ -6,11 +6,11 @@
 
 #include <torch/torch.h>
 
+#include "host/core/temp_files.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
 #include "host/lua/tensor.hpp"
 #include "host/train/classifier.hpp"
-#include "host/train/map_file.hpp"
 
 namespace monge::lua {
 

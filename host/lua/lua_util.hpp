@@ -9,6 +9,8 @@
 
 #include <lua.hpp>
 
+#include "host/core/text.hpp"
+
 namespace monge::lua {
 
 /// Pushes "file:line: " of the nearest Lua function on the call stack (skipping C functions and
@@ -34,10 +36,9 @@ int guard(lua_State* L) {
     try {
       return F(L);
     } catch (const std::exception& e) {
-      msg = e.what();
+      // c10::Error messages carry a C++ backtrace after the first line; users need the first line.
+      msg = host::without_trace(e);
     }
-    // c10::Error messages carry a C++ backtrace after the first line; users need the first line.
-    if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
     push_where(L);
     lua_pushlstring(L, msg.data(), msg.size());
     lua_concat(L, 2);

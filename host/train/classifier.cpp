@@ -11,7 +11,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "host/train/map_file.hpp"
+#include "host/core/temp_files.hpp"
 #include "monge/version.hpp"
 #include "monge/shape.hpp"
 

@@ -11,6 +11,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "host/core/text.hpp"
 #include "monge/plugin.hpp"
 
 namespace monge::host {
@@ -31,13 +32,6 @@ int int_env(const char* name, int lo, int hi, int def) {
     throw Error(std::string("distributed training: ") + name + " must be an integer in [" + std::to_string(lo) + ", " +
                 std::to_string(hi) + "], got '" + v + "'");
   return static_cast<int>(n);
-}
-
-// The first line of an exception's message, without c10's "Exception raised from" trailer.
-std::string short_message(const std::exception& e) {
-  std::string msg = e.what();
-  if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-  return msg;
 }
 
 class GlooGroup final : public Distributed {
@@ -73,7 +67,7 @@ class GlooGroup final : public Distributed {
                                                      : "the store file " + e.store_file;
       throw Error("distributed training: rank " + std::to_string(e.rank) + " of " + std::to_string(e.world) +
                   " could not join the job through " + where + " within " + std::to_string(timeout.count() / 1000) +
-                  " s (" + short_message(ex) +
+                  " s (" + without_trace(ex) +
                   "); check that every rank was started, that rank 0's address is reachable from here and the port "
                   "is free, or raise dist_timeout");
     }
@@ -156,7 +150,7 @@ class GlooGroup final : public Distributed {
       f();
     } catch (const std::exception& ex) {
       throw Error("distributed training: rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world) +
-                  " lost the other processes while " + what + " (" + short_message(ex) +
+                  " lost the other processes while " + what + " (" + without_trace(ex) +
                   "): a rank died, was killed or hung for more than " + std::to_string(timeout_.count() / 1000) +
                   " s; restart the job with resume = true (monge run --nproc N --max-restarts K does it for you) "
                   "to continue from the last checkpoint");

@@ -1,8 +1,5 @@
 #include "host/train/trainer.hpp"
 
-#include "host/core/cpu_features.hpp"
-#include "host/core/precision.hpp"
-
 #include <unistd.h>
 
 #include <atomic>
@@ -19,8 +16,13 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include "host/apply/apply.hpp"
+#include "host/core/cpu_features.hpp"
+#include "host/core/device.hpp"
+#include "host/core/precision.hpp"
 #include "host/core/sum_cost.hpp"
+#include "host/core/temp_files.hpp"
+#include "host/core/text.hpp"
+#include "host/map/map_module.hpp"
 #include "host/train/distributed.hpp"
 #include "monge/image_metrics.hpp"
 
@@ -188,9 +190,7 @@ struct Checkpoint {
     } catch (const Error&) {
       throw;
     } catch (const std::exception& ex) {
-      std::string msg = ex.what();
-      if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-      throw Error(what + ": cannot resume from this checkpoint (" + msg +
+      throw Error(what + ": cannot resume from this checkpoint (" + without_trace(ex) +
                   "); it was written by another configuration or is corrupt; start without resume or use another out directory");
     }
   }

@@ -12,7 +12,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 #include "monge/cost.hpp"
 #include "monge/network.hpp"
 #include "monge/noise.hpp"

@@ -1,4 +1,4 @@
-// Fuzzes load_map (host/train/map_file.hpp) on format-3 map files: the header's records (network,
+// Fuzzes load_map (host/map/map_file.hpp) on format-3 map files: the header's records (network,
 // operator, lift, noise, notes, metrics, shape) and the weights are checked against the plugins
 // they name, which come from a normal build (tests/fuzz/CMakeLists.txt). Any bytes must give a map
 // or monge::Error. As in the tensor_file harness, the checksum is made to match first, so that
@@ -13,7 +13,7 @@
 
 #include "host/core/registry.hpp"
 #include "host/map/tensor_file.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 #include "monge/plugin.hpp"
 #include "tests/fuzz/fuzz_util.hpp"
 #include "tests/fuzz/map_checksum.hpp"

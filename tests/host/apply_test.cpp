@@ -23,11 +23,12 @@
 #include "host/apply/stream.hpp"
 #include "host/apply/tiling.hpp"
 #include "host/core/cpu_features.hpp"
+#include "host/core/device.hpp"
 #include "host/core/precision.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/image/vips_util.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 #include "tests/plugins/plugin_test_support.hpp"
 
 namespace fs = std::filesystem;

@@ -27,7 +27,7 @@
 #include "host/core/json.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 #include "tests/plugins/plugin_test_support.hpp"
 
 namespace fs = std::filesystem;

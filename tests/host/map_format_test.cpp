@@ -15,7 +15,7 @@
 #include "host/core/temp_files.hpp"
 #include "host/map/tensor_file.hpp"
 #include "host/restore/wiener.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 #include "tests/plugins/plugin_test_support.hpp"
 
 namespace {

@@ -12,7 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "host/restore/wiener.hpp"
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 #include "tests/plugins/plugin_test_support.hpp"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "host/train/map_file.hpp"
+#include "host/map/map_file.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +11,7 @@
 
 #include "host/core/alloc_budget.hpp"
 #include "host/core/temp_files.hpp"
+#include "host/core/text.hpp"
 #include "host/map/param_records.hpp"
 #include "host/map/tensor_file.hpp"
 #include "monge/version.hpp"
@@ -82,13 +83,6 @@ c10::IValue string_map(const std::map<std::string, std::string>& m) {
 }
 
 using nlohmann::json;
-
-// A LibTorch error's message without the C++ backtrace it carries after the first line.
-std::string without_trace(const std::exception& e) {
-  std::string msg = e.what();
-  if (auto cut = msg.find("\nException raised from"); cut != std::string::npos) msg.resize(cut);
-  return msg;
-}
 
 json spec_json(const PluginSpec& spec) { return {{"name", spec.name}, {"params", params_json(spec.params, spec.name)}}; }
 
@@ -190,24 +184,6 @@ std::shared_ptr<const wiener::Lift> read_lift(const json& j, const tensor_file::
   return finish_lift(lift, channels, scale);
 }
 
-}  // namespace
-
-void write_atomically(const fs::path& file, const std::function<void(const std::string& tmp)>& write) {
-  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw Error(file.string() + ": directory " + dir.string() + " does not exist");
-  remove_stale_temporaries(file, kStaleSeconds);
-  Temporary tmp(file);
-  try {
-    write(tmp.path().string());
-  } catch (const std::exception& e) {
-    throw Error(file.string() + ": cannot write (" + without_trace(e) + ")");
-  }
-  tmp.commit();
-}
-
-namespace {
-
 // The network's tensors as a map file names them: "weights.<parameter or buffer name>". A
 // stochastic map's file holds its network alone: load_map() wraps it again.
 std::vector<std::pair<std::string, at::Tensor>> weight_tensors(Module& module) {
@@ -305,109 +281,6 @@ void save_map_legacy(const fs::path& file, Module& module, const MapInfo& info) 
   else module.save(weights);
   archive.write("weights", weights);
   write_atomically(file, [&](const std::string& tmp) { archive.save_to(tmp); });
-}
-
-StochasticMap::StochasticMap(std::shared_ptr<Module> network, int64_t latent, double input_noise, uint64_t seed)
-    : network_(std::move(network)),
-      latent_(latent),
-      input_noise_(input_noise),
-      seed_(seed),
-      gen_(at::make_generator<at::CPUGeneratorImpl>(seed)) {
-  if (latent_ < 0 || !(input_noise_ >= 0) || (latent_ == 0 && input_noise_ == 0))
-    throw Error("StochasticMap: needs latent channels or a positive input noise");
-  register_module("network", network_);
-}
-
-void StochasticMap::reseed(uint64_t seed) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  gen_ = at::make_generator<at::CPUGeneratorImpl>(seed);
-  seed_ = seed;
-  next_draw_ = 0;
-}
-
-uint64_t StochasticMap::reserve_draws(uint64_t count) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  const uint64_t first = next_draw_;
-  next_draw_ += count;
-  return first;
-}
-
-namespace {
-// splitmix64's finaliser: a well-mixed 64-bit value of a 64-bit key.
-uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-constexpr int64_t kBlock = 256;  // side of the noise blocks of positional draws
-int64_t floor_block(int64_t v) { return (v >= 0 ? v : v - kBlock + 1) / kBlock; }
-}  // namespace
-
-at::Tensor StochasticMap::field(uint64_t draw, uint64_t stream, int64_t n, int64_t c, int64_t h, int64_t w,
-                                int64_t row0, int64_t col0) const {
-  at::Tensor out = at::empty({n, c, h, w}, at::TensorOptions().dtype(at::kFloat));
-  uint64_t seed;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    seed = seed_;
-  }
-  for (int64_t by = floor_block(row0); by <= floor_block(row0 + h - 1); ++by) {
-    for (int64_t bx = floor_block(col0); bx <= floor_block(col0 + w - 1); ++bx) {
-      uint64_t key = mix64(seed ^ 0x6D6F6E6765ull);  // "monge"
-      for (uint64_t part : {draw, stream, static_cast<uint64_t>(by), static_cast<uint64_t>(bx)}) key = mix64(key ^ part);
-      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(key);
-      const at::Tensor block = at::randn({n, c, kBlock, kBlock}, gen, at::TensorOptions().dtype(at::kFloat));
-      // The part of this block inside the requested region.
-      const int64_t y0 = std::max(row0, by * kBlock), y1 = std::min(row0 + h, (by + 1) * kBlock);
-      const int64_t x0 = std::max(col0, bx * kBlock), x1 = std::min(col0 + w, (bx + 1) * kBlock);
-      out.narrow(2, y0 - row0, y1 - y0)
-          .narrow(3, x0 - col0, x1 - x0)
-          .copy_(block.narrow(2, y0 - by * kBlock, y1 - y0).narrow(3, x0 - bx * kBlock, x1 - x0));
-    }
-  }
-  return out;
-}
-
-at::Tensor StochasticMap::perturb_at(const at::Tensor& y, uint64_t draw, int64_t row0, int64_t col0) const {
-  if (input_noise_ == 0) return y;
-  if (y.dim() != 4) throw Error("stochastic map: expected an N x C x H x W measurement");
-  const at::Tensor n = field(draw, 0, y.size(0), y.size(1), y.size(2), y.size(3), row0, col0);
-  return y + input_noise_ * n.to(y.device(), y.scalar_type());
-}
-
-at::Tensor StochasticMap::input_at(const at::Tensor& q, uint64_t draw, int64_t row0, int64_t col0) const {
-  if (latent_ == 0) return q;
-  const at::Tensor z = field(draw, 1, q.size(0), latent_, q.size(2), q.size(3), row0, col0);
-  return at::cat({q, z.to(q.device(), q.scalar_type())}, 1);
-}
-
-at::Tensor StochasticMap::draw(at::IntArrayRef shape) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return at::randn(shape, gen_, at::TensorOptions().dtype(at::kFloat));
-}
-
-at::Tensor StochasticMap::perturb(const at::Tensor& y) {
-  if (input_noise_ == 0) return y;
-  return y + input_noise_ * draw(y.sizes()).to(y.device(), y.scalar_type());
-}
-
-at::Tensor StochasticMap::forward(const at::Tensor& q) {
-  if (latent_ == 0) return network_->forward(q);
-  if (q.dim() != 4) throw Error("stochastic map: expected an N x C x H x W input");
-  const at::Tensor z = draw({q.size(0), latent_, q.size(2), q.size(3)});
-  return network_->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
-}
-
-std::shared_ptr<Module> stochastic_map(std::shared_ptr<Module> network, int64_t latent, double input_noise,
-                                       uint64_t seed) {
-  if (latent <= 0 && input_noise <= 0) return network;
-  return std::make_shared<StochasticMap>(std::move(network), latent, input_noise, seed);
-}
-
-at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y) {
-  auto* stochastic = dynamic_cast<StochasticMap*>(&map);
-  const at::Tensor smoothed = stochastic ? stochastic->perturb(y) : y;
-  return op ? op->lift(smoothed) : smoothed;
 }
 
 std::string plugin_spec_text(const PluginSpec& spec) {
