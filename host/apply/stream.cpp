@@ -54,12 +54,12 @@ at::Tensor widen(const at::Tensor& raw, VipsBandFormat f) {
   return f == VIPS_FORMAT_USHORT ? raw.to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat) : raw.to(at::kFloat, false, true);
 }
 
-// Values of [0, full scale of `f`] rounded into `f`'s storage (16-bit through int32 so that the
-// bit pattern of values above 32767 is kept in the int16 tensor).
-at::Tensor narrow_to(const at::Tensor& values, VipsBandFormat f) {
-  if (f == VIPS_FORMAT_FLOAT) return values.to(at::kFloat);
-  at::Tensor r = values.round().clamp(0, full_scale(f));
-  return f == VIPS_FORMAT_UCHAR ? r.to(at::kByte) : r.to(at::kInt).to(at::kShort);
+// Values of [0, full scale of `f`] (rounded in place) stored into `dst`, of `f`'s storage type
+// (16-bit through int32 so that the bit pattern of values above 32767 is kept in the int16
+// tensor). In place, so that a block's float output is not copied twice more on its way out.
+void store_as(at::Tensor values, VipsBandFormat f, const at::Tensor& dst) {
+  if (f != VIPS_FORMAT_FLOAT) values.round_().clamp_(0, full_scale(f));
+  dst.copy_(f == VIPS_FORMAT_USHORT ? values.to(at::kInt) : values);
 }
 
 // Which sample formats a saver can hold, by its libvips class name.
@@ -234,13 +234,13 @@ void compute_region(Job& job, VipsRegion* region, int64_t oy0, int64_t oy1, int6
   if (out.size(1) != job.colour)
     throw Error("the map returned " + std::to_string(out.size(1)) + " channel(s) for a " + std::to_string(job.colour) +
                 "-channel image; only maps that keep the number of channels can be applied to files");
-  dst.narrow(2, 0, job.colour).copy_(narrow_to(out[0].add(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt));
+  store_as(out[0].add_(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt, dst.narrow(2, 0, job.colour));
   if (job.alpha) {
     at::Tensor a = raw.narrow(2, job.colour, 1);  // rows x columns x 1, untouched
-    if (job.out_fmt != job.in_fmt) a = narrow_to(widen(a, job.in_fmt).mul_(full_scale(job.out_fmt) / full_scale(job.in_fmt)), job.out_fmt);
     a = a.index_select(0, at::arange(oy0, oy1, at::kLong).div(k, "floor") - lo);
     a = a.index_select(1, at::arange(ox0, ox1, at::kLong).div(k, "floor") - c0);
-    dst.narrow(2, job.colour, 1).copy_(a);
+    if (job.out_fmt == job.in_fmt) dst.narrow(2, job.colour, 1).copy_(a);
+    else store_as(widen(a, job.in_fmt).mul_(full_scale(job.out_fmt) / full_scale(job.in_fmt)), job.out_fmt, dst.narrow(2, job.colour, 1));
   }
 }
 
@@ -249,6 +249,7 @@ int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
   const VipsRect& r = out->valid;
   try {
     std::lock_guard<std::mutex> lock(job.mutex);
+    c10::InferenceMode inference;  // thread-local; the block's output is converted in place
     if (at::get_num_threads() != job.threads) at::set_num_threads(job.threads);  // per thread under OpenMP
     // The region's memory as a rows x columns x bands tensor (rows may be padded: lskip).
     const int64_t elem = int64_t(VIPS_IMAGE_SIZEOF_ELEMENT(out->im));
