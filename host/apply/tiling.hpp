@@ -97,12 +97,12 @@ class TileRunner {
   /// measurement rows [row0, row0 + block.size(2)) x columns [col0, col0 + block.size(3))
   /// (N x C x rows x columns) and must cover input_rows() x input_cols(): values in [-1, 1], or
   /// raw samples that `convert` turns into them window by window (so that a wide block is never
-  /// converted whole).
+  /// converted whole). The result is made under c10::InferenceMode: change it in place only there.
   at::Tensor run(const at::Tensor& block, int64_t row0, int64_t col0, int64_t oy0, int64_t oy1, int64_t ox0 = 0,
                  int64_t ox1 = -1, const Convert& convert = {});
 
-  /// Windows computed so far, summed over network calls (each exact cell once, whatever the
-  /// blocks asked for, unless a block is asked for twice).
+  /// Windows computed so far, summed over network calls (exact tiles: each cell once when the
+  /// blocks start on the cell grid and none is asked for twice).
   int64_t windows_computed() const { return windows_computed_; }
 
  private:
