@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <iostream>
 #include <mutex>
 #include <set>
@@ -16,6 +17,7 @@
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
+#include "host/core/int_math.hpp"
 #include "host/core/text.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/image/vips_util.hpp"
@@ -52,12 +54,12 @@ at::Tensor widen(const at::Tensor& raw, VipsBandFormat f) {
   return f == VIPS_FORMAT_USHORT ? raw.to(at::kInt).bitwise_and(0xFFFF).to(at::kFloat) : raw.to(at::kFloat, false, true);
 }
 
-// Values of [0, full scale of `f`] rounded into `f`'s storage (16-bit through int32 so that the
-// bit pattern of values above 32767 is kept in the int16 tensor).
-at::Tensor narrow_to(const at::Tensor& values, VipsBandFormat f) {
-  if (f == VIPS_FORMAT_FLOAT) return values.to(at::kFloat);
-  at::Tensor r = values.round().clamp(0, full_scale(f));
-  return f == VIPS_FORMAT_UCHAR ? r.to(at::kByte) : r.to(at::kInt).to(at::kShort);
+// Values of [0, full scale of `f`] (rounded in place) stored into `dst`, of `f`'s storage type
+// (16-bit through int32 so that the bit pattern of values above 32767 is kept in the int16
+// tensor). In place, so that a block's float output is not copied twice more on its way out.
+void store_as(at::Tensor values, VipsBandFormat f, const at::Tensor& dst) {
+  if (f != VIPS_FORMAT_FLOAT) values.round_().clamp_(0, full_scale(f));
+  dst.copy_(f == VIPS_FORMAT_USHORT ? values.to(at::kInt) : values);
 }
 
 // Which sample formats a saver can hold, by its libvips class name.
@@ -80,6 +82,17 @@ bool saver_holds(const std::string& saver, VipsBandFormat f, bool alpha, std::st
   return true;
 }
 
+// Output columns per cache tile, in cells of the tile plan: what the apply holds of the output
+// and what it computes in float at a time is bounded by a chunk of this many tiles, not by the
+// image's width. Each cell's window is computed in exactly one chunk (exact tiles), and chunks of
+// four tiles make the same network calls as the whole-width strips did (so fp32 output is
+// unchanged bit for bit).
+constexpr int64_t kChunkTiles = 4;
+// Input rows decoded per libvips request: libvips keeps each request in its region and its
+// sequential line cache grows to the largest request, so rows are read a few at a time rather
+// than a strip at once.
+constexpr int64_t kReadRows = 128;
+
 // Everything the generate callback needs; shared by libvips' worker threads, used under `mutex`.
 struct Job {
   std::unique_ptr<TileRunner> runner;
@@ -90,12 +103,15 @@ struct Job {
   bool replace_nonfinite = false;   // float input under NonFinite::Replace
   enum class Mode { Direct, PerChannel, Luminance } mode = Mode::Direct;
   VipsBandFormat in_fmt = VIPS_FORMAT_UCHAR, out_fmt = VIPS_FORMAT_UCHAR;
-  int64_t strip = 0;                // output rows per strip (the tile cache's tile height)
+  int64_t strip = 0;                // output rows per cache tile
+  int64_t chunk = 0;                // output columns per cache tile
+  int64_t chunks = 0;               // cache tiles per strip
   int threads = 1;
   std::mutex mutex;
-  at::Tensor buf;                   // input rows [buf_lo, buf_hi) x width x bands, storage type
+  at::Tensor buf;                   // input rows [buf_lo, buf_hi) at its start (rows x width x bands, storage type)
   int64_t buf_lo = 0, buf_hi = 0;
-  std::set<int64_t> done;           // tops of the strips already computed
+  std::set<std::pair<int64_t, int64_t>> done;  // (top, left) of the cache tiles computed
+  int64_t recomputed = 0;           // cache tiles asked for again (the cache was too small)
   std::string input_name;
   std::string error;                // the first failure inside generate, as the user should see it
 };
@@ -107,43 +123,68 @@ int stop_sequence(void* seq, void*, void*) {
   return 0;
 }
 
-// Makes input rows [lo, hi) available in the buffer, reading forward only, and returns them.
+// Input pixels [first, last) along one axis that output pixels [o0, o1) need: the network's
+// (`net`: input_rows or input_cols), the alpha channel's (nearest neighbour) and, on luminance,
+// the chroma's (a bicubic upsampling reads 2 pixels beyond).
+std::pair<int64_t, int64_t> needed(const Job& job, std::pair<int64_t, int64_t> net, int64_t o0, int64_t o1, int64_t size) {
+  const int64_t k = job.runner->plan().scale();
+  const int64_t margin = job.mode == Job::Mode::Luminance && k > 1 ? 2 : 0;
+  return {std::max<int64_t>(0, std::min(net.first, o0 / k) - margin), std::min(size, std::max(net.second, ceil_div(o1, k)) + margin)};
+}
+std::pair<int64_t, int64_t> needed_rows(const Job& job, int64_t oy0, int64_t oy1) {
+  return needed(job, job.runner->input_rows(oy0, oy1), oy0, oy1, job.height);
+}
+std::pair<int64_t, int64_t> needed_cols(const Job& job, int64_t ox0, int64_t ox1) {
+  return needed(job, job.runner->input_cols(ox0, ox1), ox0, ox1, job.width);
+}
+
+// Makes input rows [lo, hi) available in the buffer, reading forward only, and returns them. The
+// buffer is allocated once (grown when a strip needs more rows) and rows move within it.
 at::Tensor input_rows(Job& job, VipsRegion* region, int64_t lo, int64_t hi) {
   if (lo < job.buf_lo)
     throw Error("internal error: input row " + std::to_string(lo) + " was already released (rows are read top to bottom)");
   if (hi > job.buf_hi) {
-    VipsRect r{0, int(job.buf_hi), int(job.width), int(hi - job.buf_hi)};
-    if (vips_region_prepare(region, &r) != 0) {
-      std::string why = take_vips_error();
-      for (char& c : why)
-        if (c == '\n') c = ';';
-      throw Error("cannot decode rows " + std::to_string(r.top) + ".." + std::to_string(r.top + r.height) + " of " +
-                  job.input_name + " (" + why + "); the file is truncated or corrupt");
+    const int64_t held = job.buf_hi - job.buf_lo;
+    if (!job.buf.defined() || job.buf.size(0) < hi - job.buf_lo) {
+      at::Tensor grown = at::empty({hi - job.buf_lo, job.width, job.bands}, storage_type(job.in_fmt));
+      if (held > 0) grown.narrow(0, 0, held).copy_(job.buf.narrow(0, 0, held));
+      job.buf = grown;
     }
-    const int64_t row_bytes = job.width * job.bands * int64_t(VIPS_IMAGE_SIZEOF_ELEMENT(job.in));
-    at::Tensor fresh = at::empty({hi - job.buf_hi, job.width, job.bands}, storage_type(job.in_fmt));
-    auto* dst = static_cast<uint8_t*>(fresh.data_ptr());
-    for (int y = 0; y < r.height; ++y)
-      std::memcpy(dst + y * row_bytes, VIPS_REGION_ADDR(region, 0, r.top + y), size_t(row_bytes));
-    if (job.replace_nonfinite) fresh.nan_to_num_(0.0, 1.0, 0.0);  // float samples of [0, 1]
-    job.buf = job.buf.defined() ? at::cat({job.buf, fresh}, 0) : fresh;
+    const int64_t row_bytes = job.width * job.bands * int64_t(job.buf.element_size());
+    auto* dst = static_cast<uint8_t*>(job.buf.data_ptr()) + held * row_bytes;
+    for (int64_t top = job.buf_hi; top < hi; top += kReadRows) {
+      VipsRect r{0, int(top), int(job.width), int(std::min(kReadRows, hi - top))};
+      if (vips_region_prepare(region, &r) != 0) {
+        std::string why = take_vips_error();
+        for (char& c : why)
+          if (c == '\n') c = ';';
+        throw Error("cannot decode rows " + std::to_string(r.top) + ".." + std::to_string(r.top + r.height) + " of " +
+                    job.input_name + " (" + why + "); the file is truncated or corrupt");
+      }
+      for (int y = 0; y < r.height; ++y, dst += row_bytes)
+        std::memcpy(dst, VIPS_REGION_ADDR(region, 0, r.top + y), size_t(row_bytes));
+    }
+    if (job.replace_nonfinite) job.buf.narrow(0, held, hi - job.buf_hi).nan_to_num_(0.0, 1.0, 0.0);  // float samples of [0, 1]
     job.buf_hi = hi;
   }
   return job.buf.narrow(0, lo - job.buf_lo, hi - lo);
 }
 
-// Drops buffered rows that no strip still to come can need.
+// Drops buffered rows that no cache tile still to come can need: those above the first strip not
+// yet computed in all its chunks.
 void release_rows(Job& job) {
   int64_t top = 0;
-  while (job.done.count(top)) top += job.strip;
+  while (int64_t(std::distance(job.done.lower_bound({top, 0}), job.done.lower_bound({top + 1, 0}))) == job.chunks) top += job.strip;
   const int64_t out_h = job.runner->out_height();
   if (top >= out_h) {
     job.buf = at::Tensor(), job.buf_lo = job.buf_hi;
     return;
   }
-  const int64_t keep = std::min(job.runner->input_rows(top, std::min(out_h, top + job.strip)).first, top / job.runner->plan().scale());
+  const int64_t keep = std::min(needed_rows(job, top, std::min(out_h, top + job.strip)).first, job.buf_hi);
   if (keep > job.buf_lo) {
-    job.buf = job.buf.narrow(0, keep - job.buf_lo, job.buf_hi - keep).clone();
+    const int64_t row_bytes = job.width * job.bands * int64_t(job.buf.element_size());
+    auto* base = static_cast<uint8_t*>(job.buf.data_ptr());
+    std::memmove(base, base + (keep - job.buf_lo) * row_bytes, size_t((job.buf_hi - keep) * row_bytes));
     job.buf_lo = keep;
   }
 }
@@ -162,49 +203,44 @@ at::Tensor from_ycbcr(const at::Tensor& ycc) {
 }
 
 // Computes output rows [oy0, oy1) x columns [ox0, ox1) of all bands into `dst` (rows x columns x
-// bands, the output's storage type; a view of libvips' region memory). Columns go a few tiles at
-// a time, so that no float copy of a whole strip of a wide image is ever made.
+// bands, the output's storage type; a view of libvips' region memory) from the buffered input
+// rows, reading only the input columns these output columns need: the float work is bounded by the
+// region, which the tile cache keeps to one chunk of a strip.
 void compute_region(Job& job, VipsRegion* region, int64_t oy0, int64_t oy1, int64_t ox0, int64_t ox1, at::Tensor dst) {
   TileRunner& runner = *job.runner;
   const int64_t k = runner.plan().scale();
-  auto [lo, hi] = runner.input_rows(oy0, oy1);
-  lo = std::min(lo, oy0 / k), hi = std::max(hi, (oy1 + k - 1) / k);  // the alpha rows too
-  const at::Tensor raw = input_rows(job, region, lo, hi);             // rows x W x bands
+  const auto [lo, hi] = needed_rows(job, oy0, oy1);
+  const auto [c0, c1] = needed_cols(job, ox0, ox1);
+  const at::Tensor raw = input_rows(job, region, lo, hi).narrow(1, c0, c1 - c0);  // rows x columns x bands
   const double to_unit = 2.0 / full_scale(job.in_fmt);
   const VipsBandFormat in_fmt = job.in_fmt;
   auto convert = [&](const at::Tensor& window) { return widen(window, in_fmt).mul_(to_unit).sub_(1.0); };
-  const at::Tensor colour_raw = raw.narrow(2, 0, job.colour).permute({2, 0, 1}).unsqueeze(0);  // 1 x C x rows x W view
-  const int64_t chunk = job.mode == Job::Mode::Luminance ? ox1 - ox0 : 4 * runner.plan().tile * runner.plan().net_scale;
-  for (int64_t cx = ox0; cx < ox1; cx += chunk) {
-    const int64_t cx1 = std::min(ox1, cx + chunk);
-    at::Tensor out;  // 1 x C x h x (cx1 - cx) in [-1, 1]
-    switch (job.mode) {
-      case Job::Mode::Direct: out = runner.run(colour_raw, lo, oy0, oy1, convert, cx, cx1); break;
-      case Job::Mode::PerChannel:
-        out = runner.run(colour_raw.transpose(0, 1), lo, oy0, oy1, convert, cx, cx1).transpose(0, 1);
-        break;
-      case Job::Mode::Luminance: {
-        at::Tensor ycc = to_ycbcr(convert(colour_raw));
-        at::Tensor y = runner.run(ycc.narrow(1, 0, 1).contiguous(), lo, oy0, oy1, {}, cx, cx1);
-        at::Tensor chroma = ycc.narrow(1, 1, 2);
-        if (k > 1) chroma = at::upsample_bicubic2d(chroma, {chroma.size(2) * k, chroma.size(3) * k}, false);
-        out = from_ycbcr(at::cat({y, chroma.narrow(2, oy0 - lo * k, oy1 - oy0).narrow(3, cx, cx1 - cx)}, 1));
-        break;
-      }
+  const at::Tensor colour_raw = raw.narrow(2, 0, job.colour).permute({2, 0, 1}).unsqueeze(0);  // 1 x C x rows x columns view
+  at::Tensor out;  // 1 x C x (oy1 - oy0) x (ox1 - ox0) in [-1, 1]
+  switch (job.mode) {
+    case Job::Mode::Direct: out = runner.run(colour_raw, lo, c0, oy0, oy1, ox0, ox1, convert); break;
+    case Job::Mode::PerChannel:
+      out = runner.run(colour_raw.transpose(0, 1), lo, c0, oy0, oy1, ox0, ox1, convert).transpose(0, 1);
+      break;
+    case Job::Mode::Luminance: {
+      at::Tensor ycc = to_ycbcr(convert(colour_raw));
+      at::Tensor y = runner.run(ycc.narrow(1, 0, 1).contiguous(), lo, c0, oy0, oy1, ox0, ox1);
+      at::Tensor chroma = ycc.narrow(1, 1, 2);
+      if (k > 1) chroma = at::upsample_bicubic2d(chroma, {chroma.size(2) * k, chroma.size(3) * k}, false);
+      out = from_ycbcr(at::cat({y, chroma.narrow(2, oy0 - lo * k, oy1 - oy0).narrow(3, ox0 - c0 * k, ox1 - ox0)}, 1));
+      break;
     }
-    if (out.size(1) != job.colour)
-      throw Error("the map returned " + std::to_string(out.size(1)) + " channel(s) for a " + std::to_string(job.colour) +
-                  "-channel image; only maps that keep the number of channels can be applied to files");
-    dst.narrow(1, cx - ox0, cx1 - cx)
-        .narrow(2, 0, job.colour)
-        .copy_(narrow_to(out[0].add(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt));
   }
+  if (out.size(1) != job.colour)
+    throw Error("the map returned " + std::to_string(out.size(1)) + " channel(s) for a " + std::to_string(job.colour) +
+                "-channel image; only maps that keep the number of channels can be applied to files");
+  store_as(out[0].add_(1.0).mul_(full_scale(job.out_fmt) / 2.0).permute({1, 2, 0}), job.out_fmt, dst.narrow(2, 0, job.colour));
   if (job.alpha) {
-    at::Tensor a = raw.narrow(2, job.colour, 1);  // rows x W x 1, untouched
-    if (job.out_fmt != job.in_fmt) a = narrow_to(widen(a, job.in_fmt).mul_(full_scale(job.out_fmt) / full_scale(job.in_fmt)), job.out_fmt);
+    at::Tensor a = raw.narrow(2, job.colour, 1);  // rows x columns x 1, untouched
     a = a.index_select(0, at::arange(oy0, oy1, at::kLong).div(k, "floor") - lo);
-    a = a.index_select(1, at::arange(ox0, ox1, at::kLong).div(k, "floor"));
-    dst.narrow(2, job.colour, 1).copy_(a);
+    a = a.index_select(1, at::arange(ox0, ox1, at::kLong).div(k, "floor") - c0);
+    if (job.out_fmt == job.in_fmt) dst.narrow(2, job.colour, 1).copy_(a);
+    else store_as(widen(a, job.in_fmt).mul_(full_scale(job.out_fmt) / full_scale(job.in_fmt)), job.out_fmt, dst.narrow(2, job.colour, 1));
   }
 }
 
@@ -213,13 +249,14 @@ int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
   const VipsRect& r = out->valid;
   try {
     std::lock_guard<std::mutex> lock(job.mutex);
+    c10::InferenceMode inference;  // thread-local; the block's output is converted in place
     if (at::get_num_threads() != job.threads) at::set_num_threads(job.threads);  // per thread under OpenMP
     // The region's memory as a rows x columns x bands tensor (rows may be padded: lskip).
     const int64_t elem = int64_t(VIPS_IMAGE_SIZEOF_ELEMENT(out->im));
     at::Tensor dst = at::from_blob(VIPS_REGION_ADDR(out, r.left, r.top), {r.height, r.width, job.bands},
                                    {int64_t(VIPS_REGION_LSKIP(out)) / elem, job.bands, 1}, storage_type(job.out_fmt));
     compute_region(job, static_cast<VipsRegion*>(seq), r.top, int64_t(r.top) + r.height, r.left, int64_t(r.left) + r.width, dst);
-    if (r.left == 0 && r.width == out->im->Xsize && r.top % job.strip == 0) job.done.insert(r.top);
+    if (!job.done.insert({r.top, r.left}).second) ++job.recomputed;
     release_rows(job);
     return 0;
   } catch (const std::exception& e) {
@@ -361,10 +398,12 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
                 " pixels, more than --max-pixels " + std::to_string(opt.max_pixels));
   if (out_w > INT32_MAX / 2 || out_h > INT32_MAX / 2) throw Error(in_name + ": the output would be too large for libvips");
   job.strip = plan.tile * plan.net_scale * (plan.blend ? 4 : 1);
+  job.chunk = plan.tile * plan.net_scale * kChunkTiles;
+  job.chunks = ceil_div(out_w, job.chunk);
   job.threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
 
-  // The output image, generated on demand strip by strip; a tile cache of whole-width strips makes
-  // every request to `generate` exactly one strip, whatever the saver asks for.
+  // The output image, generated on demand one cache tile (a chunk of a strip) at a time; a tile
+  // cache makes every request to `generate` exactly one such tile, whatever the saver asks for.
   const int out_bands = job.bands;
   ImagePtr gen(vips_image_new());
   if (vips_image_pipelinev(gen.get(), VIPS_DEMAND_STYLE_FATSTRIP, in.get(), nullptr) != 0)
@@ -380,9 +419,17 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
                          in->Xres * k, in->Yres * k);
   if (vips_image_generate(gen.get(), start_sequence, generate, stop_sequence, &job, nullptr) != 0)
     throw Error(take_vips_error());
+  // Savers ask for bands of up to `request` rows across the whole width (vips_sink_disc's
+  // buffers, or strips of them), left to right, top to bottom. Such a band spans at most 1 +
+  // ceil(request / strip) strips; holding that many strips' chunks serves it without computing a
+  // tile twice (tested for each saver by counting), and what is held is in the output's storage
+  // type. The sequential strategy recycles the topmost tiles first.
+  int tile_w = 0, tile_h = 0, request = 0;
+  vips_get_tile_size(gen.get(), &tile_w, &tile_h, &request);
+  const int64_t strips_held = 1 + ceil_div(std::max<int64_t>(request, tile_h), job.strip);
   VipsImage* cached_raw = nullptr;
-  if (vips_tilecache(gen.get(), &cached_raw, "tile_width", int(out_w), "tile_height", int(job.strip), "max_tiles", 3,
-                     "access", VIPS_ACCESS_SEQUENTIAL, "threaded", TRUE, nullptr) != 0)
+  if (vips_tilecache(gen.get(), &cached_raw, "tile_width", int(job.chunk), "tile_height", int(job.strip), "max_tiles",
+                     int(strips_held * job.chunks), "access", VIPS_ACCESS_SEQUENTIAL, "threaded", TRUE, nullptr) != 0)
     throw Error(take_vips_error());
   ImagePtr cached(cached_raw);
 
@@ -423,6 +470,8 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   rep.in_height = job.height, rep.in_width = job.width, rep.out_height = out_h, rep.out_width = out_w;
   rep.bands = out_bands, rep.alpha = job.alpha, rep.plan = plan;
   rep.nonfinite = nonfinite;
+  rep.cache_tiles = int64_t(job.done.size()), rep.recomputed = job.recomputed;
+  rep.windows = job.runner->windows_computed();
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

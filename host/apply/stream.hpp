@@ -1,10 +1,13 @@
 #pragma once
 // Streaming apply: a map run over an image of any size through libvips, in flat memory.
 //
-// The input is opened for sequential access and read strictly top to bottom into a rolling buffer
-// of rows; the output is a libvips image generated on demand, one strip of tiles at a time (see
-// tiling.hpp), and written progressively by libvips' saver to a temporary file that is renamed
-// over OUTPUT only when everything succeeded.
+// The input is opened for sequential access and read strictly top to bottom, a few rows per
+// request, into a rolling buffer of raw rows (storage type, the rows one strip needs). The output
+// is a libvips image generated on demand in blocks of one strip of tiles (see tiling.hpp) by four
+// tiles, kept by a tile cache until the saver has taken them, and written progressively by
+// libvips' saver to a temporary file that is renamed over OUTPUT only when everything succeeded.
+// Only storage-type buffers span the width (the raw rows, the strips the saver's current band
+// reaches, libvips' own); what is computed in float at a time is one block.
 
 #include <cstdint>
 #include <filesystem>
@@ -40,6 +43,9 @@ struct StreamReport {
   TilePlan plan;
   double seconds = 0;
   int64_t nonfinite = 0;  ///< NaN and infinite input samples (replaced; an error under NonFinite::Error)
+  int64_t cache_tiles = 0;  ///< output blocks computed (chunks of strips), each once
+  int64_t recomputed = 0;   ///< output blocks asked for again after the cache dropped them (0 unless a saver reads out of order)
+  int64_t windows = 0;      ///< network windows computed
 };
 
 /// Restores `input` with `map` and writes `output`. `output` may carry libvips save options in

@@ -119,47 +119,54 @@ std::pair<int64_t, int64_t> TileRunner::measurement_span(int64_t w0, int64_t w1,
   return {std::max<int64_t>(0, floor_div(w0, k) - plan_.lift_halo), std::min(size, ceil_div(w1, k) + plan_.lift_halo)};
 }
 
-std::vector<TileRunner::Window> TileRunner::windows_for(int64_t q0, int64_t q1, int64_t c0, int64_t c1) const {
-  const int64_t t = plan_.tile, hq = height_ * plan_.lift_scale, wq = width_ * plan_.lift_scale;
-  // Exact: the cells that hold [q0, q1). Blend: every window reaching into [q0, q1); a window
+std::vector<TileRunner::Span> TileRunner::spans_for(int64_t a0, int64_t a1, int64_t size) const {
+  const int64_t t = plan_.tile;
+  // Exact: the cells that hold [a0, a1). Blend: every window reaching into [a0, a1); a window
   // reaches halo + align pixels beyond its cell at most.
   const int64_t reach = plan_.blend ? plan_.halo + plan_.align : 0;
-  std::vector<Window> out;
-  for (int64_t cy = std::max<int64_t>(0, floor_div(q0 - reach, t)); cy * t < std::min(hq, q1 + reach); ++cy) {
-    const int64_t cy0 = cy * t, cy1 = std::min(hq, cy0 + t);
-    const auto [y0, y1] = window_span(cy0, cy1, hq);
-    const bool used = plan_.blend ? (y0 < q1 && y1 > q0) : (cy0 < q1 && cy1 > q0);
-    if (!used) continue;
-    for (int64_t cx0 = std::max<int64_t>(0, floor_div(c0 - reach, t)) * t; cx0 < std::min(wq, c1 + reach); cx0 += t) {
-      const int64_t cx1 = std::min(wq, cx0 + t);
-      const auto [x0, x1] = window_span(cx0, cx1, wq);
-      if (plan_.blend ? (x0 < c1 && x1 > c0) : (cx0 < c1 && cx1 > c0)) out.push_back({y0, y1, x0, x1, cy0, cy1, cx0, cx1});
-    }
+  std::vector<Span> out;
+  for (int64_t c0 = std::max<int64_t>(0, floor_div(a0 - reach, t)) * t; c0 < std::min(size, a1 + reach); c0 += t) {
+    const int64_t c1 = std::min(size, c0 + t);
+    const auto [w0, w1] = window_span(c0, c1, size);
+    if (plan_.blend ? (w0 < a1 && w1 > a0) : (c0 < a1 && c1 > a0)) out.push_back({w0, w1, c0, c1});
   }
   return out;
 }
 
-std::pair<int64_t, int64_t> TileRunner::input_rows(int64_t oy0, int64_t oy1) const {
-  const int64_t hq = height_ * plan_.lift_scale;
-  const int64_t q0 = floor_div(oy0, plan_.net_scale), q1 = std::min(hq, ceil_div(oy1, plan_.net_scale));
-  int64_t first = height_, last = 0;
-  for (const Window& w : windows_for(q0, q1, 0, width_ * plan_.lift_scale)) {
-    const auto [m0, m1] = measurement_span(w.y0, w.y1, height_);
+std::vector<TileRunner::Window> TileRunner::windows_for(int64_t q0, int64_t q1, int64_t c0, int64_t c1) const {
+  const std::vector<Span> ys = spans_for(q0, q1, height_ * plan_.lift_scale);
+  const std::vector<Span> xs = spans_for(c0, c1, width_ * plan_.lift_scale);
+  std::vector<Window> out;
+  for (const Span& y : ys)
+    for (const Span& x : xs) out.push_back({y.w0, y.w1, x.w0, x.w1, y.c0, y.c1, x.c0, x.c1});
+  return out;
+}
+
+std::pair<int64_t, int64_t> TileRunner::input_span(int64_t o0, int64_t o1, int64_t size) const {
+  const int64_t sq = size * plan_.lift_scale;
+  const int64_t a0 = floor_div(o0, plan_.net_scale), a1 = std::min(sq, ceil_div(o1, plan_.net_scale));
+  int64_t first = size, last = 0;
+  for (const Span& s : spans_for(a0, a1, sq)) {
+    const auto [m0, m1] = measurement_span(s.w0, s.w1, size);
     first = std::min(first, m0), last = std::max(last, m1);
   }
   return {std::min(first, last), last};
 }
 
-at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1, const Convert& convert,
-                           int64_t ox0, int64_t ox1) {
+std::pair<int64_t, int64_t> TileRunner::input_rows(int64_t oy0, int64_t oy1) const { return input_span(oy0, oy1, height_); }
+
+std::pair<int64_t, int64_t> TileRunner::input_cols(int64_t ox0, int64_t ox1) const { return input_span(ox0, ox1, width_); }
+
+at::Tensor TileRunner::run(const at::Tensor& block, int64_t row0, int64_t col0, int64_t oy0, int64_t oy1, int64_t ox0,
+                           int64_t ox1, const Convert& convert) {
   c10::InferenceMode guard;  // thread-local: set here, in whichever thread calls
   const int64_t ks = plan_.lift_scale, kn = plan_.net_scale, t = plan_.tile;
   const int64_t hq = height_ * ks, wq = width_ * ks;
-  if (rows.dim() != 4 || rows.size(3) != width_)
-    throw Error("apply: tile rows must be N x C x rows x " + std::to_string(width_));
+  if (block.dim() != 4 || col0 < 0 || col0 + block.size(3) > width_)
+    throw Error("apply: a block of the image must be N x C x rows x columns, inside its " + std::to_string(width_) + " columns");
   if (oy0 < 0 || oy1 <= oy0 || oy1 > out_height())
     throw Error("apply: output rows " + std::to_string(oy0) + ".." + std::to_string(oy1) + " are outside the image");
-  const int64_t n = rows.size(0);
+  const int64_t n = block.size(0);
   const int64_t q0 = floor_div(oy0, kn), q1 = std::min(hq, ceil_div(oy1, kn));
   if (ox1 < 0) ox1 = out_width();
   if (ox0 < 0 || ox1 <= ox0 || ox1 > out_width())
@@ -214,10 +221,12 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
         const Window& w = windows[members[m]];
         const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
         const auto [mx0, mx1] = measurement_span(w.x0, w.x1, width_);
-        if (my0 < row0 || my1 > row0 + rows.size(2))
-          throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + rows.size(2)) +
-                      " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1));
-        at::Tensor y = rows.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0, mx1 - mx0);
+        if (my0 < row0 || my1 > row0 + block.size(2) || mx0 < col0 || mx1 > col0 + block.size(3))
+          throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + block.size(2)) +
+                      " x columns " + std::to_string(col0) + ".." + std::to_string(col0 + block.size(3)) +
+                      " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1) + " x " +
+                      std::to_string(mx0) + ".." + std::to_string(mx1));
+        at::Tensor y = block.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0 - col0, mx1 - mx0);
         measured.push_back((convert ? convert(y) : y).to(device_, at::kFloat));
         origins.emplace_back(my0, mx0);
         offsets.emplace_back(w.y0 - my0 * ks, w.x0 - mx0 * ks);
@@ -241,6 +250,7 @@ at::Tensor TileRunner::run(const at::Tensor& rows, int64_t row0, int64_t oy0, in
         return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
       };
       at::Tensor out = reduce_samples(plan_.samples, plan_.reduce, sample);
+      windows_computed_ += int64_t(e - b);
       const int64_t want_h = shape.first * kn, want_w = shape.second * kn;
       if (out.dim() != 4 || out.size(0) != int64_t(e - b) * n || out.size(2) != want_h || out.size(3) != want_w)
         throw Error("apply: the map returned a " + std::to_string(out.dim() == 4 ? out.size(2) : -1) + " x " +

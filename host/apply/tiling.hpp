@@ -1,6 +1,8 @@
 #pragma once
 // Tiled application of a map to images of any size, in tensor space (the libvips streaming layer
-// feeds it rows of the measurement and takes rows of the output).
+// feeds it blocks of the measurement, a strip of rows by a chunk of columns, and takes the
+// matching blocks of the output). The blocks are bookkeeping: each network call is a batch of
+// windows of one tile plus halo, whatever block asked for them.
 //
 // Three pixel grids are involved: the measurement y (H x W), the lifted measurement Q(y) that the
 // network reads (H ks x W ks, ks = the operator's scale factor) and the output (H ks kn x W ks kn,
@@ -71,7 +73,9 @@ at::Tensor reduce_samples(int64_t samples, const std::string& reduce, const std:
 /// bf16 on a CPU without it; a halo below the receptive radius is accepted but noted in `why`).
 TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device device);
 
-/// Runs a map over horizontal strips of an image of `height` x `width` measurement pixels.
+/// Runs a map over blocks of an image of `height` x `width` measurement pixels: any rows and
+/// columns of the output, each computed from the measurement pixels around it that the caller
+/// hands in (see input_rows and input_cols).
 class TileRunner {
  public:
   TileRunner(const LoadedMap& map, TilePlan plan, c10::Device device, int64_t height, int64_t width);
@@ -82,26 +86,41 @@ class TileRunner {
 
   /// Measurement rows [first, last) that output rows [oy0, oy1) depend on.
   std::pair<int64_t, int64_t> input_rows(int64_t oy0, int64_t oy1) const;
+  /// Measurement columns [first, last) that output columns [ox0, ox1) depend on.
+  std::pair<int64_t, int64_t> input_cols(int64_t ox0, int64_t ox1) const;
 
-  /// Turns a window of the caller's rows (any type and layout) into float values in [-1, 1].
+  /// Turns a window of the caller's pixels (any type and layout) into float values in [-1, 1].
   using Convert = std::function<at::Tensor(const at::Tensor&)>;
 
-  /// Output rows [oy0, oy1) over the full width, N x C_out x (oy1 - oy0) x out_width(), float32
-  /// on the CPU, clamped to [-1, 1]. `rows` holds measurement rows [row0, row0 + rows.size(2))
-  /// over the full width (N x C x rows x width) and must cover input_rows(): values in [-1, 1],
-  /// or raw samples that `convert` turns into them window by window (so that a wide strip is
-  /// never converted whole).
-  /// Only output columns [ox0, ox1) are computed when given (ox1 = -1: to the right edge).
-  at::Tensor run(const at::Tensor& rows, int64_t row0, int64_t oy0, int64_t oy1, const Convert& convert = {},
-                 int64_t ox0 = 0, int64_t ox1 = -1);
+  /// Output rows [oy0, oy1) x columns [ox0, ox1) (ox1 = -1: to the right edge), N x C_out x
+  /// (oy1 - oy0) x (ox1 - ox0), float32 on the CPU, clamped to [-1, 1]. `block` holds the
+  /// measurement rows [row0, row0 + block.size(2)) x columns [col0, col0 + block.size(3))
+  /// (N x C x rows x columns) and must cover input_rows() x input_cols(): values in [-1, 1], or
+  /// raw samples that `convert` turns into them window by window (so that a wide block is never
+  /// converted whole). The result is made under c10::InferenceMode: change it in place only there.
+  at::Tensor run(const at::Tensor& block, int64_t row0, int64_t col0, int64_t oy0, int64_t oy1, int64_t ox0 = 0,
+                 int64_t ox1 = -1, const Convert& convert = {});
+
+  /// Windows computed so far, summed over network calls (exact tiles: each cell once when the
+  /// blocks start on the cell grid and none is asked for twice).
+  int64_t windows_computed() const { return windows_computed_; }
 
  private:
   struct Window {
     int64_t y0, y1, x0, x1;          // network-input pixels computed
     int64_t cy0, cy1, cx0, cx1;      // the cell they are computed for
   };
+  struct Span {
+    int64_t w0, w1;  // network-input pixels computed along one axis
+    int64_t c0, c1;  // the cell they are computed for
+  };
+  /// The windows along an axis of `size` network-input pixels that contribute to [a0, a1).
+  std::vector<Span> spans_for(int64_t a0, int64_t a1, int64_t size) const;
   /// The windows that contribute to network-input rows [q0, q1) and columns [c0, c1).
   std::vector<Window> windows_for(int64_t q0, int64_t q1, int64_t c0, int64_t c1) const;
+  /// Measurement pixels [first, last) of an axis of `size` measurement pixels that output pixels
+  /// [o0, o1) depend on.
+  std::pair<int64_t, int64_t> input_span(int64_t o0, int64_t o1, int64_t size) const;
   std::pair<int64_t, int64_t> window_span(int64_t c0, int64_t c1, int64_t size) const;
   std::pair<int64_t, int64_t> measurement_span(int64_t w0, int64_t w1, int64_t size) const;
 
@@ -111,6 +130,7 @@ class TileRunner {
   int64_t height_, width_;  // measurement
   StochasticMap* stochastic_ = nullptr;  // the map's noise, drawn by position (see StochasticMap)
   uint64_t draw_ = 0;                    // its first draw number for this apply: sample k is draw_ + k
+  int64_t windows_computed_ = 0;
 };
 
 }  // namespace monge::host

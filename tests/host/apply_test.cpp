@@ -66,8 +66,9 @@ LoadedMap random_unet(int64_t channels, int64_t depth, const std::string& op = "
   return m;
 }
 
-// Runs the tiled runner strip by strip, each strip given only the measurement rows it asks for,
-// as the streaming layer does.
+// Runs the tiled runner strip by strip, each strip in two blocks of columns split off the tile
+// grid, each block given only the measurement rows and columns it asks for, as the streaming
+// layer does.
 at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_t strip, int64_t halo = -1,
                  double strength = 1) {
   monge::host::TileOptions o;
@@ -76,15 +77,16 @@ at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_
   o.strength = strength;
   o.batch = 3;
   monge::host::TileRunner runner(map, monge::host::plan_tiles(map, o, c10::kCPU), c10::kCPU, y.size(2), y.size(3));
+  const int64_t split = std::min(runner.out_width() - 1, runner.out_width() / 2 + 3);
+  auto block = [&](int64_t oy0, int64_t oy1, int64_t ox0, int64_t ox1) {
+    const auto [lo, hi] = runner.input_rows(oy0, oy1);
+    const auto [c0, c1] = runner.input_cols(ox0, ox1);
+    return runner.run(y.narrow(2, lo, hi - lo).narrow(3, c0, c1 - c0), lo, c0, oy0, oy1, ox0, ox1);
+  };
   std::vector<at::Tensor> parts;
   for (int64_t oy = 0; oy < runner.out_height(); oy += strip) {
     const int64_t oy1 = std::min(runner.out_height(), oy + strip);
-    const auto [lo, hi] = runner.input_rows(oy, oy1);
-    // Columns in two parts, split off the tile grid, as the streaming layer computes wide strips.
-    const int64_t split = std::min(runner.out_width() - 1, runner.out_width() / 2 + 3);
-    parts.push_back(at::cat({runner.run(y.narrow(2, lo, hi - lo), lo, oy, oy1, {}, 0, split),
-                             runner.run(y.narrow(2, lo, hi - lo), lo, oy, oy1, {}, split)},
-                            3));
+    parts.push_back(at::cat({block(oy, oy1, 0, split), block(oy, oy1, split, runner.out_width())}, 3));
   }
   return at::cat(parts, 2);
 }
@@ -312,6 +314,44 @@ TEST_F(Apply, StreamedOutputEqualsWholeImageInference) {
   apply(map, dir_ / "rgb.png", (dir_ / "rgb.tif").string(), o);
   EXPECT_LE(max_diff(monge::image::load(dir_ / "rgb.tif"), whole_image(map, rgb.unsqueeze(1), c10::kCPU).squeeze(1)),
             1e-4);
+}
+
+TEST_F(Apply, WideAndTallImagesEqualWholeImageInferenceComputingEachBlockOnce) {
+  // The output is computed in blocks of one strip by four tiles (24 x 96 pixels here), which a
+  // tile cache holds until the saver has taken them. A wide, short image and a narrow, tall one
+  // of the same pixels must both equal whole-image inference, with every block and every window
+  // computed exactly once, for each saver's order of requests (bands of 128 rows or more across
+  // the width: several strips at once, and not on strip boundaries).
+  const LoadedMap map = random_unet(1, 2);
+  const LoadedMap half = load_map(scripted_half(), registry(), {/*trust_code=*/true});
+  auto blocks = [](int64_t h, int64_t w, int64_t strip, int64_t chunk) { return (h + strip - 1) / strip * ((w + chunk - 1) / chunk); };
+  for (const auto& [h, w] : {std::pair<int64_t, int64_t>{150, 1400}, {1400, 150}}) {
+    const std::string name = std::to_string(w) + "x" + std::to_string(h);
+    monge::image::save(torch::rand({1, h, w}) * 2 - 1, dir_ / (name + ".png"), 16);
+    const at::Tensor whole = whole_image(map, monge::image::load(dir_ / (name + ".png")).unsqueeze(0), c10::kCPU)[0];
+    struct Out {
+      const char* suffix;
+      const char* depth;
+      double tolerance;  // against whole-image inference, on [-1, 1]
+    };
+    for (const Out& out : {Out{".tif", "float", 1e-4}, Out{"_tiled.tif[tile,tile_width=32,tile_height=32]", "float", 1e-4},
+                           Out{"_pyramid.tif[tile,pyramid,tile_width=64,tile_height=64]", "float", 1e-4},
+                           Out{"_out.png", "16", 1e-4 + 1.0 / 65535}, Out{".jpg[Q=90]", "8", 2.0 /* lossy: the counts only */}}) {
+      const std::string spec = (dir_ / (name + out.suffix)).string();
+      auto o = options(24);
+      o.depth = out.depth;
+      const auto r = apply(map, dir_ / (name + ".png"), spec, o);
+      EXPECT_EQ(r.cache_tiles, blocks(h, w, 24, 96)) << spec;
+      EXPECT_EQ(r.recomputed, 0) << spec;
+      EXPECT_EQ(r.windows, blocks(h, w, 24, 24)) << spec << ": each cell's window once";
+      const std::string file = spec.substr(0, spec.find('['));
+      EXPECT_LE(max_diff(monge::image::load(file), whole), out.tolerance) << spec;
+    }
+    // Blended tiles (a TorchScript map): strips and blocks of four tiles, each block once.
+    const auto r = apply(half, dir_ / (name + ".png"), (dir_ / (name + "_half.png")).string(), options(24));
+    EXPECT_EQ(r.cache_tiles, blocks(h, w, 96, 96)) << name;
+    EXPECT_EQ(r.recomputed, 0) << name;
+  }
 }
 
 TEST_F(Apply, FormatsAndDepthsRoundTripThroughTheIdentity) {
