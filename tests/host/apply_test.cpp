@@ -129,6 +129,20 @@ TEST(Tiling, TilesEqualWholeImageInference) {
   }
 }
 
+// Zeroes the residual network's last layer (an untrained map) and checks that the whole image and
+// its tiles are then the lift; returns the whole-image output.
+at::Tensor expect_untrained_map_is_the_lift(LoadedMap& map, const at::Tensor& y, const std::string& what) {
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : map.module->named_parameters())
+      if (p.key().rfind("out.", 0) == 0) p.value().zero_();
+  }
+  const at::Tensor lifted = whole_image(map, y, c10::kCPU);
+  EXPECT_LE(max_diff(lifted, map.op->lift(y).clamp(-1, 1)), 1e-6) << what;
+  EXPECT_LE(max_diff(tiled(map, y, 16, 16), lifted), 1e-5) << what;
+  return lifted;
+}
+
 // The Wiener lift is a finite filter with a declared radius: tiles equal the whole image, for a
 // blur and for 2x downsampling, through the lift alone (an untrained residual map, 1e-5) and
 // through a random network on top (1e-4, the network's own float rounding).
@@ -158,14 +172,7 @@ TEST(Tiling, TheWienerLiftTilesExactly) {
     monge::host::TileOptions bad;
     bad.strength = 1.5;
     EXPECT_THROW(monge::host::plan_tiles(map, bad, c10::kCPU), monge::Error);
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& p : map.module->named_parameters())
-        if (p.key().rfind("out.", 0) == 0) p.value().zero_();
-    }
-    const at::Tensor lifted = whole_image(map, y, c10::kCPU);
-    EXPECT_LE(max_diff(lifted, map.op->lift(y).clamp(-1, 1)), 1e-6) << op_name;
-    EXPECT_LE(max_diff(tiled(map, y, 16, 16), lifted), 1e-5) << op_name;
+    expect_untrained_map_is_the_lift(map, y, op_name);
   }
 }
 
@@ -184,14 +191,7 @@ TEST(Tiling, TheFittedLiftTilesExactly) {
     ASSERT_EQ(map.op->lift_radius(), 4) << op_name;
     const at::Tensor y = torch::rand({2, 1, 61, 45}) * 2 - 1;
     EXPECT_LE(max_diff(tiled(map, y, 16, 16), whole_image(map, y, c10::kCPU)), 1e-4) << op_name;
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& p : map.module->named_parameters())
-        if (p.key().rfind("out.", 0) == 0) p.value().zero_();
-    }
-    const at::Tensor lifted = whole_image(map, y, c10::kCPU);
-    EXPECT_LE(max_diff(lifted, map.op->lift(y).clamp(-1, 1)), 1e-6) << op_name;
-    EXPECT_LE(max_diff(tiled(map, y, 16, 16), lifted), 1e-5) << op_name;
+    const at::Tensor lifted = expect_untrained_map_is_the_lift(map, y, op_name);
     EXPECT_GT(max_diff(lifted, y), 1e-2) << op_name;  // the filter does something
   }
 }

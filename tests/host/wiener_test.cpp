@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -141,26 +142,34 @@ TEST(Wiener, RefusesOperatorsThatAreNotLinearAndShiftInvariant) {
       [&] { wiener::make_lift(*make_op("gaussian_blur"), clean, -1.0); }, {"noise variance"});
 }
 
+// A map (an untrained 28 x 28 unet from `seed`) on operator `op` with `lift`, saved and loaded
+// again; `legacy_refused`: the old format-2 writer must refuse it (it records only Wiener lifts).
+monge::host::LoadedMap save_and_load(const std::pair<std::string, monge::ParamMap>& op,
+                                     std::shared_ptr<const wiener::Lift> lift, uint64_t seed, bool legacy_refused = false) {
+  const auto net_params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
+  auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", net_params));
+  torch::manual_seed(seed);
+  auto module = net->build(monge::NetworkShape{1, 1, 1, 28, 28});
+  monge::host::MapInfo info;
+  info.network = {"unet", net_params};
+  info.shape = monge::NetworkShape{1, 1, 1, 28, 28};
+  info.op = monge::host::PluginSpec{op.first, registry().resolve(op.first, op.second, monge::Kind::Operator)};
+  info.lift = std::move(lift);
+  const auto dir = std::filesystem::temp_directory_path() / ("monge_wiener_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  monge::host::save_map(dir / "map.pt", *module, info);
+  if (legacy_refused) EXPECT_THROW(monge::host::save_map_legacy(dir / "old.pt", *module, info), monge::Error);
+  auto loaded = monge::host::load_map(dir / "map.pt", registry());
+  std::filesystem::remove_all(dir);
+  return loaded;
+}
+
 TEST(Wiener, TheLiftRoundTripsThroughAMapFileAndAnUntrainedMapEqualsIt) {
   auto blur = make_op("gaussian_blur", {{"size", int64_t{13}}, {"sigma", 1.5}});
   const at::Tensor clean = clean_images(100, 1, 28, 13);
   auto lift = wiener::make_lift(*blur, clean, 0.0025);
   auto op = std::make_shared<wiener::WienerLift>(blur, lift);
-  const auto net_params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
-  auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", net_params));
-  torch::manual_seed(14);
-  auto module = net->build(monge::NetworkShape{1, 1, 1, 28, 28});
-  monge::host::MapInfo info;
-  info.network = {"unet", net_params};
-  info.shape = monge::NetworkShape{1, 1, 1, 28, 28};
-  info.op = monge::host::PluginSpec{"gaussian_blur", registry().resolve("gaussian_blur", {{"size", int64_t{13}}, {"sigma", 1.5}},
-                                                                      monge::Kind::Operator)};
-  info.lift = lift;
-  const auto dir = std::filesystem::temp_directory_path() / ("monge_wiener_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  monge::host::save_map(dir / "map.pt", *module, info);
-  const auto loaded = monge::host::load_map(dir / "map.pt", registry());
-  std::filesystem::remove_all(dir);
+  const auto loaded = save_and_load({"gaussian_blur", {{"size", int64_t{13}}, {"sigma", 1.5}}}, lift, 14);
   ASSERT_TRUE(loaded.info.lift);
   auto* loaded_lift = dynamic_cast<wiener::WienerLift*>(loaded.op.get());
   ASSERT_NE(loaded_lift, nullptr);
@@ -229,21 +238,7 @@ TEST(FittedLift, BeatsTheOperatorsOwnLiftAndRoundTripsThroughAMapFile) {
   const at::Tensor y = noise->sample(op->forward(x), at::make_generator<at::CPUGeneratorImpl>(35));
   auto mse = [&](const at::Tensor& a) { return (a.clamp(-1, 1) - x).square().mean().item<double>(); };
   EXPECT_LT(mse(lifted->lift(y)), mse(op->lift(y)));  // the linear restoration gains on the blurred input
-  const auto net_params = registry().resolve("unet", {{"channels", int64_t{4}}, {"depth", int64_t{1}}}, monge::Kind::Network);
-  auto net = std::dynamic_pointer_cast<monge::Network>(registry().instantiate("unet", net_params));
-  torch::manual_seed(36);
-  auto module = net->build(monge::NetworkShape{1, 1, 1, 28, 28});
-  monge::host::MapInfo info;
-  info.network = {"unet", net_params};
-  info.shape = monge::NetworkShape{1, 1, 1, 28, 28};
-  info.op = monge::host::PluginSpec{"nonlinear_blur", registry().resolve("nonlinear_blur", {}, monge::Kind::Operator)};
-  info.lift = lift;
-  const auto dir = std::filesystem::temp_directory_path() / ("monge_fitted_lift_test_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  monge::host::save_map(dir / "map.pt", *module, info);
-  EXPECT_THROW(monge::host::save_map_legacy(dir / "old.pt", *module, info), monge::Error);  // format 2 knows only Wiener lifts
-  const auto loaded = monge::host::load_map(dir / "map.pt", registry());
-  std::filesystem::remove_all(dir);
+  const auto loaded = save_and_load({"nonlinear_blur", {}}, lift, 36, /*legacy_refused=*/true);
   ASSERT_TRUE(loaded.info.lift);
   EXPECT_EQ(loaded.info.lift->kind, wiener::LiftKind::Fitted);
   EXPECT_TRUE(at::equal(loaded.info.lift->filter.weight, lift->filter.weight));
