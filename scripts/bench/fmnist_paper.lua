@@ -2,7 +2,7 @@
 --
 --   monge bench fmnist-paper [--experiment multi-noise|imbalance|noise-types|tau-sweep|all] [--task gb|sr|hdr|nb]
 --                            [--config tiny|short] [--methods M1,M2,...] [--k 1,2,3,4] [--out DIR] [--classifier FILE]
---                            [--lift auto|wiener|operator] [--anchor lift|measurement]
+--                            [--lift auto|wiener|fitted|operator] [--anchor lift|measurement]
 --
 -- The seed-claim experiments of BENCHMARKS.md (paper section 4.2, appendix "Diverse Noise Types
 -- Setting" and the tau ablation of appendix F.1), each on the FMNIST-IP data split and recipe
