@@ -107,10 +107,12 @@ std::shared_ptr<const wiener::Lift> finish_lift(std::shared_ptr<wiener::Lift> li
   auto& f = lift->filter;
   const int64_t k = 2 * f.radius + 1;
   if (fitted) {
-    // y -> mean + filter(Q0(y)): the bias per channel in `mean`, no gain.
-    lift->response.scale = f.scale = 1;
+    // y -> mean + filter(Q0(y)): the bias per channel in `mean`, no gain; only for scale factor 1,
+    // as recorded and as the map's operator has it.
+    const bool scale_one = lift->response.scale == 1 && std::max<int64_t>(1, scale) == 1;
+    f.scale = 1;
     f.gain = 0;
-    if (!(std::max<int64_t>(1, scale) == 1 && f.mean.size(0) == channels && f.radius >= 0 && f.radius <= 4096 &&
+    if (!(scale_one && f.mean.size(0) == channels && f.radius >= 0 && f.radius <= 4096 &&
           f.weight.sizes() == at::IntArrayRef{channels, 1, k, k}))
       throw Error("the lift records do not fit the map (channels, scale factor or filter size)");
     return lift;

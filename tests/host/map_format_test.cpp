@@ -193,6 +193,7 @@ TEST_F(MapFormat, HostileHeadersAreRefusedBeforeAnythingIsBuilt) {
       {"notes", [](json& h) { h["notes"]["x"] = 3; }, "notes"},
       {"lift", [](json& h) { h["lift"]["kind"] = "magic"; }, "unknown lift"},
       {"radius", [](json& h) { h["lift"]["filter_radius"] = 2; }, "do not fit"},
+      {"fitted_scale", [](json& h) { h["lift"]["kind"] = "fitted"; h["lift"]["scale"] = 2; }, "do not fit"},
       {"code", [](json& h) { h["operator"] = {{"name", "torchscript"}, {"params", {{"file", "/tmp/evil.pt"}}}}; },
        "--trust-code"},
   };
