@@ -24,6 +24,7 @@
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/cli/launch.hpp"
+#include "host/core/cpu_cache.hpp"
 #include "host/core/device.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
@@ -79,6 +80,7 @@ Options (before the command):
 Environment:
   MONGE_PLUGIN_PATH    colon-separated plugin directories, searched after the built-in one
   MONGE_THREADS        default thread count
+  MONGE_CPU_CACHE_MB   MiB of freed CPU tensor memory kept for reuse (default 1024; 0: none)
   MONGE_FASHION_MNIST  Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
 
 Exit codes:
@@ -909,6 +911,7 @@ int main(int argc, char** argv) {
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(opt.threads > 0 ? opt.threads : hw);
   try {
+    monge::host::install_cpu_cache(monge::host::cpu_cache_limit_from_env(monge::host::kDefaultCpuCacheLimit));
     if (cmd == "run") return cmd_run(opt, args);
     if (cmd == "plugins") return cmd_plugins(opt, args);
     if (cmd == "info") return cmd_info(opt, args);
