@@ -7,6 +7,7 @@
 #include "host/apply/apply.hpp"
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
+#include "host/core/cpu_cache.hpp"
 #include "host/core/cpu_features.hpp"
 #include "host/core/device.hpp"
 #include "host/core/registry.hpp"
@@ -493,6 +494,29 @@ int l_cpu_bf16(lua_State* L) {
   return 2;
 }
 
+// monge.cpu_cache([{ limit_mb = N }]): the CPU tensor cache (host/core/cpu_cache.hpp) as a table
+// { installed, limit_mb, cached_mb, in_use_mb, hits, misses, released }; with limit_mb, sets the
+// limit first (0: keep nothing cached; the monge executable installs the cache at start).
+int l_cpu_cache(lua_State* L) {
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    check_keys(L, 1, "monge.cpu_cache", {"limit_mb"});
+    const double mb = opt_number_field(L, 1, "limit_mb", -1);
+    if (!(mb >= 0 && mb <= double(size_t{1} << 24)) || mb != std::floor(mb))
+      throw std::runtime_error("monge.cpu_cache: limit_mb must be a whole number of MiB (0: cache nothing)");
+    host::install_cpu_cache(static_cast<size_t>(mb) << 20);
+  }
+  const host::CpuCacheStats s = host::cpu_cache_stats();
+  lua_createtable(L, 0, 7);
+  lua_pushboolean(L, s.installed);
+  lua_setfield(L, -2, "installed");
+  constexpr double kMiB = 1 << 20;
+  set_numbers(L, {{"limit_mb", double(s.limit) / kMiB}, {"cached_mb", double(s.cached) / kMiB},
+                  {"in_use_mb", double(s.in_use) / kMiB}, {"hits", double(s.hits)}, {"misses", double(s.misses)},
+                  {"released", double(s.released)}});
+  return 1;
+}
+
 }  // namespace
 
 void open_train(lua_State* L) {
@@ -509,6 +533,7 @@ void open_train(lua_State* L) {
   set_function<l_batch>(L, "batch");
   set_function<l_cuda_available>(L, "cuda_available");
   set_function<l_cpu_bf16>(L, "cpu_bf16");
+  set_function<l_cpu_cache>(L, "cpu_cache");
   set_function<l_rank>(L, "rank");
   set_function<l_world_size>(L, "world_size");
   set_function<l_local_rank>(L, "local_rank");

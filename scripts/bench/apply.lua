@@ -7,6 +7,7 @@
 --                                     [CHANNELS=8] [TILE=1024] [DEVICE=cpu] [SECONDS=4]
 --                                     [PRECISIONS=fp32,bf16] [MAP=a random unet]
 --
+-- PRECISIONS may add fp32-uncached: fp32 with the CPU tensor cache off (as before the cache).
 -- Each size and precision runs in its own `monge apply --precision P` process so that its peak RSS
 -- is its own. bf16 is left out (and the report says so) where it does not run: a CPU without bf16
 -- convolutions. The map is a unet with CHANNELS base channels and depth 2 (receptive radius 30)
@@ -38,24 +39,28 @@ local network = arg[8] and ("map " .. map_file .. " (" .. map.network .. ")")
 -- right before and right after each apply, and averaged, so that the ratio compares like with like
 -- on a machine whose speed drifts.
 local y = monge.rand { 1, 1, tile, tile } * 2 - 1
-local function network_mpix(precision)
-  map:restore(y, { precision = precision })  -- warm-up
-  local reps, t0 = 0, monge.clock()
-  repeat
-    map:restore(y, { precision = precision })
-    reps = reps + 1
-  until monge.clock() - t0 > seconds_per_measurement and reps >= 3
-  return reps * tile * tile / 1e6 / (monge.clock() - t0)
+local function network_mpix(setting)
+  return bench.with_setting(setting, function(precision)
+    map:restore(y, { precision = precision })  -- warm-up
+    local reps, t0 = 0, monge.clock()
+    repeat
+      map:restore(y, { precision = precision })
+      reps = reps + 1
+    until monge.clock() - t0 > seconds_per_measurement and reps >= 3
+    return reps * tile * tile / 1e6 / (monge.clock() - t0)
+  end)
 end
 local threads = monge.threads()
 
--- One `monge apply` of `input` in `precision`, with the pure network measured around it.
-local function run_apply(input, output, side, precision)
-  local cmd = string.format("'%s' --threads %d apply '%s' '%s' '%s[tile,bigtiff]' --tile %d --device %s --precision %s --no-progress",
-    exe, threads, map_file, input, output, tile, device, precision)
-  local before = network_mpix(precision)
+-- One `monge apply` of `input` in `setting` (see bench.precisions), with the pure network
+-- measured around it.
+local function run_apply(input, output, side, setting)
+  local precision, env = bench.setting(setting)
+  local cmd = string.format("%s'%s' --threads %d apply '%s' '%s' '%s[tile,bigtiff]' --tile %d --device %s --precision %s --no-progress",
+    env, exe, threads, map_file, input, output, tile, device, precision)
+  local before = network_mpix(setting)
   local text, ok = sh(cmd)
-  local net_mpix = (before + network_mpix(precision)) / 2
+  local net_mpix = (before + network_mpix(setting)) / 2
   assert(ok, "monge apply failed:\n" .. text)
   assert(text:find(" s on [%w:]+, " .. precision .. ", "), "monge apply did not run in " .. precision .. ":\n" .. text)
   local seconds = assert(tonumber(text:match(" in ([%d.]+) s on ")), "no timing in: " .. text)
@@ -90,6 +95,17 @@ for _, mpix in ipairs(sizes) do
     print(string.format("%8.1f MPix bf16 / fp32: %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1, mean %.4f",
       row.mpix, row.speedup, row.network_speedup, a.max, a.p999, 100 * a.within1, a.mean))
   end
+  local uncached = row.runs["fp32-uncached"]
+  if uncached then
+    row.over_uncached = {}
+    for _, p in ipairs { "fp32", "bf16" } do
+      if row.runs[p] then
+        row.over_uncached[p] = row.runs[p].mpix_per_s / uncached.mpix_per_s
+        print(string.format("%8.1f MPix %s / fp32-uncached: %.2fx (pure network %.2fx)", row.mpix, p, row.over_uncached[p],
+          row.runs[p].net_mpix_per_s / uncached.net_mpix_per_s))
+      end
+    end
+  end
   rows[#rows + 1] = row
   os.remove(input)
   for _, p in ipairs(precisions) do os.remove(out .. "/out-" .. p .. ".tif") end
@@ -109,9 +125,13 @@ end
 local function json_rows()
   local parts = {}
   for _, r in ipairs(rows) do
-    parts[#parts + 1] = string.format('{"mpix": %.3f, "side": %d, "fp32": %s, "bf16": %s, "bf16_speedup": %s, "bf16_network_speedup": %s, "bf16_vs_fp32": %s}',
-      r.mpix, r.side, json_run(r.runs.fp32), json_run(r.runs.bf16), r.speedup and string.format("%.4f", r.speedup) or "null",
-      r.network_speedup and string.format("%.4f", r.network_speedup) or "null", json_accuracy(r.accuracy))
+    local over = r.over_uncached
+    parts[#parts + 1] = string.format('{"mpix": %.3f, "side": %d, "fp32": %s, "bf16": %s, "fp32_uncached": %s, "bf16_speedup": %s, "bf16_network_speedup": %s, "bf16_vs_fp32": %s, "speedup_over_fp32_uncached": %s}',
+      r.mpix, r.side, json_run(r.runs.fp32), json_run(r.runs.bf16), json_run(r.runs["fp32-uncached"]),
+      r.speedup and string.format("%.4f", r.speedup) or "null",
+      r.network_speedup and string.format("%.4f", r.network_speedup) or "null", json_accuracy(r.accuracy),
+      over and string.format('{"fp32": %s, "bf16": %s}', over.fp32 and string.format("%.4f", over.fp32) or "null",
+        over.bf16 and string.format("%.4f", over.bf16) or "null") or "null")
   end
   return table.concat(parts, ",\n    ")
 end
@@ -142,6 +162,9 @@ for _, r in ipairs(rows) do
     if p == "bf16" and r.accuracy then
       accuracy = string.format("%.2fx; max %d, 99.9%% within %d levels", r.speedup, r.accuracy.max, r.accuracy.p999)
     end
+    if r.over_uncached and r.over_uncached[p] then
+      accuracy = accuracy .. string.format("%s%.2fx fp32-uncached", accuracy == "" and "" or "; ", r.over_uncached[p])
+    end
     trs[#trs + 1] = string.format("<tr><td>%.1f</td><td>%d x %d</td><td>%s</td><td>%.1f</td><td>%.3f</td><td>%.3f</td><td>%.1f%%</td><td>%d</td><td>%s</td></tr>",
       r.mpix, r.side, r.side, p, run.seconds, run.mpix_per_s, run.net_mpix_per_s, 100 * run.ratio, run.peak_rss_mib, accuracy)
     local w = math.floor(400 * math.min(1, run.ratio))
@@ -157,7 +180,7 @@ html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge app
 The pure network runs on one in-memory %d x %d tile in the same precision, measured before and after each apply.
 bf16 accuracy: differences from the fp32 output in 8-bit levels. %s</p>
 <table border="1" cellpadding="4" style="border-collapse: collapse">
-<tr><th>MPix</th><th>size</th><th>precision</th><th>seconds</th><th>MPix/s</th><th>pure network MPix/s</th><th>of pure network</th><th>peak RSS (MiB)</th><th>bf16 / fp32; accuracy</th></tr>
+<tr><th>MPix</th><th>size</th><th>precision</th><th>seconds</th><th>MPix/s</th><th>pure network MPix/s</th><th>of pure network</th><th>peak RSS (MiB)</th><th>bf16 / fp32; accuracy; over fp32-uncached</th></tr>
 %s
 </table>
 <h2>Throughput relative to the pure network</h2>

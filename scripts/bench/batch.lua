@@ -6,6 +6,7 @@
 --   monge run scripts/bench/batch.lua [OUT_DIR=runs/bench-batch] [IMAGES=1000] [PROCESSES=all cores]
 --                                     [CHANNELS=8] [PRECISIONS=fp32,bf16]
 --
+-- PRECISIONS may add fp32-uncached: fp32 with the CPU tensor cache off (as before the cache).
 -- Images are 8-bit grey PNGs of 48 .. 400 pixels a side (seeded), packed into a tar archive;
 -- the map is a unet (CHANNELS base channels, depth 2). bf16 is left out (and the report says so)
 -- on a CPU without bf16 convolutions. Writes OUT_DIR/results.json and report.html.
@@ -37,38 +38,41 @@ print(string.format("batch: %d images, %.1f MPix in all, %s/images.tar", count, 
 
 -- One setting in one precision; the outputs of the P-process runs are kept (keep = true) to
 -- compare the precisions.
-local function run(label, processes, threads, precision, keep)
-  local dir = string.format("%s/out-%dx%d-%s", out, processes, threads, precision)
+local function run(label, processes, threads, setting, keep)
+  local precision, env = bench.setting(setting)
+  local dir = string.format("%s/out-%dx%d-%s", out, processes, threads, setting)
   os.execute("rm -rf '" .. dir .. "'")
   local cmds = {}
   for i = 0, processes - 1 do
-    cmds[#cmds + 1] = string.format("'%s' -q --threads %d batch '%s' '%s/images.tar' --out '%s' --shard %d/%d --precision %s --no-progress &",
-      exe, threads, map, out, dir, i, processes, precision)
+    cmds[#cmds + 1] = string.format("%s'%s' -q --threads %d batch '%s' '%s/images.tar' --out '%s' --shard %d/%d --precision %s --no-progress &",
+      env, exe, threads, map, out, dir, i, processes, precision)
   end
   local t0 = monge.clock()
   local text, ok = sh(table.concat(cmds, " ") .. " wait")
   local seconds = monge.clock() - t0
   local done = tonumber(sh("cat '" .. dir .. "'/manifest*.jsonl | grep -c '\"status\": \"ok\", .*\"precision\": \"" .. precision .. "\"'"):match("%d+"))
-  assert(ok and done == count, label .. " " .. precision .. ": " .. tostring(done) .. " of " .. count .. " images done\n" .. text)
+  assert(ok and done == count, label .. " " .. setting .. ": " .. tostring(done) .. " of " .. count .. " images done\n" .. text)
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
-  local r = { label = label, precision = precision, processes = processes, threads = threads, seconds = seconds,
+  local r = { label = label, precision = setting, processes = processes, threads = threads, seconds = seconds,
               images_per_s = count / seconds, mpix_per_s = pixels / 1e6 / seconds, dir = dir }
-  print(string.format("%-22s %s %7.1f s  %7.2f images/s  %6.3f MPix/s", label, precision, seconds, r.images_per_s, r.mpix_per_s))
+  print(string.format("%-22s %s %7.1f s  %7.2f images/s  %6.3f MPix/s", label, setting, seconds, r.images_per_s, r.mpix_per_s))
   return r
 end
 
 -- The pure network on one image of the mean size (224 x 224), 1 thread, images per second.
-local function network_images_per_s(precision)
+local function network_images_per_s(setting)
   local m, x = monge.load_map(map), monge.rand { 1, 1, 224, 224 } * 2 - 1
   local threads = monge.threads()
   monge.set_threads(1)
-  m:restore(x, { precision = precision })
-  local reps, t0 = 0, monge.clock()
-  repeat
+  local rate = bench.with_setting(setting, function(precision)
     m:restore(x, { precision = precision })
-    reps = reps + 1
-  until monge.clock() - t0 > 3 and reps >= 5
-  local rate = reps / (monge.clock() - t0)
+    local reps, t0 = 0, monge.clock()
+    repeat
+      m:restore(x, { precision = precision })
+      reps = reps + 1
+    until monge.clock() - t0 > 3 and reps >= 5
+    return reps / (monge.clock() - t0)
+  end)
   monge.set_threads(threads)
   return rate
 end
@@ -108,6 +112,14 @@ if last.fp32 and last.bf16 then
   acc = accuracy(last.fp32.dir, last.bf16.dir)
   print(string.format("%s: bf16 / fp32 %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1",
     last.bf16.label, bf16_speedup, network.bf16 / network.fp32, acc.max, acc.p999, 100 * acc.within1))
+end
+if last["fp32-uncached"] then
+  for _, p in ipairs { "fp32", "bf16" } do
+    if last[p] then
+      print(string.format("%s: %s / fp32-uncached %.2fx (pure network %.2fx)", last[p].label, p,
+        last[p].images_per_s / last["fp32-uncached"].images_per_s, network[p] / network["fp32-uncached"]))
+    end
+  end
 end
 for _, r in pairs(last) do os.execute("rm -rf '" .. r.dir .. "'") end
 print(string.format("speed-up over 1 process x 1 thread (%s): %.2f (1 x %d threads), %.2f (%d x 1 thread)", precisions[1],

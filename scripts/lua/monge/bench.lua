@@ -40,14 +40,15 @@ function M.unet_map(dir, channels, device)
   return dir .. "/map.pt"
 end
 
---- The precisions a benchmark compares on `device`: fp32, and bf16 where it runs (a GPU, or a CPU
---- with native bf16 convolutions: monge.cpu_bf16()'s second value); `wanted` ("fp32,bf16" by
---- default) may narrow them.
+--- The settings a speed benchmark compares on `device`: "fp32", "bf16" where it runs (a GPU, or a
+--- CPU with native bf16 convolutions: monge.cpu_bf16()'s second value), and on request
+--- "fp32-uncached": fp32 with the CPU tensor cache off (MONGE_CPU_CACHE_MB=0), as monge ran before
+--- the cache, the reference for what the cache brings. `wanted` ("fp32,bf16" by default) picks them.
 --- Returns the list and a note saying what was left out and why ("" when nothing).
 function M.precisions(wanted, device)
   local list, note = {}, ""
   for p in (wanted or "fp32,bf16"):gmatch("[^,]+") do
-    assert(p == "fp32" or p == "bf16", "precisions: fp32 and/or bf16, got '" .. p .. "'")
+    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached", "precisions: fp32, bf16 and/or fp32-uncached, got '" .. p .. "'")
     if p == "bf16" and device ~= "cuda" and not select(2, monge.cpu_bf16()) then
       note = "bf16 left out: this CPU (or its DNNL_MAX_CPU_ISA limit) has no native bf16 convolutions"
     else
@@ -55,6 +56,26 @@ function M.precisions(wanted, device)
     end
   end
   return list, note
+end
+
+--- A setting of M.precisions as the network's precision ("fp32" or "bf16") and the environment
+--- prefix of a `monge` command that runs in it ("MONGE_CPU_CACHE_MB=0 " for fp32-uncached).
+function M.setting(name)
+  if name == "fp32-uncached" then return "fp32", "MONGE_CPU_CACHE_MB=0 " end
+  return name, ""
+end
+
+--- Runs fn(precision) in this process as setting `name` runs: for fp32-uncached with the CPU
+--- tensor cache holding nothing, restored afterwards. Returns fn's result.
+function M.with_setting(name, fn)
+  local precision, env = M.setting(name)
+  if env == "" then return fn(precision) end
+  local limit = monge.cpu_cache().limit_mb
+  monge.cpu_cache { limit_mb = 0 }
+  local ok, result = pcall(fn, precision)
+  monge.cpu_cache { limit_mb = limit }
+  if not ok then error(result, 0) end
+  return result
 end
 
 --- Statistics of a histogram of differences in output levels (an int64 tensor whose element d + 1
