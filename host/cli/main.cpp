@@ -21,6 +21,7 @@
 #include <torch/version.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/options.hpp"
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/cli/launch.hpp"
@@ -70,6 +71,7 @@ Usage:
                                               from unpaired clean and degraded images
   monge --version                             print versions (monge, SDK, LibTorch)
   monge --help | monge COMMAND --help
+  monge help --markdown apply|batch           print the command's options as docs/cli.md's table
 
 Options (before the command):
   --plugin-path PATH   also load plugins from PATH, a directory or one plugin file (repeatable)
@@ -268,7 +270,7 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-constexpr const char* kApplyHelp = R"(Usage: monge apply MAP INPUT OUTPUT [OPTIONS]
+constexpr const char* kApplyHelpHead = R"(Usage: monge apply MAP INPUT OUTPUT [OPTIONS]
 
 Restores INPUT with the map in MAP (a map file written by training, or, with --trust-code, a
 TorchScript module whose forward takes and returns N x C x H x W values in [-1, 1]) and writes
@@ -287,43 +289,15 @@ It is written to a temporary file beside it and renamed on success: a failure le
 The alpha channel is copied through untouched (repeated k x k by a map that enlarges k times).
 
 Options:
-  --tile N          tile side in pixels of the network's input (default 1024)
-  --halo N          margin around each tile (default: the network's receptive radius; for maps
-                    that declare none, e.g. TorchScript, tiles overlap by 2N and are blended)
-  --batch N         tiles per network call (default: about 1 MPix of input on CPU, 16 on GPU)
-  --threads N       LibTorch threads (default: the global --threads, or all cores)
-  --device D        auto | cpu | cuda (default auto)
-  --precision P     the network's arithmetic: auto (default: bf16 where the hardware has it,
-                    i.e. CUDA or a CPU with AVX-512 BF16 or AMX, else fp32) | fp32 | bf16 (an
-                    error on a CPU without it). bf16 ran the network 2.4-2.5x as fast on an
-                    AVX-512 BF16 CPU and differs from fp32 by a level or two in 8-bit output
-                    (docs/performance.md); the lift, the residual sum, --strength and the output
-                    conversion stay fp32. The last line says which ran
-  --depth D         output samples: input (default, the input's depth) | 8 | 16 | float
-  --colour M        a grey map on an RGB image: per-channel (default) | luminance (restore
-                    Y' of Y'CbCr, keep the chroma)
-  --max-pixels N    refuse inputs or outputs larger than N pixels, checked on the header (default
-                    1073741824, 2^30; 0: none)
-  --nan P           NaN or infinite samples in a float input: error (default; refused before any
-                    work, naming how many) | replace (NaN and -Inf read as 0, +Inf as full scale)
-  --no-progress     no progress line on stderr
-  --strength S      realism knob from 0 to 1 (default 1): Q(y) + S (T(Q(y)) - Q(y)), the map's lift
-                    (e.g. the Wiener restoration) at 0, the trained map at 1; lower keeps closer
-                    to the measurement's best linear estimate (PSNR), higher looks more real
-  --trust-code      also read map files that are programs: maps of format 1 or 2 (monge 0.1) and
-                    TorchScript modules, which LibTorch reads by running code stored in them.
-                    Only for files whose origin you trust (docs/security.md); convert old maps
-                    once with `monge map upgrade MAP --trust-code`
-
-Stochastic maps (trained by not, knot or otp; `monge info MAP` says so) draw new noise at each
-call, by pixel position (tiles agree, whatever their size). For them:
-  --samples K       draw K restorations of each tile and write their --reduce (default 1)
-  --reduce R        mean (default): the samples' mean, the estimate of E[T(y)] | std: their
-                    pixel-wise standard deviation as an image (black 0, white 1 on the [0, 1]
-                    intensity scale) | all (apply only): K files OUTPUT with .s1, .s2, ... before
-                    the extension
-  --seed S          seed of the map's noise (default 0): the same seed gives the same output
 )";
+
+constexpr const char* kApplyHelpTail = R"(
+Stochastic maps (trained by not, knot or otp; `monge info MAP` says so) draw new noise at each
+call, by pixel position (tiles agree, whatever their size); --samples, --reduce and --seed are
+for them.
+)";
+
+std::string apply_help() { return kApplyHelpHead + monge::host::apply_options().help() + kApplyHelpTail; }
 
 // Peak resident memory of this process so far, in MiB.
 long peak_rss_mib() {
@@ -332,121 +306,31 @@ long peak_rss_mib() {
   return ru.ru_maxrss / 1024;  // KiB on Linux
 }
 
-// Parses a positive (or, with allow_zero, non-negative) integer option value; -1 when invalid.
-int64_t parse_count(const std::string& text, bool allow_zero = false) {
-  char* end = nullptr;
-  const long long n = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || n < (allow_zero ? 0 : 1)) return -1;
-  return n;
-}
-
-// Command-line arguments of `apply` and `batch`: the per-image options they share, plus the
-// extra options `extra` (name -> takes a value) that the caller handles itself.
-struct ApplyArgs {
+// The options of `set` on the command line, validated, with the command line's defaults (a
+// progress line unless -q). Throws ParamError, naming the flag, for a bad command line.
+struct CliOptions {
+  monge::Params params;
   std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> extra;  // option, value ("" for flags)
-  monge::host::StreamOptions so = [] {
-    monge::host::StreamOptions o;
-    o.tiles.precision = monge::host::Precision::Auto;  // the command line's default
-    return o;
-  }();
-  std::string device = "auto";
-  uint64_t seed = 0;  ///< a stochastic map's noise seed
-  bool trust_code = false;  ///< --trust-code: also read maps that are programs (see LoadOptions)
   bool help = false;
 };
-
-// Returns an error message for a bad command line, or "".
-std::string parse_apply_args(const std::string& cmd, const std::vector<std::string>& args,
-                             const std::map<std::string, bool>& extra, ApplyArgs& out) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
-      out.help = true;
-      return "";
-    }
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= args.size()) return std::nullopt;
-      return args[++i];
-    };
-    auto count = [&](int64_t& into, bool allow_zero) {
-      const auto v = value();
-      return v && (into = parse_count(*v, allow_zero)) >= 0;
-    };
-    auto& so = out.so;
-    if (a == "--device") {
-      const auto v = value();
-      if (!v) return cmd + ": --device needs auto, cpu or cuda";
-      out.device = *v;
-    } else if (a == "--tile") {
-      if (!count(so.tiles.tile, false)) return cmd + ": --tile needs a positive number of pixels";
-    } else if (a == "--halo") {
-      if (!count(so.tiles.halo, true)) return cmd + ": --halo needs a number of pixels (0 or more)";
-    } else if (a == "--batch") {
-      if (!count(so.tiles.batch, false)) return cmd + ": --batch needs a positive number of tiles";
-    } else if (a == "--max-pixels") {
-      if (!count(so.max_pixels, true)) return cmd + ": --max-pixels needs a number of pixels (0: no limit)";
-    } else if (a == "--threads") {
-      int64_t n = 0;
-      if (!count(n, false) || n > 4096) return cmd + ": --threads needs a positive integer";
-      so.threads = int(n);
-    } else if (a == "--depth" || a == "--colour" || a == "--color") {
-      const auto v = value();
-      if (!v) return cmd + ": " + a + " needs a value (see monge " + cmd + " --help)";
-      (a == "--depth" ? so.depth : so.colour) = *v;
-    } else if (a == "--samples") {
-      if (!count(so.tiles.samples, false) || so.tiles.samples > 100000) return cmd + ": --samples needs 1 to 100000";
-    } else if (a == "--strength") {
-      const auto v = value();
-      char* end = nullptr;
-      const double s = v ? std::strtod(v->c_str(), &end) : -1;
-      if (!v || end == v->c_str() || *end != '\0' || !(s >= 0 && s <= 1))
-        return cmd + ": --strength needs a number from 0 (the lift alone, e.g. the Wiener restoration) to 1 (the map)";
-      so.tiles.strength = s;
-    } else if (a == "--reduce") {
-      const auto v = value();
-      if (!v || (*v != "mean" && *v != "std" && *v != "all")) return cmd + ": --reduce needs mean, std or all";
-      so.tiles.reduce = *v;
-    } else if (a == "--seed") {
-      int64_t s = 0;
-      if (!count(s, true)) return cmd + ": --seed needs an integer >= 0";
-      out.seed = uint64_t(s);
-    } else if (a == "--precision") {
-      const auto v = value();
-      if (!v) return cmd + ": --precision needs auto, fp32 or bf16";
-      try {
-        so.tiles.precision = monge::host::parse_precision(*v, cmd + ": --precision");
-      } catch (const monge::Error& e) {
-        return e.what();
-      }
-    } else if (a == "--nan") {
-      const auto v = value();
-      if (!v || (*v != "error" && *v != "replace")) return cmd + ": --nan needs error or replace";
-      so.nonfinite = monge::image::parse_nonfinite(*v, "--nan");
-    } else if (a == "--no-progress") {
-      so.progress = false;
-    } else if (a == "--trust-code") {
-      out.trust_code = true;
-    } else if (extra.count(a)) {
-      if (extra.at(a)) {
-        const auto v = value();
-        if (!v) return cmd + ": " + a + " needs a value (see monge " + cmd + " --help)";
-        out.extra.emplace_back(a, *v);
-      } else {
-        out.extra.emplace_back(a, "");
-      }
-    } else if (!a.empty() && a[0] == '-' && a != "-") {
-      std::vector<std::string> known = {"--tile", "--halo",  "--batch",      "--threads",    "--device",
-                                        "--depth", "--colour", "--max-pixels", "--no-progress", "--nan",
-                                        "--samples", "--reduce", "--seed", "--strength", "--trust-code", "--precision"};
-      for (const auto& [k, v] : extra) known.push_back(k);
-      const std::string hint = monge::did_you_mean(a, known);
-      return cmd + ": unknown option '" + a + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)");
-    } else {
-      out.positional.push_back(a);
-    }
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+CliOptions parse_options(const monge::host::OptionSet& set, const Options& opt, const std::vector<std::string>& args) {
+  try {
+    auto parsed = set.parse(args);
+    if (parsed.help) return {{}, {}, true};
+    if (opt.quiet && !parsed.given.count("progress")) parsed.given["progress"] = false;
+    return {set.resolve_cli(parsed.given), std::move(parsed.positional), false};
+  } catch (const monge::ParamError& e) {
+    throw UsageError(e.what());
   }
-  return "";
+}
+
+// A stochastic map's noise seeded from --seed.
+void seed_map(monge::host::LoadedMap& map, const monge::Params& p) {
+  if (auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get()))
+    stochastic->reseed(static_cast<uint64_t>(p.integer("seed")));
 }
 
 // OUTPUT (with optional [save options]) with ".sK" before the extension: out.s3.png[compression=9].
@@ -458,24 +342,19 @@ std::string sample_output_name(const std::string& spec, int64_t k) {
 }
 
 int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
-  ApplyArgs pa;
-  pa.so.threads = opt.threads;
-  pa.so.progress = !opt.quiet;
-  if (const std::string err = parse_apply_args("apply", args, {}, pa); !err.empty()) return usage_error(err);
-  if (pa.help) {
-    std::cout << kApplyHelp;
+  const CliOptions o = parse_options(monge::host::apply_options(), opt, args);
+  if (o.help) {
+    std::cout << apply_help();
     return kExitOk;
   }
-  const auto& files = pa.positional;
-  auto& so = pa.so;
+  const auto& files = o.positional;
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
-  so.device = monge::host::resolve_device(pa.device, "apply");
-  const monge::host::Precision asked = so.tiles.precision;
-  so.tiles.precision = monge::host::resolve_precision(asked, so.device, "apply");  // before any work
-  if (so.threads > 0) at::set_num_threads(so.threads);
-  auto map = monge::host::load_map(files[0], registry(opt), {pa.trust_code});
+  const bool auto_precision = o.params.string("precision") == "auto";
+  auto so = monge::host::stream_options(o.params, "apply");  // the device and precision resolved before any work
+  at::set_num_threads(so.threads);
+  auto map = monge::host::load_map(files[0], registry(opt), {o.params.boolean("trust_code")});
+  seed_map(map, o.params);
   auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get());
-  if (stochastic) stochastic->reseed(pa.seed);
   if (so.tiles.reduce == "all") {
     // K whole restorations, one file each: OUTPUT with .sK before the extension.
     const int64_t k = so.tiles.samples;
@@ -496,7 +375,7 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
               << r.out_width << "x" << r.out_height << ", " << r.bands << " band" << (r.bands == 1 ? "" : "s")
               << (r.alpha ? " with alpha" : "") << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on "
               << so.device.str() << ", " << monge::host::precision_name(r.plan.precision)
-              << (asked == monge::host::Precision::Auto ? " (auto)" : "") << ", " << std::setprecision(1)
+              << (auto_precision ? " (auto)" : "") << ", " << std::setprecision(1)
               << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
               << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why
               << (r.nonfinite ? "; " + std::to_string(r.nonfinite) + " NaN/infinite input samples replaced (--nan replace)" : "")
@@ -504,7 +383,7 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-constexpr const char* kBatchHelp = R"(Usage: monge batch MAP INPUT... --out DIR [OPTIONS]
+constexpr const char* kBatchHelpHead = R"(Usage: monge batch MAP INPUT... --out DIR [OPTIONS]
 
 Restores every image of the inputs with the map in MAP, one `monge apply` each (streamed, exact
 tiles; every apply option below works the same), into DIR, whose tree mirrors the inputs.
@@ -528,57 +407,34 @@ and link members of archives (not followed); a later input with the same path as
 with names over 4096 bytes; a damaged archive (its members before the damage are restored).
 
 Options:
-  --out DIR          output folder (created if missing); required
-  --include GLOB     take only files whose path or name matches (repeatable)
-  --exclude GLOB     skip files whose path or name matches (repeatable)
-  --format EXT       output format for every file, with optional libvips options in brackets,
-                     e.g. tif[compression=deflate] (default: each input's own extension)
-  --shard I/N        handle shard I (0-based) of N; default from SLURM_ARRAY_TASK_ID/COUNT,
-                     SLURM_PROCID/NTASKS, OMPI_COMM_WORLD_RANK/SIZE or RANK/WORLD_SIZE, else 0/1.
-                     Each file belongs to exactly one shard (a hash of its path)
-  --retry-failed     redo inputs an earlier run recorded as failed
-  --tile N, --halo N, --batch N, --threads N, --device D, --precision P, --depth D, --colour M,
-  --max-pixels N, --nan P, --strength S, --trust-code, --no-progress
-                     as for monge apply (see monge apply --help); the precision that ran is in
-                     every manifest record and in the last line
+)";
+
+constexpr const char* kBatchHelpTail = R"(
+The precision that ran is in every manifest record and in the last line. --reduce all is for
+monge apply only (several files per input).
 
 Exit code 0 when every file of the shard is done, 1 when some failed (see the manifest).
 )";
 
+std::string batch_help() { return kBatchHelpHead + monge::host::batch_options().help() + kBatchHelpTail; }
+
 int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
-  ApplyArgs pa;
-  pa.so.threads = opt.threads;
-  pa.so.progress = !opt.quiet;
-  const std::map<std::string, bool> extra = {{"--out", true},    {"--include", true}, {"--exclude", true},
-                                             {"--format", true}, {"--shard", true},   {"--retry-failed", false}};
-  if (const std::string err = parse_apply_args("batch", args, extra, pa); !err.empty()) return usage_error(err);
-  if (pa.help) {
-    std::cout << kBatchHelp;
+  const CliOptions o = parse_options(monge::host::batch_options(), opt, args);
+  if (o.help) {
+    std::cout << batch_help();
     return kExitOk;
   }
+  if (o.positional.size() < 2) return usage_error("batch: give MAP and at least one INPUT (monge batch map.pt scans/ --out restored/)");
   monge::host::BatchOptions bo;
-  std::string shard;
-  for (const auto& [k, v] : pa.extra) {
-    if (k == "--out") bo.out = v;
-    else if (k == "--include") bo.include.push_back(v);
-    else if (k == "--exclude") bo.exclude.push_back(v);
-    else if (k == "--format") bo.format = v;
-    else if (k == "--shard") shard = v;
-    else if (k == "--retry-failed") bo.retry_failed = true;
+  try {
+    bo = monge::host::batch_options(o.params, "batch");
+  } catch (const monge::ParamError& e) {
+    return usage_error(e.what());
   }
-  if (pa.positional.size() < 2) return usage_error("batch: give MAP and at least one INPUT (monge batch map.pt scans/ --out restored/)");
-  if (bo.out.empty()) return usage_error("batch: --out DIR is required");
-  bo.shard = monge::host::resolve_shard(shard);
-  bo.progress = pa.so.progress;
-  bo.apply = pa.so;
-  bo.apply.device = monge::host::resolve_device(pa.device, "batch");
-  bo.apply.tiles.precision = monge::host::resolve_precision(bo.apply.tiles.precision, bo.apply.device, "batch");
-  if (bo.apply.threads > 0) at::set_num_threads(bo.apply.threads);
-  if (bo.apply.tiles.reduce == "all")
-    return usage_error("batch: --reduce all writes several files per input; use mean or std (or monge apply)");
-  auto map = monge::host::load_map(pa.positional[0], registry(opt), {pa.trust_code});
-  if (auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get())) stochastic->reseed(pa.seed);
-  const std::vector<std::string> inputs(pa.positional.begin() + 1, pa.positional.end());
+  at::set_num_threads(bo.apply.threads);
+  auto map = monge::host::load_map(o.positional[0], registry(opt), {o.params.boolean("trust_code")});
+  seed_map(map, o.params);
+  const std::vector<std::string> inputs(o.positional.begin() + 1, o.positional.end());
   const auto r = monge::host::run_batch(map, inputs, bo);
   if (!opt.quiet)
     std::cerr << "batch: shard " << bo.shard.index << "/" << bo.shard.count << ": " << r.ok << " restored, " << r.failed
@@ -923,10 +779,15 @@ int main(int argc, char** argv) {
     if (cmd == "map") return cmd_map(opt, args);
     if (cmd == "version") return cmd_version();
     if (cmd == "help") {
+      if (args.size() == 2 && args[0] == "--markdown" && (args[1] == "apply" || args[1] == "batch")) {
+        // The option table of docs/cli.md (tests/host/options_test.cpp compares them).
+        std::cout << (args[1] == "apply" ? monge::host::apply_options() : monge::host::batch_options()).markdown();
+        return kExitOk;
+      }
       if (!args.empty() && args[0] == "run") std::cout << kRunHelp;
       else if (!args.empty() && args[0] == "plugins") std::cout << kPluginsHelp;
-      else if (!args.empty() && args[0] == "apply") std::cout << kApplyHelp;
-      else if (!args.empty() && args[0] == "batch") std::cout << kBatchHelp;
+      else if (!args.empty() && args[0] == "apply") std::cout << apply_help();
+      else if (!args.empty() && args[0] == "batch") std::cout << batch_help();
       else if (!args.empty() && args[0] == "bench") std::cout << kBenchHelp;
       else if (!args.empty() && args[0] == "eval") std::cout << kEvalHelp;
       else if (!args.empty() && args[0] == "calibrate") std::cout << kCalibrateHelp;
@@ -937,6 +798,8 @@ int main(int argc, char** argv) {
     }
     const std::string hint = monge::did_you_mean(cmd, {"run", "plugins", "info", "apply", "batch", "bench", "eval", "calibrate", "map", "version", "help"});
     return usage_error("unknown command '" + cmd + "'" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+  } catch (const UsageError& e) {
+    return usage_error(e.what());
   } catch (const monge::host::PluginError& e) {
     std::cerr << "monge: error: " << e.what() << std::endl;
     return kExitPlugin;

@@ -68,11 +68,14 @@ double opt_number_field(lua_State* L, int index, const char* key, double def) {
 }
 
 void check_keys(lua_State* L, int index, const char* function, std::initializer_list<const char*> allowed) {
+  check_keys(L, index, function, std::vector<std::string>(allowed.begin(), allowed.end()));
+}
+
+void check_keys(lua_State* L, int index, const char* function, const std::vector<std::string>& names) {
   index = absolute(L, index);
   if (lua_isnoneornil(L, index)) return;
   if (!lua_istable(L, index))
     throw std::runtime_error(std::string(function) + ": options must be a table, got " + luaL_typename(L, index));
-  const std::vector<std::string> names(allowed.begin(), allowed.end());
   std::vector<std::string> unknown;  // already formatted, one per offending key
   lua_pushnil(L);
   while (lua_next(L, index) != 0) {

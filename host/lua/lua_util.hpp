@@ -6,6 +6,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <lua.hpp>
 
@@ -93,5 +94,6 @@ std::string opt_string_field(lua_State* L, int index, const char* key, const std
 double opt_number_field(lua_State* L, int index, const char* key, double def);
 /// Throws std::runtime_error listing unknown keys of the options table at `index`.
 void check_keys(lua_State* L, int index, const char* function, std::initializer_list<const char*> allowed);
+void check_keys(lua_State* L, int index, const char* function, const std::vector<std::string>& allowed);
 
 }  // namespace monge::lua

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "host/apply/apply.hpp"
+#include "host/apply/options.hpp"
 #include "host/apply/batch.hpp"
 #include "host/apply/stream.hpp"
 #include "host/core/cpu_cache.hpp"
@@ -354,37 +355,6 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
   return *map;
 }
 
-// The per-image options shared by monge.apply and monge.batch.
-#define STREAM_KEYS \
-  "tile", "halo", "batch", "threads", "device", "depth", "colour", "max_pixels", "progress", "samples", "reduce", "seed", \
-  "strength", "nan", "precision"
-
-host::StreamOptions stream_options(lua_State* L, const host::LoadedMap& map, const char* who) {
-  host::StreamOptions o;
-  o.tiles.tile = static_cast<int64_t>(opt_number_field(L, 1, "tile", 0));
-  o.tiles.halo = static_cast<int64_t>(opt_number_field(L, 1, "halo", -1));
-  o.tiles.batch = static_cast<int64_t>(opt_number_field(L, 1, "batch", 0));
-  o.threads = static_cast<int>(opt_number_field(L, 1, "threads", at::get_num_threads()));
-  o.device = host::resolve_device(opt_string_field(L, 1, "device", "auto"), who);
-  o.depth = opt_string_field(L, 1, "depth", "input");
-  o.colour = opt_string_field(L, 1, "colour", "per-channel");
-  o.max_pixels = static_cast<int64_t>(opt_number_field(L, 1, "max_pixels", double(o.max_pixels)));
-  o.progress = bool_field(L, "progress", false);
-  o.nonfinite = image::parse_nonfinite(opt_string_field(L, 1, "nan", "error"), std::string(who) + ": nan");
-  o.tiles.samples = static_cast<int64_t>(opt_number_field(L, 1, "samples", 1));
-  o.tiles.strength = opt_number_field(L, 1, "strength", 1);
-  o.tiles.reduce = opt_string_field(L, 1, "reduce", "mean");
-  o.tiles.precision = host::parse_precision(opt_string_field(L, 1, "precision", "auto"), std::string(who) + ": precision");
-  const double seed = opt_number_field(L, 1, "seed", -1);
-  if (seed >= 0) {
-    auto* stochastic = dynamic_cast<host::StochasticMap*>(map.module.get());
-    if (!stochastic) throw std::runtime_error(std::string(who) + ": 'seed' seeds a stochastic map's noise; this map is deterministic");
-    stochastic->reseed(static_cast<uint64_t>(seed));
-  }
-  if (o.device != module_device(*map.module)) map.module->to(o.device);
-  return o;
-}
-
 std::vector<std::string> strings_field(lua_State* L, const char* key, const char* who) {
   std::vector<std::string> out;
   lua_getfield(L, 1, key);
@@ -408,6 +378,43 @@ std::vector<std::string> strings_field(lua_State* L, const char* key, const char
   return out;
 }
 
+// The options of `set` in the table at index 1 (keys beside them: `other`), validated against
+// its declaration (host/apply/options.hpp), errors naming `who` and the key.
+Params table_options(lua_State* L, const host::OptionSet& set, const char* who, std::initializer_list<const char*> other) {
+  std::vector<std::string> allowed(other.begin(), other.end());
+  for (const auto& spec : set.schema().specs())
+    if (!set.cli(spec.name).cli_only) allowed.push_back(spec.name);
+  check_keys(L, 1, who, allowed);
+  ParamMap given;
+  for (const auto& spec : set.schema().specs()) {
+    if (spec.type == ParamType::StringList) {
+      auto list = strings_field(L, spec.name.c_str(), who);
+      if (!list.empty()) given[spec.name] = std::move(list);
+      continue;
+    }
+    lua_getfield(L, 1, spec.name.c_str());
+    if (!lua_isnil(L, -1)) given[spec.name] = to_value(L, -1, std::string(who) + ": '" + spec.name + "'");
+    lua_pop(L, 1);
+  }
+  return set.resolve(given, who);
+}
+
+// The streaming options of monge.apply and monge.batch for `map` (moved to the device asked
+// for); `seed`, when given, reseeds a stochastic map's noise and is an error for another map.
+host::StreamOptions map_stream_options(lua_State* L, const Params& p, const host::LoadedMap& map, const char* who) {
+  host::StreamOptions o = host::stream_options(p, who);
+  lua_getfield(L, 1, "seed");
+  const bool seeded = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (seeded) {
+    auto* stochastic = dynamic_cast<host::StochasticMap*>(map.module.get());
+    if (!stochastic) throw std::runtime_error(std::string(who) + ": 'seed' seeds a stochastic map's noise; this map is deterministic");
+    stochastic->reseed(static_cast<uint64_t>(p.integer("seed")));
+  }
+  if (o.device != module_device(*map.module)) map.module->to(o.device);
+  return o;
+}
+
 void set_numbers(lua_State* L, std::initializer_list<std::pair<const char*, double>> fields) {
   for (const auto& [k, v] : fields) {
     lua_pushnumber(L, v);
@@ -419,12 +426,12 @@ void set_numbers(lua_State* L, std::initializer_list<std::pair<const char*, doub
 // tiled apply of `monge apply` (host/apply/stream.hpp); returns a table describing what was done.
 int l_apply(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_keys(L, 1, "monge.apply", {"map", "trust_code", "input", "output", STREAM_KEYS});
+  const Params p = table_options(L, host::apply_options(), "monge.apply", {"map", "input", "output"});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.apply", holder);
   const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
   if (input.empty() || output.empty()) throw std::runtime_error("monge.apply: 'input' and 'output' (file paths) are required");
-  const host::StreamReport r = host::apply_stream(map, input, output, stream_options(L, map, "monge.apply"));
+  const host::StreamReport r = host::apply_stream(map, input, output, map_stream_options(L, p, map, "monge.apply"));
   lua_createtable(L, 0, 10);
   set_numbers(L, {{"width", double(r.out_width)},   {"height", double(r.out_height)}, {"in_width", double(r.in_width)},
                   {"in_height", double(r.in_height)}, {"bands", double(r.bands)},      {"seconds", r.seconds},
@@ -441,20 +448,11 @@ int l_apply(lua_State* L) {
 // monge.batch{ map = m, inputs = { "scans/", "more.tar" }, out = "restored", shard = "0/2", ... }
 int l_batch(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_keys(L, 1, "monge.batch",
-             {"map", "trust_code", "inputs", "out", "include", "exclude", "format", "shard", "retry_failed", STREAM_KEYS});
+  const Params p = table_options(L, host::batch_options(), "monge.batch", {"map", "inputs"});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.batch", holder);
-  host::BatchOptions o;
-  o.apply = stream_options(L, map, "monge.batch");
-  o.progress = o.apply.progress;
-  o.out = opt_string_field(L, 1, "out", "");
-  if (o.out.empty()) throw std::runtime_error("monge.batch: 'out' (the output folder) is required");
-  o.include = strings_field(L, "include", "monge.batch");
-  o.exclude = strings_field(L, "exclude", "monge.batch");
-  o.format = opt_string_field(L, 1, "format", "");
-  o.shard = host::resolve_shard(opt_string_field(L, 1, "shard", ""));
-  o.retry_failed = bool_field(L, "retry_failed", false);
+  host::BatchOptions o = host::batch_options(p, "monge.batch");
+  o.apply = map_stream_options(L, p, map, "monge.batch");
   const host::BatchReport r = host::run_batch(map, strings_field(L, "inputs", "monge.batch"), o);
   lua_createtable(L, 0, 9);
   set_numbers(L, {{"found", double(r.found)},   {"mine", double(r.mine)},   {"already", double(r.already)},

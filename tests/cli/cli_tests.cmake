@@ -90,9 +90,9 @@ add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*app
 set_tests_properties(cli.apply PROPERTIES DEPENDS lua.train_test)
 # --precision: a bad name is a usage error; with oneDNN held below AVX-512 (no bf16 convolutions on
 # any CPU) auto runs fp32 and says so, and bf16 is refused naming why.
-add_cli_test(apply_bad_precision 2 MATCH "apply: --precision must be 'auto', 'fp32' or 'bf16', got 'fp16'"
+add_cli_test(apply_bad_precision 2 MATCH "apply: --precision expects one of auto\\|fp32\\|bf16, got \"fp16\" \\(did you mean 'fp32'\\?\\)"
   COMMAND ${_m} apply a.pt b.png c.png --precision fp16)
-add_cli_test(batch_bad_precision 2 MATCH "batch: --precision needs auto, fp32 or bf16" COMMAND ${_m} batch a.pt in/ --out x --precision)
+add_cli_test(batch_bad_precision 2 MATCH "batch: --precision needs a value: one of auto\\|fp32\\|bf16" COMMAND ${_m} batch a.pt in/ --out x --precision)
 add_cli_test(apply_auto_without_bf16 0 MATCH " s on cpu, fp32 \\(auto\\), "
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/applied_avx2.png" --device cpu)
 add_cli_test(apply_bf16_without_bf16 1 MATCH "apply: precision 'bf16' needs bfloat16 convolutions in hardware, .*Use precision 'auto' or 'fp32'"
@@ -134,9 +134,9 @@ add_cli_test(apply_samples_mean 0 MATCH "blurred\\.png \\(56x84\\) -> .*mean\\.p
   COMMAND ${_m} apply "${_sto}/map.pt" "${_sto}/blurred.png" "${_sto}/mean.png" --samples 4 --seed 1 --device cpu)
 add_cli_test(apply_samples_deterministic 1 MATCH "--samples 2 needs a stochastic map \\(trained by not, knot or otp\\); this map is deterministic"
   COMMAND ${_m} apply "${_sto}/deterministic.pt" "${_sto}/blurred.png" "${_sto}/never.png" --samples 2)
-add_cli_test(apply_bad_reduce 2 MATCH "apply: --reduce needs mean, std or all"
+add_cli_test(apply_bad_reduce 2 MATCH "apply: --reduce expects one of mean\\|std\\|all, got \"median\""
   COMMAND ${_m} apply a.pt b.png c.png --samples 2 --reduce median)
-add_cli_test(batch_reduce_all 2 MATCH "batch: --reduce all writes several files per input"
+add_cli_test(batch_reduce_all 2 MATCH "batch: reduce 'all' writes several files per input"
   COMMAND ${_m} batch a.pt in/ --out x --samples 2 --reduce all)
 add_cli_test(info_stochastic 0 MATCH "stochastic: measurements smoothed with N\\(0, 0\\.2\\^2\\) noise at each call" "solver otp"
   COMMAND ${_m} info "${_sto}/map.pt")
@@ -166,7 +166,7 @@ add_cli_test(bench_fmnist_paper_bad_method 1
   COMMAND ${_m} bench fmnist-paper --experiment tau-sweep --methods uotip,uotip-match --config tiny)
 add_cli_test(batch_help 0 MATCH "Usage: monge batch MAP INPUT... --out DIR" "SLURM_ARRAY_TASK_ID" "\\.tar\\.zst/\\.tzst" "\\.zip"
   "\\(neither is restored\\)" COMMAND ${_m} batch --help)
-add_cli_test(batch_no_out 2 MATCH "batch: --out DIR is required" COMMAND ${_m} batch a.pt in/)
+add_cli_test(batch_no_out 2 MATCH "batch: --out is required \\(string: output folder" COMMAND ${_m} batch a.pt in/)
 add_cli_test(batch_bad_shard 1 MATCH "shard 5/2 \\(from --shard\\) is out of range"
   COMMAND ${_m} batch a.pt in/ --out x --shard 5/2)
 

@@ -36,7 +36,7 @@ local chosen = native and "bf16" or "fp32"
 r = monge.apply { map = run.map, input = out .. "/in.tif", output = out .. "/auto.png" }
 assert(r.precision == chosen, "auto chose " .. tostring(r.precision) .. " where native bf16 is " .. tostring(native))
 local ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/p.png", precision = "fp16" })
-assert(not ok and err:find("monge.apply: precision must be 'auto', 'fp32' or 'bf16', got 'fp16'", 1, true), err)
+assert(not ok and err:find("monge.apply: parameter 'precision' expects one of auto|fp32|bf16, got \"fp16\"", 1, true), err)
 if native then
   local gap = (run.map:restore(y, { precision = "bf16" }) - whole):abs():max():item()
   assert(gap > 0 and gap < 0.05, "map:restore in bf16 differs from fp32 by " .. gap)

@@ -86,7 +86,7 @@ end
 local never = out .. "/never.png"
 fails({ map = deterministic, input = input, output = never, samples = 2 }, "needs a stochastic map")
 fails({ map = deterministic, input = input, output = never, seed = 1 }, "this map is deterministic")
-fails({ map = map, input = input, output = never, samples = 2, reduce = "median" }, "must be 'mean' or 'std'")
+fails({ map = map, input = input, output = never, samples = 2, reduce = "median" }, "parameter 'reduce' expects one of mean|std|all")
 local f = io.open(never)
 assert(not f, "a failed apply left " .. never .. " behind")
 print("stochastic_apply_test: ok")

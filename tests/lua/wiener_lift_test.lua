@@ -83,7 +83,7 @@ local diff = (applied - expected):abs():max():item()
 print(string.format("apply vs restore: %.4f", diff))
 assert(diff <= 2 / 255 + 1e-6, "monge apply should restore through the lift as map:restore does (8-bit rounding)")
 fails(function() monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/x.png", strength = -1 } end,
-  "strength must be between 0")
+  "parameter 'strength' expects a number in [0, 1], got -1")
 monge.apply { map = run.map_path, input = out .. "/in.png", output = out .. "/half.png", progress = false, strength = 0.5,
               precision = "fp32" }
 local applied_half = monge.image.load(out .. "/half.png"):unsqueeze(1)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,13 +22,13 @@ namespace monge {
 
 /// A parameter value as given by a user or filled in from a default.
 using Value = std::variant<std::monostate, bool, int64_t, double, std::string, std::vector<double>,
-                           std::shared_ptr<Plugin>>;
+                           std::shared_ptr<Plugin>, std::vector<std::string>>;
 
 /// Parameters as given, before validation (name -> value).
 using ParamMap = std::map<std::string, Value>;
 
 /// The declared type of a parameter.
-enum class ParamType { Bool, Int, Real, String, Choice, RealList, Object };
+enum class ParamType { Bool, Int, Real, String, Choice, RealList, Object, StringList };
 
 /// A bad parameter: unknown name, wrong type, out of range. The message names the plugin, the
 /// parameter, what was expected and what was given.
@@ -70,6 +71,9 @@ inline std::string describe_value(const Value& v) {
     std::string operator()(const std::shared_ptr<Plugin>& p) const {
       return p ? std::string(kind_name(p->kind())) + " object" : "nil object";
     }
+    std::string operator()(const std::vector<std::string>& l) const {
+      return "list of " + std::to_string(l.size()) + " strings";
+    }
   };
   return std::visit(Visitor{}, v);
 }
@@ -84,6 +88,11 @@ inline std::string value_text(const Value& v) {
   if (auto l = std::get_if<std::vector<double>>(&v)) {
     std::string out = "{";
     for (size_t i = 0; i < l->size(); ++i) out += (i ? ", " : "") + format_number((*l)[i]);
+    return out + "}";
+  }
+  if (auto l = std::get_if<std::vector<std::string>>(&v)) {
+    std::string out = "{";
+    for (size_t i = 0; i < l->size(); ++i) out += (i ? ", \"" : "\"") + (*l)[i] + "\"";
     return out + "}";
   }
   return "(object)";
@@ -129,6 +138,7 @@ inline std::string type_name(const ParamSpec& s) {
     case ParamType::Choice: return "choice";
     case ParamType::RealList: return "list of numbers";
     case ParamType::Object: return std::string(kind_name(s.object_kind)) + " object";
+    case ParamType::StringList: return "list of strings";
   }
   return "?";
 }
@@ -168,6 +178,7 @@ class Params {
   double real(const std::string& name) const { return as<double>(name); }
   const std::string& string(const std::string& name) const { return as<std::string>(name); }
   const std::vector<double>& reals(const std::string& name) const { return as<std::vector<double>>(name); }
+  const std::vector<std::string>& strings(const std::string& name) const { return as<std::vector<std::string>>(name); }
   /// An Object parameter cast to its interface; nullptr when an optional object was left out.
   template <class T>
   std::shared_ptr<T> object(const std::string& name) const {
@@ -218,9 +229,21 @@ class Schema {
     return add({std::move(name), ParamType::RealList, std::move(def), min, max, {}, Kind::Operator, false,
                 std::move(doc)});
   }
+  /// A list of strings (e.g. the host's repeatable options); the default is the empty list.
+  Schema& strings(std::string name, std::string doc) {
+    return add({std::move(name), ParamType::StringList, std::vector<std::string>{}, {}, {}, {}, Kind::Operator, false,
+                std::move(doc)});
+  }
   /// A parameter holding another plugin object (e.g. the operator a cost uses).
   Schema& object(std::string name, Kind kind, std::string doc, bool optional = false) {
     return add({std::move(name), ParamType::Object, std::monostate{}, {}, {}, {}, kind, optional, std::move(doc)});
+  }
+
+  /// Declares one parameter as given (the helpers above fill a ParamSpec each).
+  Schema& add(ParamSpec spec) {
+    if (find(spec.name)) throw Error("schema declares parameter '" + spec.name + "' twice");
+    specs_.push_back(std::move(spec));
+    return *this;
   }
 
   const std::vector<ParamSpec>& specs() const { return specs_; }
@@ -235,14 +258,21 @@ class Schema {
     return out;
   }
 
+  /// How an error names a parameter: `noun` then `spell(name)`, "parameter 'sigma'" for plugins;
+  /// the host's command line names its flags instead (noun "", spelling "--max-pixels").
+  using Spelling = std::function<std::string(const std::string& name)>;
+  static std::string quoted(const std::string& name) { return "'" + name + "'"; }
+
   /// Validates `given` against the declaration and fills defaults. `owner` (the plugin name) starts
   /// every error message. Throws ParamError.
-  Params resolve(const ParamMap& given, const std::string& owner) const {
+  Params resolve(const ParamMap& given, const std::string& owner, Spelling spell = {},
+                 const std::string& noun = "parameter ") const {
+    if (!spell) spell = &quoted;
     for (const auto& [key, value] : given) {
       if (find(key)) continue;
-      std::string msg = owner + ": unknown parameter '" + key + "'";
+      std::string msg = owner + ": unknown " + noun + spell(key);
       const std::string hint = did_you_mean(key, names());
-      if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
+      if (!hint.empty()) msg += " (did you mean " + spell(hint) + "?)";
       msg += specs_.empty() ? "; it takes no parameters" : "; valid parameters: " + join_names();
       throw ParamError(msg);
     }
@@ -251,12 +281,11 @@ class Schema {
       auto it = given.find(spec.name);
       if (it == given.end() || std::holds_alternative<std::monostate>(it->second)) {
         if (std::holds_alternative<std::monostate>(spec.default_value) && !spec.optional_object)
-          throw ParamError(owner + ": parameter '" + spec.name + "' is required (" + type_name(spec) + ": " +
-                           spec.doc + ")");
+          throw ParamError(owner + ": " + noun + spell(spec.name) + " is required (" + type_name(spec) + ": " + spec.doc + ")");
         out[spec.name] = spec.default_value;
         continue;
       }
-      out[spec.name] = convert(spec, it->second, owner);
+      out[spec.name] = convert(spec, it->second, owner + ": " + noun + spell(spec.name));
     }
     return Params(std::move(out));
   }
@@ -275,27 +304,22 @@ class Schema {
   }
 
  private:
-  Schema& add(ParamSpec spec) {
-    if (find(spec.name)) throw Error("schema declares parameter '" + spec.name + "' twice");
-    specs_.push_back(std::move(spec));
-    return *this;
-  }
   std::string join_names() const {
     std::string out;
     for (size_t i = 0; i < specs_.size(); ++i) out += (i ? ", " : "") + specs_[i].name;
     return out;
   }
-  static void check_range(const ParamSpec& spec, double v, const std::string& owner, const std::string& what) {
+  // `who` is "owner: parameter 'name'" (or the spelling the caller chose).
+  static void check_range(const ParamSpec& spec, double v, const std::string& who, const std::string& what) {
     if (std::isnan(v) || (spec.min && v < *spec.min) || (spec.max && v > *spec.max))
-      throw ParamError(owner + ": parameter '" + spec.name + "' expects " + what + " in " + range_text(spec) +
-                       ", got " + detail::format_number(v));
+      throw ParamError(who + " expects " + what + " in " + range_text(spec) + ", got " + detail::format_number(v));
   }
-  static Value convert(const ParamSpec& spec, const Value& v, const std::string& owner) {
+  static Value convert(const ParamSpec& spec, const Value& v, const std::string& who) {
     auto wrong = [&]() {
       std::string expected = type_name(spec);
       if (spec.type == ParamType::Choice) expected = "one of " + range_text(spec);
-      return ParamError(owner + ": parameter '" + spec.name + "' expects " + (spec.type == ParamType::Int ? "an " : "a ") +
-                        expected + ", got " + detail::describe_value(v));
+      return ParamError(who + " expects " + (spec.type == ParamType::Int ? "an " : "a ") + expected + ", got " +
+                        detail::describe_value(v));
     };
     switch (spec.type) {
       case ParamType::Bool:
@@ -307,7 +331,7 @@ class Schema {
         else if (auto d = std::get_if<double>(&v); d && std::isfinite(*d) && std::floor(*d) == *d && std::fabs(*d) < 9e15)
           i = static_cast<int64_t>(*d);
         else throw wrong();
-        check_range(spec, double(i), owner, "an integer");
+        check_range(spec, double(i), who, "an integer");
         return i;
       }
       case ParamType::Real: {
@@ -315,7 +339,7 @@ class Schema {
         if (auto p = std::get_if<double>(&v)) d = *p;
         else if (auto i = std::get_if<int64_t>(&v)) d = double(*i);
         else throw wrong();
-        check_range(spec, d, owner, "a number");
+        check_range(spec, d, who, "a number");
         return d;
       }
       case ParamType::String:
@@ -325,7 +349,7 @@ class Schema {
         auto s = std::get_if<std::string>(&v);
         if (!s) throw wrong();
         if (std::find(spec.choices.begin(), spec.choices.end(), *s) != spec.choices.end()) return v;
-        std::string msg = owner + ": parameter '" + spec.name + "' expects one of " + range_text(spec) + ", got \"" + *s + "\"";
+        std::string msg = who + " expects one of " + range_text(spec) + ", got \"" + *s + "\"";
         const std::string hint = did_you_mean(*s, spec.choices);
         if (!hint.empty()) msg += " (did you mean '" + hint + "'?)";
         throw ParamError(msg);
@@ -333,9 +357,13 @@ class Schema {
       case ParamType::RealList: {
         auto l = std::get_if<std::vector<double>>(&v);
         if (!l) throw wrong();
-        for (double d : *l) check_range(spec, d, owner, "numbers");
+        for (double d : *l) check_range(spec, d, who, "numbers");
         return v;
       }
+      case ParamType::StringList:
+        if (std::holds_alternative<std::vector<std::string>>(v)) return v;
+        if (auto one = std::get_if<std::string>(&v)) return std::vector<std::string>{*one};
+        throw wrong();
       case ParamType::Object: {
         auto p = std::get_if<std::shared_ptr<Plugin>>(&v);
         if (!p || !*p) throw wrong();
