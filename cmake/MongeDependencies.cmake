@@ -22,7 +22,7 @@ target_compile_definitions(monge_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=${MONGE_
 
 find_package(Boost 1.70 REQUIRED COMPONENTS filesystem)
 find_package(ZLIB REQUIRED)
-find_package(nlohmann_json 3.10 REQUIRED)  # Debian nlohmann-json3-dev: map file headers
+find_package(nlohmann_json 3.10 REQUIRED)  # Debian nlohmann-json3-dev: every JSON read and write
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LUAJIT REQUIRED IMPORTED_TARGET luajit)
 if(MONGE_WITH_VIPS)

@@ -15,7 +15,7 @@ PACKAGES=(
   zlib1g-dev                              # gzip-compressed IDX files
   libarchive-dev                          # batch inputs from tar/pax/GNU (.gz/.xz/.zst/.bz2) and zip archives
   xz-utils bzip2 zstd                     # tests build .tar.xz, .tar.bz2 and .tar.zst archives with tar
-  nlohmann-json3-dev                      # JSON (map file headers)
+  nlohmann-json3-dev                      # JSON: every file monge reads or writes as JSON (map headers, manifests, logs)
   dataset-fashion-mnist                   # the demo and test data
   mate-backgrounds                        # 12 nature photographs (JPEG, up to 2560x1920): the PHOTO-IP benchmark's data
   python3-torch                           # PyTorch reference of `monge bench train-step` (and its test)

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host/core/json.hpp"
+#include "host/core/json_text.hpp"
 #include "host/core/text.hpp"
 #include "host/image/vips_io.hpp"
 
@@ -390,14 +390,11 @@ void add_file(const fs::path& file, const std::string& key, std::vector<BatchIte
   out.push_back(std::move(it));
 }
 
-// A manifest record of an earlier run.
-struct Record {
-  std::string status, output;
-};
+constexpr const char* kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
 
 // Every manifest in `out` (all shards, all runs): the last record for each key.
-std::map<std::string, Record> read_manifests(const fs::path& out) {
-  std::map<std::string, Record> done;
+std::map<std::string, ManifestRecord> read_manifests(const fs::path& out) {
+  std::map<std::string, ManifestRecord> done;
   std::error_code ec;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(out, ec)) {
@@ -409,11 +406,11 @@ std::map<std::string, Record> read_manifests(const fs::path& out) {
     std::ifstream in(f);
     std::string line;
     while (std::getline(in, line)) {
-      const auto rec = json::parse_flat(line);
-      if (!rec || !rec->count("key") || !rec->count("status")) continue;  // a torn line of a killed run
-      Record& r = done[rec->at("key")];
-      r.status = rec->at("status");
-      r.output = rec->count("output") ? rec->at("output") : "";
+      auto rec = parse_manifest_line(line);
+      // A key with U+FFFD may have been written for a name that was not UTF-8 (json_text puts
+      // U+FFFD for such bytes): it could stand for another file than the one it spells, so its
+      // file is done again rather than skipped, as when such lines were not JSON at all.
+      if (rec && rec->key.find(kReplacementCharacter) == std::string::npos) done[rec->key] = std::move(*rec);
     }
   }
   return done;
@@ -615,18 +612,41 @@ std::string manifest_line(const BatchItem& it, const std::string& output, const 
     gethostname(name, sizeof name - 1);
     return std::string(name);
   }();
-  std::ostringstream line;
-  line << "{\"key\": " << json::quote(it.key) << ", \"input\": " << json::quote(it.source)
-       << ", \"output\": " << (output.empty() ? "null" : json::quote(output)) << ", \"status\": \"" << status
-       << "\", \"error\": " << (error.empty() ? "null" : json::quote(error)) << ", \"seconds\": " << secs
-       << ", \"width\": " << r.in_width << ", \"height\": " << r.in_height << ", \"out_width\": " << r.out_width
-       << ", \"out_height\": " << r.out_height << ", \"precision\": \"" << precision_name(precision)
-       << "\", \"shard\": \"" << shard.index << "/" << shard.count
-       << "\", \"host\": " << json::quote(host) << ", \"pid\": " << getpid() << ", \"time\": " << std::time(nullptr) << "}";
-  return line.str();
+  const auto text_or_null = [](const std::string& s) { return s.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(s); };
+  return json_text::dump({{"key", it.key},
+                          {"input", it.source},
+                          {"output", text_or_null(output)},
+                          {"status", status},
+                          {"error", text_or_null(error)},
+                          {"seconds", json_text::number(secs, 6)},
+                          {"width", r.in_width},
+                          {"height", r.in_height},
+                          {"out_width", r.out_width},
+                          {"out_height", r.out_height},
+                          {"precision", precision_name(precision)},
+                          {"shard", std::to_string(shard.index) + "/" + std::to_string(shard.count)},
+                          {"host", host},
+                          {"pid", getpid()},
+                          {"time", std::time(nullptr)}});
 }
 
 }  // namespace
+
+std::optional<ManifestRecord> parse_manifest_line(const std::string& line) {
+  // Without exceptions: malformed text comes back discarded. The parser is iterative, so deep
+  // nesting costs memory bounded by the line's length, not stack.
+  const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  for (const auto& member : j)
+    if (member.is_structured()) return std::nullopt;  // monge writes flat records only
+  const auto key = j.find("key"), status = j.find("status"), output = j.find("output");
+  if (key == j.end() || !key->is_string() || status == j.end() || !status->is_string()) return std::nullopt;
+  ManifestRecord rec;
+  rec.key = key->get<std::string>();
+  rec.status = status->get<std::string>();
+  if (output != j.end() && output->is_string()) rec.output = output->get<std::string>();
+  return rec;
+}
 
 ArchiveReads archive_reads() { return ArchiveReads{g_archive_opens.load(), g_archive_bytes.load()}; }
 

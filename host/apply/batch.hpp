@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -93,6 +94,17 @@ struct BatchReport {
   Precision precision = Precision::FP32;  ///< what the network ran in (resolved from apply.tiles.precision)
   std::filesystem::path manifest;
 };
+
+/// What a run needs from one line of an earlier run's manifest (docs/cli.md lists every field).
+struct ManifestRecord {
+  std::string key, status;
+  std::string output;  ///< "" when the line has none (null)
+};
+
+/// One manifest line: nullopt, never an exception, for a line that is not a flat JSON object with
+/// a string "key" and "status" (a line torn by a killed run, a damaged or hostile line: bad
+/// escapes, invalid UTF-8, nesting, numbers out of range). Such a line is skipped on resume.
+std::optional<ManifestRecord> parse_manifest_line(const std::string& line);
 
 /// Runs the batch. Before any work, inputs that cannot be written safely get an error: a key that
 /// would leave the output root, two inputs mapped to one output (after `format`; neither is

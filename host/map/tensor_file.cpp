@@ -101,7 +101,12 @@ std::string encode(nlohmann::json header, const std::vector<std::pair<std::strin
     offset = align_up(offset + cpu.back().nbytes());
   }
   header["tensors"] = std::move(table);
-  const std::string text = header.dump();
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::type_error& e) {  // text that is not UTF-8 (316)
+    throw Error(std::string("tensor file: the header cannot be written as JSON: ") + e.what());
+  }
   const uint64_t data_start = align_up(kPrefix + text.size());
   std::string out(data_start + offset, '\0');
   std::memcpy(&out[0], kMagic, sizeof kMagic);

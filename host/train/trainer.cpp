@@ -18,6 +18,7 @@
 
 #include "host/core/cpu_features.hpp"
 #include "host/core/device.hpp"
+#include "host/core/json_text.hpp"
 #include "host/core/precision.hpp"
 #include "host/core/sum_cost.hpp"
 #include "host/core/temp_files.hpp"
@@ -82,7 +83,9 @@ std::string format_duration(double seconds) {
   return o.str();
 }
 
-std::string json_number(double v, int digits = 8) {
+// A number in a message, at the 8 significant digits of log.jsonl ("null" when not finite, as
+// the log writes it: a rollback's reason quotes it).
+std::string number_text(double v, int digits = 8) {
   if (!std::isfinite(v)) return "null";
   std::ostringstream o;
   o << std::setprecision(digits) << v;
@@ -274,23 +277,19 @@ void write_step_dump(const fs::path& dir, const NamedTensors& tensors, const std
   std::error_code ec;
   fs::create_directories(dir, ec);
   std::ofstream bin(dir / "tensors.bin", std::ios::binary | std::ios::trunc);
-  std::ostringstream index;
-  index << "{\"format\": \"float32, little-endian, C order\", \"tensors\": [";
+  nlohmann::ordered_json table = nlohmann::ordered_json::array();
   int64_t offset = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const at::Tensor t = tensors[i].second.detach().to(at::kCPU, at::kFloat).contiguous();
+  for (const auto& [name, tensor] : tensors) {
+    const at::Tensor t = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
     bin.write(reinterpret_cast<const char*>(t.data_ptr<float>()), static_cast<std::streamsize>(t.numel() * sizeof(float)));
-    index << (i ? ",\n  " : "\n  ") << "{\"name\": \"" << tensors[i].first << "\", \"shape\": [";
-    for (int64_t d = 0; d < t.dim(); ++d) index << (d ? ", " : "") << t.size(d);
-    index << "], \"offset\": " << offset << "}";
+    table.push_back({{"name", name}, {"shape", t.sizes().vec()}, {"offset", offset}});
     offset += t.numel();
   }
-  index << "],\n \"stats\": {";
-  const char* sep = "";
-  for (const auto& [k, v] : stats) index << sep << "\"" << k << "\": " << json_number(v, 17), sep = ", ";
-  index << "}}\n";
+  nlohmann::ordered_json step_stats = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : stats) step_stats[k] = json_text::number(v, 17);
+  const nlohmann::ordered_json index = {{"format", "float32, little-endian, C order"}, {"tensors", table}, {"stats", step_stats}};
   std::ofstream json(dir / "index.json", std::ios::trunc);
-  json << index.str();
+  json << json_text::dump(index) << "\n";
   if (!bin.flush() || !json.flush())
     throw Error("train: cannot write the first step's dump into " + dir.string() + " (dump_first_step)");
 }
@@ -344,7 +343,7 @@ TrainResult train(const TrainConfig& c) {
     throw Error("train: max_rollbacks must be >= 0 and rollback_lr_factor in (0, 1)");
   if (!(c.max_loss >= 0) || !std::isfinite(c.max_loss))
     throw Error("train: max_loss must be a finite number >= 0 (0: only NaN/Inf count as divergence), got " +
-                json_number(c.max_loss));
+                number_text(c.max_loss));
   if (c.out.empty()) throw Error("train: 'out' (a run directory) is required");
   std::error_code ec;
   fs::create_directories(c.out, ec);
@@ -386,7 +385,7 @@ TrainResult train(const TrainConfig& c) {
   result.latent_channels = latent;
   const double input_noise = c.solver->input_noise();
   if (!(input_noise >= 0 && input_noise <= 100))
-    throw Error("train: the solver asks for input noise " + json_number(input_noise) + "; 0 to 100 are possible");
+    throw Error("train: the solver asks for input noise " + number_text(input_noise) + "; 0 to 100 are possible");
   result.input_noise = input_noise;
   NetworkShape built_shape = map_shape;
   built_shape.in_channels += latent;
@@ -455,7 +454,7 @@ TrainResult train(const TrainConfig& c) {
     for (size_t i = 0; i < lo.size(); ++i)
       if (std::abs(hi[i] - lo[i]) > 1e-5 * std::max(1.0, std::abs(hi[i])))
         throw Error("train: the " + std::to_string(world) + " replicas of the networks differ at iteration " +
-                    std::to_string(iteration) + " (parameter sums " + json_number(lo[i]) + " to " + json_number(hi[i]) +
+                    std::to_string(iteration) + " (parameter sums " + number_text(lo[i]) + " to " + number_text(hi[i]) +
                     "); the solver does not average its gradients correctly; the last checkpoint " +
                     checkpoint.string() + " is intact");
   };
@@ -501,11 +500,14 @@ TrainResult train(const TrainConfig& c) {
     result.evals.push_back(p);
     return p;
   };
-  auto log_eval = [](std::ostream& log, const EvalPoint& e) {
-    log << ", \"psnr_degraded\": " << json_number(e.psnr_degraded) << ", \"psnr\": " << json_number(e.psnr_restored)
-        << ", \"ssim_degraded\": " << json_number(e.ssim_degraded) << ", \"ssim\": " << json_number(e.ssim_restored);
+  // log.jsonl: one line per record, numbers at 8 significant digits.
+  auto log_number = [](double v) { return json_text::number(v, 8); };
+  auto add_eval = [&](nlohmann::ordered_json& record, const EvalPoint& e) {
+    record["psnr_degraded"] = log_number(e.psnr_degraded);
+    record["psnr"] = log_number(e.psnr_restored);
+    record["ssim_degraded"] = log_number(e.ssim_degraded);
+    record["ssim"] = log_number(e.ssim_restored);
   };
-
   std::ofstream log;  // rank 0's; elsewhere it stays closed and writes go nowhere
   if (main_rank) log.open(c.out / "log.jsonl", resume ? std::ios::app : std::ios::trunc);
   Progress progress(start, c.iters, progress_on);
@@ -563,9 +565,9 @@ TrainResult train(const TrainConfig& c) {
     std::string bad;
     for (const auto& [k, v] : stats) {
       if (!bad.empty()) break;
-      if (!std::isfinite(v)) bad = k + " = " + json_number(v);
+      if (!std::isfinite(v)) bad = k + " = " + number_text(v);
       else if (c.max_loss > 0 && k.rfind("loss", 0) == 0 && std::abs(v) > c.max_loss)
-        bad = k + " = " + json_number(v) + ", above max_loss " + json_number(c.max_loss);
+        bad = k + " = " + number_text(v) + ", above max_loss " + number_text(c.max_loss);
     }
     if (!bad.empty()) {
       const std::string where = "train: iteration " + std::to_string(it + 1) + " diverged (" + bad + ")";
@@ -585,8 +587,9 @@ TrainResult train(const TrainConfig& c) {
       note << "rolled back to the checkpoint of iteration " << it << " and multiplied the learning rates by "
            << factor << " (rollback " << result.rollbacks << " of at most " << c.max_rollbacks << ")";
       if (main_rank) std::cerr << (c.progress ? "\n" : "") << where << ": " << note.str() << "\n";
-      log << "{\"iter\": " << it << ", \"event\": \"rollback\", \"diverged_at\": " << diverged_at
-          << ", \"reason\": \"" << bad << "\", \"lr_factor\": " << json_number(factor) << "}\n" << std::flush;
+      log << json_text::dump({{"iter", it}, {"event", "rollback"}, {"diverged_at", diverged_at}, {"reason", bad},
+                              {"lr_factor", log_number(factor)}})
+          << "\n" << std::flush;
       continue;
     }
     ++it;
@@ -595,10 +598,10 @@ TrainResult train(const TrainConfig& c) {
     if (eval_now) evaluate(done);
     const EvalPoint* latest = eval_now ? &result.evals.back() : nullptr;
     if (c.log_every > 0 && (done % c.log_every == 0 || latest)) {
-      log << "{\"iter\": " << done << ", \"time\": " << json_number(progress.seconds());
-      for (const auto& [k, v] : stats) log << ", \"" << k << "\": " << json_number(v);
-      if (latest) log_eval(log, *latest);
-      log << "}\n" << std::flush;
+      nlohmann::ordered_json record = {{"iter", done}, {"time", log_number(progress.seconds())}};
+      for (const auto& [k, v] : stats) record[k] = log_number(v);
+      if (latest) add_eval(record, *latest);
+      log << json_text::dump(record) << "\n" << std::flush;
     }
     if (c.checkpoint_every > 0 && done % c.checkpoint_every == 0 && done != c.iters) {
       check_replicas(done);
@@ -645,9 +648,9 @@ TrainResult train(const TrainConfig& c) {
     info.metrics = {{"psnr", final_eval.psnr_restored}, {"psnr_degraded", final_eval.psnr_degraded}};
     if (final_eval.ssim_restored != 0)
       info.metrics.insert({{"ssim", final_eval.ssim_restored}, {"ssim_degraded", final_eval.ssim_degraded}});
-    log << "{\"iter\": " << c.iters;
-    log_eval(log, final_eval);
-    log << "}\n";
+    nlohmann::ordered_json record = {{"iter", c.iters}};
+    add_eval(record, final_eval);
+    log << json_text::dump(record) << "\n";
   }
   exported->to(c10::kCPU);
   save_map(result.map_path, *exported, info);

@@ -17,14 +17,17 @@
 #include <iterator>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "host/apply/batch.hpp"
 #include "host/core/cpu_features.hpp"
-#include "host/core/json.hpp"
+#include "host/core/json_text.hpp"
 #include "host/core/registry.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/map/map_file.hpp"
@@ -33,6 +36,7 @@
 namespace fs = std::filesystem;
 using monge::host::BatchOptions;
 using monge::host::list_inputs;
+using monge::host::parse_manifest_line;
 using monge::host::resolve_shard;
 using monge::host::shard_of;
 
@@ -92,6 +96,85 @@ TEST(Shards, FromTheFlagOrTheLaunchersEnvironment) {
   EXPECT_NE(error_message([] { resolve_shard("a/4"); }).find("must be an integer"), std::string::npos);
 }
 
+// The layout and numbers of monge's JSON lines (manifest, log.jsonl) as the writers before
+// nlohmann-json printed them: numbers through an ostream at 6 or 8 significant digits.
+TEST(JsonText, LaysOutLinesAndNumbersAsBefore) {
+  using monge::json_text::number;
+  const nlohmann::ordered_json line = {{"iter", 400},     {"time", number(3.03586654, 8)}, {"loss", number(-0.0380874719, 8)},
+                                       {"n", number(20, 8)}, {"tiny", number(1.234567891e-5, 6)}, {"nan", number(std::nan(""), 8)},
+                                       {"inf", number(-HUGE_VAL, 8)}, {"big", number(123456789, 8)},
+                                       {"text", "tab\tquote\" back\\ \x01 caf\xc3\xa9"}, {"shape", {16, 1, 3}}, {"none", nullptr}};
+  EXPECT_EQ(monge::json_text::dump(line),
+            "{\"iter\": 400, \"time\": 3.0358665, \"loss\": -0.038087472, \"n\": 20, \"tiny\": 1.23457e-05, \"nan\": null, "
+            "\"inf\": null, \"big\": 123456790, \"text\": \"tab\\tquote\\\" back\\\\ \\u0001 caf\xc3\xa9\", \"shape\": [16, 1, 3], "
+            "\"none\": null}");
+  EXPECT_EQ(monge::json_text::dump({{"key", "bad\xff name"}}), "{\"key\": \"bad\xef\xbf\xbd name\"}");
+  EXPECT_EQ(monge::json_text::dump({{"a", nlohmann::ordered_json::object()}, {"b", nlohmann::ordered_json::array()}}),
+            "{\"a\": {}, \"b\": []}");
+}
+
+// Lines as the writer before nlohmann-json produced them: raw UTF-8, \" \\ \n \r \t escapes and
+// other control bytes as \u00XX, numbers as an ostream prints them; and the \u escapes (a
+// surrogate pair too) other JSON writers use for the same text.
+TEST(ManifestLine, ReadsLinesInTheOldWritersFormat) {
+  const std::string key = "sub/caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \t\x1f.png";
+  const std::string quoted = "\"sub/caf\xc3\xa9 \xf0\x9f\x98\x80 \\\"q\\\" \\\\ \\t\\u001f.png\"";
+  const std::string old_ok = "{\"key\": " + quoted + ", \"input\": \"/data/in/" + quoted.substr(1) +
+                             ", \"output\": " + quoted + ", \"status\": \"ok\", \"error\": null, \"seconds\": 1.23457e-05, "
+                             "\"width\": 24, \"height\": 20, \"out_width\": 24, \"out_height\": 20, \"precision\": \"fp32\", "
+                             "\"shard\": \"0/1\", \"host\": \"node7\", \"pid\": 4242, \"time\": 1733412345}";
+  auto rec = parse_manifest_line(old_ok);
+  ASSERT_TRUE(rec) << old_ok;
+  EXPECT_EQ(rec->key, key);
+  EXPECT_EQ(rec->output, key);
+  EXPECT_EQ(rec->status, "ok");
+
+  const std::string old_error = "{\"key\": \"bad.png\", \"input\": \"/data/in/bad.png\", \"output\": null, \"status\": \"error\", "
+                                "\"error\": \"/data/in/bad.png: cannot read \\\"bad\\\"\\r\\nVipsForeignLoad: \\u0001\", "
+                                "\"seconds\": 0, \"width\": 0, \"height\": 0, \"out_width\": 0, \"out_height\": 0, "
+                                "\"precision\": \"bf16\", \"shard\": \"2/3\", \"host\": \"n\", \"pid\": 1, \"time\": 0}";
+  rec = parse_manifest_line(old_error);
+  ASSERT_TRUE(rec) << old_error;
+  EXPECT_EQ(rec->key, "bad.png");
+  EXPECT_EQ(rec->status, "error");
+  EXPECT_EQ(rec->output, "");
+
+  rec = parse_manifest_line("{\"key\": \"sub/caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\t\\u001F.png\", \"status\": \"ok\", "
+                            "\"output\": \"o.png\", \"seconds\": 12.3457, \"time\": 1.7e9}");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->key, key);
+  EXPECT_EQ(rec->output, "o.png");
+}
+
+// A damaged or hostile line is skipped (nullopt), never an exception or a crash.
+TEST(ManifestLine, HostileLinesAreSkipped) {
+  const std::vector<std::string> lines = {
+      "", "{", "{\"key\": \"a\", \"sta", "[]", "\"key\"", "null", "{\"key\": \"a\"}",
+      "{\"key\": \"\\uZZZZ\", \"status\": \"ok\"}",            // a bad escape
+      "{\"key\": \"\\ud800\", \"status\": \"ok\"}",            // a lone surrogate
+      "{\"key\": \"\\x\", \"status\": \"ok\"}",                // an unknown escape
+      "{\"key\": \"caf\xe9\", \"status\": \"ok\"}",            // Latin-1, not UTF-8
+      "{\"key\": \"\xed\xa0\x80\", \"status\": \"ok\"}",       // an encoded surrogate
+      std::string("{\"key\": \"a\0b\", \"status\": \"ok\"}", 30),  // a raw control byte
+      "{\"key\": \"a\", \"status\": \"ok\", \"n\": 1e999}",    // out of a double's range
+      "{\"key\": \"a\", \"status\": \"ok\", \"n\": -1e400}",
+      "{\"key\": 5, \"status\": \"ok\"}",
+      "{\"key\": \"a\", \"status\": [\"ok\"]}",
+      "{\"key\": \"a\", \"status\": \"ok\", \"nested\": {\"x\": 1}}",
+      std::string(1 << 20, '['),                               // deep nesting, torn
+      "{\"key\": \"a\", \"status\": \"ok\", \"n\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
+  };
+  for (const auto& line : lines) {
+    std::optional<monge::host::ManifestRecord> rec;
+    EXPECT_NO_THROW(rec = parse_manifest_line(line)) << line.substr(0, 60);
+    EXPECT_FALSE(rec) << line.substr(0, 60);
+  }
+  // Integers past 64 bits are still numbers: the line is read.
+  const auto big = parse_manifest_line("{\"key\": \"a\", \"status\": \"ok\", \"pid\": 123456789012345678901234567890}");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->key, "a");
+}
+
 class Batch : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -120,19 +203,27 @@ class Batch : public ::testing::Test {
     monge::image::save(torch::rand({1, h, w}) * 2 - 1, dir_ / rel);
   }
 
-  // status per key over every manifest in `out`, and how many ok records each key has.
-  static std::map<std::string, std::pair<std::string, int>> manifest(const fs::path& out) {
-    std::map<std::string, std::pair<std::string, int>> r;
+  // Every line of every manifest in `out` that is a JSON object (a torn line is not).
+  static std::vector<nlohmann::json> records(const fs::path& out) {
+    std::vector<nlohmann::json> r;
     for (const auto& e : fs::directory_iterator(out)) {
       if (e.path().filename().string().rfind("manifest", 0) != 0) continue;
       std::ifstream in(e.path());
       for (std::string line; std::getline(in, line);) {
-        auto rec = monge::json::parse_flat(line);
-        if (!rec) continue;
-        auto& entry = r[rec->at("key")];
-        entry.first = rec->at("status");
-        if (entry.first == "ok") ++entry.second;
+        auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (rec.is_object()) r.push_back(std::move(rec));
       }
+    }
+    return r;
+  }
+
+  // status per key over every manifest in `out`, and how many ok records each key has.
+  static std::map<std::string, std::pair<std::string, int>> manifest(const fs::path& out) {
+    std::map<std::string, std::pair<std::string, int>> r;
+    for (const auto& rec : records(out)) {
+      auto& entry = r[rec.at("key").get<std::string>()];
+      entry.first = rec.at("status").get<std::string>();
+      if (entry.first == "ok") ++entry.second;
     }
     return r;
   }
@@ -140,11 +231,9 @@ class Batch : public ::testing::Test {
   // The error of each key's last record over every manifest in `out` ("null" for none).
   static std::map<std::string, std::string> errors(const fs::path& out) {
     std::map<std::string, std::string> r;
-    for (const auto& e : fs::directory_iterator(out)) {
-      if (e.path().filename().string().rfind("manifest", 0) != 0) continue;
-      std::ifstream in(e.path());
-      for (std::string line; std::getline(in, line);)
-        if (auto rec = monge::json::parse_flat(line)) r[rec->at("key")] = rec->at("error");
+    for (const auto& rec : records(out)) {
+      const auto& error = rec.at("error");
+      r[rec.at("key").get<std::string>()] = error.is_string() ? error.get<std::string>() : error.dump();
     }
     return r;
   }
@@ -257,6 +346,55 @@ TEST_F(Batch, ResumesFromTheManifestAndRecordsCorruptFiles) {
   EXPECT_TRUE(fs::exists(o.out / "sub/img3.png"));
   for (const auto& e : fs::recursive_directory_iterator(o.out))
     EXPECT_NE(e.path().filename().string()[0], '.') << "temporary file left: " << e.path();
+}
+
+// The writer escapes names as the writer before nlohmann-json did, and a manifest that writer
+// left is read on resume: its finished files are skipped.
+TEST_F(Batch, ResumesFromAManifestInTheOldWritersFormat) {
+  const std::string name = "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \t.png";
+  const std::string quoted = "\"caf\xc3\xa9 \xf0\x9f\x98\x80 \\\"q\\\" \\\\ \\t.png\"";
+  image("in/" + name);
+  image("in/plain.png");
+  const auto map = identity();
+  auto o = options("out");
+  auto r = monge::host::run_batch(map, {(dir_ / "in").string()}, o);
+  ASSERT_EQ(r.ok, 2);
+  const std::string written = bytes(o.out / "manifest.jsonl");
+  EXPECT_NE(written.find("{\"key\": " + quoted + ", \"input\": "), std::string::npos) << written;
+  EXPECT_NE(written.find(", \"output\": " + quoted + ", \"status\": \"ok\", \"error\": null, \"seconds\": "), std::string::npos)
+      << written;
+
+  const auto old_line = [&](const std::string& q) {
+    return "{\"key\": " + q + ", \"input\": \"" + (dir_ / "in").string() + "/" + q.substr(1) + ", \"output\": " + q +
+           ", \"status\": \"ok\", \"error\": null, \"seconds\": 0.0123457, \"width\": 24, \"height\": 20, \"out_width\": 24, "
+           "\"out_height\": 20, \"precision\": \"fp32\", \"shard\": \"0/1\", \"host\": \"node7\", \"pid\": 4242, "
+           "\"time\": 1733412345}\n";
+  };
+  std::ofstream(o.out / "manifest.jsonl", std::ios::trunc) << old_line(quoted) << old_line("\"plain.png\"");
+  r = monge::host::run_batch(map, {(dir_ / "in").string()}, o);
+  EXPECT_EQ(r.already, 2);
+  EXPECT_EQ(r.ok + r.failed, 0);
+}
+
+// A name that is not UTF-8 (from a foreign archive or file system) is written with U+FFFD in its
+// place, so that every line stays JSON; such a record cannot name its file for sure, so a re-run
+// does that file again, as it did when the line was unreadable.
+TEST_F(Batch, ANameThatIsNotUtf8IsRecordedReadablyAndDoneAgain) {
+  image("in/latin1-caf\xe9.png");
+  image("in/plain.png");
+  const auto map = identity();
+  auto o = options("out");
+  auto r = monge::host::run_batch(map, {(dir_ / "in").string()}, o);
+  EXPECT_EQ(r.ok, 2);
+  EXPECT_EQ(records(o.out).size(), 2u);  // both lines are JSON
+  const auto m = manifest(o.out);
+  ASSERT_EQ(m.count("latin1-caf\xef\xbf\xbd.png"), 1u);
+  EXPECT_EQ(m.at("latin1-caf\xef\xbf\xbd.png").first, "ok");
+  EXPECT_TRUE(fs::exists(o.out / "latin1-caf\xe9.png"));
+  r = monge::host::run_batch(map, {(dir_ / "in").string()}, o);
+  EXPECT_EQ(r.already, 1);
+  EXPECT_EQ(r.ok, 1);
+  EXPECT_EQ(r.failed, 0);
 }
 
 TEST_F(Batch, ShardsShareTheWorkAndTarMembersAreRestored) {
@@ -620,9 +758,7 @@ TEST_F(Batch, TheManifestRecordsThePrecisionThatRan) {
   std::ofstream(dir_ / "in" / "bad.png") << "not a png";
   auto precisions = [](const fs::path& out) {
     std::multiset<std::string> seen;
-    std::ifstream in(out / "manifest.jsonl");
-    for (std::string line; std::getline(in, line);)
-      if (auto rec = monge::json::parse_flat(line)) seen.insert(rec->at("precision"));
+    for (const auto& rec : records(out)) seen.insert(rec.at("precision").get<std::string>());
     return seen;
   };
   const std::string in = (dir_ / "in").string();

@@ -19,7 +19,6 @@
 namespace {
 
 namespace ot = monge::host::ot;
-using monge::test::JsonValue;
 using monge::test::read_json_file;
 
 torch::Tensor vec(std::vector<double> v) { return torch::tensor(v, torch::kDouble); }
@@ -51,8 +50,8 @@ void expect_optimal(const ot::ExactResult& r, const torch::Tensor& C, const torc
   EXPECT_LT(on_support.max().item<double>(), tol) << "complementary slackness";
 }
 
-const JsonValue& fixtures() {
-  static const JsonValue doc = read_json_file(std::string(MONGE_SOURCE_DIR) + "/tests/fixtures/ot/ot_fixtures.json");
+const nlohmann::json& fixtures() {
+  static const nlohmann::json doc = read_json_file(std::string(MONGE_SOURCE_DIR) + "/tests/fixtures/ot/ot_fixtures.json");
   return doc;
 }
 
@@ -60,13 +59,13 @@ struct Case {
   torch::Tensor a, b, M;
   int64_t n, m;
 };
-Case fixture_case(const JsonValue& c) {
+Case fixture_case(const nlohmann::json& c) {
   Case k;
-  k.n = static_cast<int64_t>(c["n"].number);
-  k.m = static_cast<int64_t>(c["m"].number);
-  k.a = vec(c["a"].numbers());
-  k.b = vec(c["b"].numbers());
-  k.M = mat(c["M"].numbers(), k.n, k.m);
+  k.n = c.at("n").get<int64_t>();
+  k.m = c.at("m").get<int64_t>();
+  k.a = vec(c.at("a").get<std::vector<double>>());
+  k.b = vec(c.at("b").get<std::vector<double>>());
+  k.M = mat(c.at("M").get<std::vector<double>>(), k.n, k.m);
   return k;
 }
 
@@ -216,12 +215,12 @@ TEST(ExactOT, Random1000x1000IsOptimal) {
 }
 
 TEST(ExactOT, MatchesPOT) {
-  EXPECT_EQ(fixtures()["generator"].string, "tests/fixtures/ot/make_ot_fixtures.py");
-  for (const auto& c : fixtures()["cases"].array) {
+  EXPECT_EQ(fixtures().at("generator").get<std::string>(), "tests/fixtures/ot/make_ot_fixtures.py");
+  for (const auto& c : fixtures().at("cases")) {
     const Case k = fixture_case(c);
     const auto r = ot::exact(k.M, k.a, k.b);
-    EXPECT_NEAR(r.cost, c["emd2"].number, 1e-12) << "seed " << c["seed"].number;
-    EXPECT_LT((r.plan - mat(c["emd_plan"].numbers(), k.n, k.m)).abs().max().item<double>(), 1e-12);
+    EXPECT_NEAR(r.cost, c.at("emd2").get<double>(), 1e-12) << "seed " << c.at("seed").get<double>();
+    EXPECT_LT((r.plan - mat(c.at("emd_plan").get<std::vector<double>>(), k.n, k.m)).abs().max().item<double>(), 1e-12);
     expect_optimal(r, k.M, k.a, k.b);
   }
 }
@@ -312,15 +311,15 @@ TEST(Sinkhorn, SmallEpsStaysFinite) {
 }
 
 TEST(Sinkhorn, MatchesPOT) {
-  for (const auto& c : fixtures()["cases"].array) {
+  for (const auto& c : fixtures().at("cases")) {
     const Case k = fixture_case(c);
     ot::SinkhornOptions o;
-    o.eps = c["eps"].number;
+    o.eps = c.at("eps").get<double>();
     o.max_iter = 100000;
     o.tol = 1e-13;
     const auto r = ot::sinkhorn(k.M, k.a, k.b, o);
-    EXPECT_NEAR(r.cost, c["sinkhorn2"].number, 1e-10) << "seed " << c["seed"].number;
-    EXPECT_LT((r.plan - mat(c["sinkhorn_plan"].numbers(), k.n, k.m)).abs().max().item<double>(), 1e-10);
+    EXPECT_NEAR(r.cost, c.at("sinkhorn2").get<double>(), 1e-10) << "seed " << c.at("seed").get<double>();
+    EXPECT_LT((r.plan - mat(c.at("sinkhorn_plan").get<std::vector<double>>(), k.n, k.m)).abs().max().item<double>(), 1e-10);
   }
 }
 
@@ -418,19 +417,19 @@ TEST(UnbalancedSinkhorn, LargeRhoApproachesBalancedSinkhorn) {
 TEST(UnbalancedSinkhorn, MatchesPOTAfterTheEntropyConversion) {
   // POT regularises with KL(P | 1); monge with KL(P | a b^T). The cost M + eps (log a_i + log b_j)
   // makes them the same problem (see make_ot_fixtures.py).
-  for (const auto& c : fixtures()["cases"].array) {
+  for (const auto& c : fixtures().at("cases")) {
     const Case k = fixture_case(c);
     ot::UnbalancedOptions o;
-    o.eps = c["eps"].number;
-    o.rho_a = o.rho_b = c["rho"].number;
+    o.eps = c.at("eps").get<double>();
+    o.rho_a = o.rho_b = c.at("rho").get<double>();
     o.max_iter = 200000;
     o.tol = 1e-14;
     const torch::Tensor shifted = k.M + o.eps * (k.a.log().unsqueeze(1) + k.b.log().unsqueeze(0));
     const auto r = ot::unbalanced_sinkhorn(shifted, k.a, k.b, o);
-    EXPECT_TRUE(r.converged) << "seed " << c["seed"].number;
-    const torch::Tensor pot = mat(c["unbalanced_plan"].numbers(), k.n, k.m);
-    EXPECT_LT((r.plan - pot).abs().max().item<double>(), 1e-10) << "seed " << c["seed"].number;
-    EXPECT_NEAR((r.plan * k.M).sum().item<double>(), c["unbalanced2"].number, 1e-10) << "seed " << c["seed"].number;
+    EXPECT_TRUE(r.converged) << "seed " << c.at("seed").get<double>();
+    const torch::Tensor pot = mat(c.at("unbalanced_plan").get<std::vector<double>>(), k.n, k.m);
+    EXPECT_LT((r.plan - pot).abs().max().item<double>(), 1e-10) << "seed " << c.at("seed").get<double>();
+    EXPECT_NEAR((r.plan * k.M).sum().item<double>(), c.at("unbalanced2").get<double>(), 1e-10) << "seed " << c.at("seed").get<double>();
   }
 }
 

@@ -239,6 +239,19 @@ TEST_F(MapFormat, NonFiniteWeightsAreRefused) {
   EXPECT_NE(error_of(dir_ / "nan.pt").find("NaN or infinite"), std::string::npos);
 }
 
+// nlohmann-json refuses to write text that is not UTF-8: the writer says so as a monge::Error.
+TEST_F(MapFormat, TextThatIsNotUtf8IsRefusedByTheWriter) {
+  info_.notes["solver"] = "uotip\xff";
+  std::string err;
+  try {
+    monge::host::save_map(dir_ / "latin1.pt", *module_, info_);
+  } catch (const monge::Error& e) {
+    err = e.what();
+  }
+  EXPECT_NE(err.find("the header cannot be written as JSON"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(dir_ / "latin1.pt"));
+}
+
 TEST_F(MapFormat, TheWriterLeavesNoTemporaryAndAPlantedSymlinkIsNotFollowed) {
   const fs::path victim = dir_ / "victim.txt";
   std::ofstream(victim) << "mine";

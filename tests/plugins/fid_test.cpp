@@ -29,8 +29,8 @@ using namespace monge::test;
 
 const std::string kFixtures = std::string(MONGE_SOURCE_DIR) + "/tests/fixtures/metrics/";
 
-const JsonValue& fixtures() {
-  static const JsonValue doc = read_json_file(kFixtures + "fid_fixtures.json");
+const nlohmann::json& fixtures() {
+  static const nlohmann::json doc = read_json_file(kFixtures + "fid_fixtures.json");
   return doc;
 }
 
@@ -38,8 +38,8 @@ std::shared_ptr<monge::Metric> make_metric(const std::string& name, const monge:
   return make<monge::Metric>(name, params, monge::Kind::Metric);
 }
 
-torch::Tensor matrix(const JsonValue& values, int64_t rows, int64_t cols) {
-  return torch::tensor(values.numbers(), torch::kDouble).reshape({rows, cols});
+torch::Tensor matrix(const nlohmann::json& values, int64_t rows, int64_t cols) {
+  return torch::tensor(values.get<std::vector<double>>(), torch::kDouble).reshape({rows, cols});
 }
 
 fs::path temp_path(const std::string& name) {
@@ -84,19 +84,19 @@ TEST(FidMetric, IsSetLevelAndLowerIsBetter) {
 }
 
 TEST(FidMetric, FixturesComeFromScipy) {
-  EXPECT_EQ(fixtures()["generator"].string, "tests/fixtures/metrics/make_fid_fixtures.py");
-  EXPECT_NE(fixtures()["fid"].string.find("scipy.linalg.sqrtm"), std::string::npos);
+  EXPECT_EQ(fixtures().at("generator").get<std::string>(), "tests/fixtures/metrics/make_fid_fixtures.py");
+  EXPECT_NE(fixtures().at("fid").get<std::string>().find("scipy.linalg.sqrtm"), std::string::npos);
 }
 
 TEST(FidMetric, FrechetDistanceMatchesScipy) {
-  for (const auto& c : fixtures()["cases"].array) {
-    const auto n1 = static_cast<int64_t>(c["n1"].number), n2 = static_cast<int64_t>(c["n2"].number),
-               d = static_cast<int64_t>(c["d"].number);
-    const torch::Tensor f1 = matrix(c["features1"], n1, d), f2 = matrix(c["features2"], n2, d);
-    const double expected = c["fid"].number;
-    EXPECT_NEAR(monge::frechet::fid(f1, f2), expected, 1e-9 * std::max(1.0, expected)) << c["name"].string;
-    EXPECT_NEAR(monge::frechet::fid(f2, f1), expected, 1e-9 * std::max(1.0, expected)) << c["name"].string;
-    EXPECT_LT(std::abs(monge::frechet::fid(f1, f1)), 1e-9) << c["name"].string;
+  for (const auto& c : fixtures().at("cases")) {
+    const auto n1 = c.at("n1").get<int64_t>(), n2 = c.at("n2").get<int64_t>(),
+               d = c.at("d").get<int64_t>();
+    const torch::Tensor f1 = matrix(c.at("features1"), n1, d), f2 = matrix(c.at("features2"), n2, d);
+    const double expected = c.at("fid").get<double>();
+    EXPECT_NEAR(monge::frechet::fid(f1, f2), expected, 1e-9 * std::max(1.0, expected)) << c.at("name").get<std::string>();
+    EXPECT_NEAR(monge::frechet::fid(f2, f1), expected, 1e-9 * std::max(1.0, expected)) << c.at("name").get<std::string>();
+    EXPECT_LT(std::abs(monge::frechet::fid(f1, f1)), 1e-9) << c.at("name").get<std::string>();
   }
 }
 
@@ -112,7 +112,7 @@ TEST(FidMetric, SingularCovariancesStayFiniteAndNonNegative) {
 
 TEST(FidMetric, TorchScriptExtractorGivesTheFidOfItsFeatures) {
   const auto fid = make_metric("fid", {{"torchscript", kFixtures + "fid_project.pt"}});
-  const torch::Tensor w = matrix(fixtures()["project_w"], 16, 6);
+  const torch::Tensor w = matrix(fixtures().at("project_w"), 16, 6);
   const torch::Tensor x = torch::rand({40, 1, 4, 4}, seeded(3), torch::kFloat) * 2 - 1;
   const torch::Tensor y = (torch::rand({30, 1, 4, 4}, seeded(4), torch::kFloat) * 1.5 - 0.5);
   const double expected = monge::frechet::fid(x.reshape({40, 16}).to(torch::kDouble).matmul(w),

@@ -23,34 +23,33 @@ std::shared_ptr<monge::Metric> make_metric(const std::string& name) {
   return make<monge::Metric>(name, {}, monge::Kind::Metric);
 }
 
-const JsonValue& fixtures() {
-  static const JsonValue doc =
+const nlohmann::json& fixtures() {
+  static const nlohmann::json doc =
       read_json_file(std::string(MONGE_SOURCE_DIR) + "/tests/fixtures/metrics/metrics_fixtures.json");
   return doc;
 }
 
 // A batch of the fixture, moved from [0, 1] to the [-1, 1] range the plugins take.
-torch::Tensor batch(const JsonValue& c, const char* which) {
-  std::vector<int64_t> shape;
-  for (double d : c["shape"].numbers()) shape.push_back(static_cast<int64_t>(d));
-  std::vector<double> values = c[which].numbers();
+torch::Tensor batch(const nlohmann::json& c, const char* which) {
+  const auto shape = c.at("shape").get<std::vector<int64_t>>();
+  std::vector<double> values = c.at(which).get<std::vector<double>>();
   torch::Tensor unit = torch::tensor(values, torch::kDouble).reshape(shape);
   return unit * 2 - 1;
 }
 
 void expect_matches_skimage(const std::string& metric_name, double tol) {
   const auto metric = make_metric(metric_name);
-  const auto& cases = fixtures()["cases"].array;
+  const auto& cases = fixtures().at("cases");
   ASSERT_GE(cases.size(), 4u);
   for (const auto& c : cases) {
-    const std::string name = c["name"].string;
+    const std::string name = c.at("name").get<std::string>();
     const torch::Tensor restored = batch(c, "restored"), reference = batch(c, "reference");
-    const std::vector<double> expected = c[metric_name].numbers();
+    const std::vector<double> expected = c.at(metric_name).get<std::vector<double>>();
     const torch::Tensor got = metric->per_image(restored, reference);
     ASSERT_EQ(got.sizes(), torch::IntArrayRef({static_cast<int64_t>(expected.size())})) << name;
     for (size_t i = 0; i < expected.size(); ++i)
       EXPECT_NEAR(got[static_cast<int64_t>(i)].item<double>(), expected[i], tol) << name << " image " << i;
-    EXPECT_NEAR(metric->aggregate(got), c[metric_name + "_mean"].number, tol) << name;
+    EXPECT_NEAR(metric->aggregate(got), c.at(metric_name + "_mean").get<double>(), tol) << name;
   }
 }
 
@@ -64,8 +63,8 @@ TEST(MetricPlugins, AreListedAsMetricsWithoutParameters) {
 }
 
 TEST(MetricPlugins, FixturesComeFromScikitImage) {
-  EXPECT_EQ(fixtures()["generator"].string, "tests/fixtures/metrics/make_metric_fixtures.py");
-  EXPECT_NE(fixtures()["ssim"].string.find("gaussian_weights=True, sigma=1.5"), std::string::npos);
+  EXPECT_EQ(fixtures().at("generator").get<std::string>(), "tests/fixtures/metrics/make_metric_fixtures.py");
+  EXPECT_NE(fixtures().at("ssim").get<std::string>().find("gaussian_weights=True, sigma=1.5"), std::string::npos);
 }
 
 TEST(MetricPlugins, PsnrMatchesScikitImage) { expect_matches_skimage("psnr", 1e-6); }
@@ -73,7 +72,7 @@ TEST(MetricPlugins, PsnrMatchesScikitImage) { expect_matches_skimage("psnr", 1e-
 TEST(MetricPlugins, SsimMatchesScikitImage) { expect_matches_skimage("ssim", 1e-5); }
 
 TEST(MetricPlugins, SinglePrecisionInputsAgreeWithDouble) {
-  const auto& c = fixtures()["cases"].array.at(2);  // RGB
+  const auto& c = fixtures().at("cases").at(2);  // RGB
   const torch::Tensor restored = batch(c, "restored"), reference = batch(c, "reference");
   for (const char* name : {"psnr", "ssim"}) {
     const auto metric = make_metric(name);
