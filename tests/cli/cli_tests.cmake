@@ -77,7 +77,7 @@ add_cli_test(plugin_path_file 3 MATCH "plugin 'identity' is provided by two file
 add_cli_test(run_warns_about_stale_plugins 0 MATCH "warning: skipped .*future_op\\.monge\\.so: built for monge SDK 99\\.0" "^done$"
   COMMAND ${_m} --plugin-path "${MONGE_FIXTURE_DIR}/bad_sdk" run -e "print('done')")
 # `monge info` on the map written by lua.train_test.
-add_cli_test(info 0 MATCH "network unet \\([0-9]+ parameters\\) activation=\"silu\" channels=4 depth=1" "operator gaussian_blur .*sigma=1 size=5"
+add_cli_test(info 0 MATCH "network unet [0-9]+\\.[0-9.]+ \\([0-9]+ parameters\\) activation=\"silu\" channels=4 depth=1" "operator gaussian_blur [0-9]+\\.[0-9.]+ .*sigma=1 size=5"
   "solver uotip" "psnr [0-9.]+" COMMAND ${_m} info "${CMAKE_CURRENT_BINARY_DIR}/train_test/straight/map.pt")
 add_cli_test(info_missing 1 MATCH "nope\\.pt: no such map file" COMMAND ${_m} info nope.pt)
 set_tests_properties(cli.info PROPERTIES DEPENDS lua.train_test)
