@@ -303,8 +303,8 @@ Params Registry::resolve_saved(const std::string& name, const std::string& saved
     try {
       saved = r.migrate(saved_version, std::move(saved));
     } catch (const std::exception& e) {
-      throw ParamError(name + " " + r.version + ": its migration of the parameters saved by " + saved_by(saved_version) +
-                       " failed: " + e.what());
+      throw ParamError(name + " " + r.version + ": its migration of the parameters saved by " +
+                       saved_by(saved_version) + " failed: " + e.what());
     }
   }
   // A file without a version whose plugin has no migration reads as it always did (the schema's

@@ -489,7 +489,8 @@ TrainResult train(const TrainConfig& c) {
   // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
   auto evaluate = [&](int64_t iteration) {
     // The same z for every evaluation of a stochastic map, so that its curve shows the training.
-    auto exported_map = stochastic_map(keep_library(c.solver->export_map(), library_of(c.solver)), latent, input_noise, c.seed);
+    auto exported_map =
+        stochastic_map(keep_library(c.solver->export_map(), library_of(c.solver)), latent, input_noise, c.seed);
     Module& exported = *exported_map;
     EvalPoint p;
     p.iteration = iteration;

@@ -146,8 +146,10 @@ TEST_F(PluginVersions, AnUnversionedMapLoadsAsBeforeAndMigratesFromTheOldest) {
 TEST_F(PluginVersions, WithoutAMigrationTheErrorNamesPluginVersionsAndParameter) {
   const fs::path file = write_map("v1", "radius");
   const std::string err = load_error(file, *registry_of("v2_no_migration"));
-  for (const std::string& part : std::vector<std::string>{file.string(), "plugin 'versioned_net' 2.0.0", "does not know the parameter 'radius'", "saved by version 1.0.0",
-        "has no migration for it", "use versioned_net 1.0.0", "MONGE_PLUGIN_MIGRATION"})
+  for (const std::string& part :
+       std::vector<std::string>{file.string(), "plugin 'versioned_net' 2.0.0", "does not know the parameter 'radius'",
+                                "saved by version 1.0.0", "has no migration for it", "use versioned_net 1.0.0",
+                                "MONGE_PLUGIN_MIGRATION"})
     EXPECT_NE(err.find(part), std::string::npos) << "'" << part << "' not in: " << err;
 }
 
@@ -155,8 +157,9 @@ TEST_F(PluginVersions, AMapFromANewerVersionSaysWhichToInstall) {
   const fs::path file = write_map("v2", "size");
   EXPECT_EQ(network_record(file)["version"], "2.0.0");
   const std::string err = load_error(file, *registry_of("v1"));
-  for (const std::string& part : std::vector<std::string>{file.string(), "plugin 'versioned_net' 1.0.0", "does not know the parameter 'size'",
-                                 "saved by version 2.0.0", "newer", "install versioned_net 2.0.0 or later"})
+  for (const std::string& part :
+       std::vector<std::string>{file.string(), "plugin 'versioned_net' 1.0.0", "does not know the parameter 'size'",
+                                "saved by version 2.0.0", "newer", "install versioned_net 2.0.0 or later"})
     EXPECT_NE(err.find(part), std::string::npos) << "'" << part << "' not in: " << err;
   // The same version reads without any migration.
   EXPECT_TRUE(torch::equal(run(*monge::host::load_map(file, *registry_of("v2_no_migration")).module), expected_));
