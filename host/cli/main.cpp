@@ -217,6 +217,9 @@ of format 3 are data and are read without running anything; --trust-code also re
 formats 1 and 2 and TorchScript modules, which are programs (see monge apply --help).
 )";
 
+// " 1.0.0": the version of the plugin that read a map's record (nothing for a TorchScript map).
+std::string version_text(const monge::host::PluginSpec& spec) { return spec.version.empty() ? "" : " " + spec.version; }
+
 int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   std::vector<std::string> files;
   bool trust = false;
@@ -240,7 +243,7 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
             << (i.format >= 3   ? ": data only"
                 : i.format == 0 ? ": none, a TorchScript module (a program), read because of --trust-code"
                                 : ": a PyTorch archive (a program), read because of --trust-code") << ")\n"
-            << "  network " << i.network.name << " (" << params << " parameters)";
+            << "  network " << i.network.name << version_text(i.network) << " (" << params << " parameters)";
   for (const auto& [k, v] : i.network.params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
   if (i.shape.in_channels > 0)
     std::cout << "\n  channels " << i.shape.in_channels << " -> " << i.shape.out_channels << ", trained on "
@@ -255,7 +258,7 @@ int cmd_info(const Options& opt, const std::vector<std::string>& args) {
   else
     std::cout << "\n";
   if (i.op) {
-    std::cout << "  operator " << i.op->name;
+    std::cout << "  operator " << i.op->name << version_text(*i.op);
     for (const auto& [k, v] : i.op->params.values()) std::cout << " " << k << "=" << monge::detail::value_text(v);
     if (i.lift)
       std::cout << " with the Wiener lift (noise variance " << monge::detail::format_number(i.lift->noise_variance)

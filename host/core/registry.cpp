@@ -14,6 +14,7 @@
 #include <torch/version.h>
 
 #include "monge/export.hpp"
+#include "monge/migration.hpp"
 #include "monge_config.hpp"
 
 namespace fs = std::filesystem;
@@ -25,6 +26,7 @@ namespace {
 constexpr const char* kInfoSymbol = "monge_plugin_info_record";
 constexpr const char* kCreateSymbol = "monge_plugin_create";
 constexpr const char* kSchemaSymbol = "monge_plugin_schema";
+constexpr const char* kMigrateSymbol = "monge_plugin_migrate";
 
 std::string host_torch_version() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
@@ -145,6 +147,8 @@ PluginRecord load_plugin_file(const fs::path& file) {
       throw PluginError(where + ": plugin '" + r.name + "' lacks the symbol '" + sym +
                         "'; register plugins with MONGE_PLUGIN() from the monge SDK");
   r.create = lib->get_alias<Plugin*(const Params&)>(kCreateSymbol);
+  // Optional symbols are additions of later SDK minors: a plugin without them still loads.
+  if (lib->has(kMigrateSymbol)) r.migrate = lib->get_alias<ParamMap(const std::string&, ParamMap)>(kMigrateSymbol);
   auto schema_fn = lib->get_alias<const Schema&()>(kSchemaSymbol);
   try {
     r.schema = &schema_fn();
@@ -270,12 +274,57 @@ const PluginRecord& Registry::find(const std::string& name) const {
   throw PluginError(msg);
 }
 
-Params Registry::resolve(const std::string& name, const ParamMap& given, std::optional<Kind> expected) const {
+const PluginRecord& Registry::find(const std::string& name, std::optional<Kind> expected) const {
   const PluginRecord& r = find(name);
   if (expected && r.kind != *expected)
     throw PluginError("plugin '" + name + "' is a " + kind_name(r.kind) + ", not a " + kind_name(*expected) +
                       " (" + r.file.string() + ")");
-  return r.schema->resolve(given, name);
+  return r;
+}
+
+Params Registry::resolve(const std::string& name, const ParamMap& given, std::optional<Kind> expected) const {
+  return find(name, expected).schema->resolve(given, name);
+}
+
+namespace {
+
+std::string saved_by(const std::string& version) {
+  return version.empty() ? "an unversioned file (written before plugin versions were recorded)" : "version " + version;
+}
+
+}  // namespace
+
+Params Registry::resolve_saved(const std::string& name, const std::string& saved_version, ParamMap saved,
+                               std::optional<Kind> expected) const {
+  const PluginRecord& r = find(name, expected);
+  const int order = compare_versions(saved_version, r.version);
+  const bool migrates = order < 0 && r.migrate;
+  if (migrates) {
+    try {
+      saved = r.migrate(saved_version, std::move(saved));
+    } catch (const std::exception& e) {
+      throw ParamError(name + " " + r.version + ": its migration of the parameters saved by " +
+                       saved_by(saved_version) + " failed: " + e.what());
+    }
+  }
+  // A file without a version whose plugin has no migration reads as it always did (the schema's
+  // own error); otherwise a parameter unknown here is explained by the versions.
+  if (order != 0 && (migrates || !saved_version.empty())) {
+    for (const auto& [key, value] : saved) {
+      if (r.schema->find(key)) continue;
+      std::string msg = "plugin '" + name + "' " + r.version + " (loaded from " + r.file.string() +
+                        ") does not know the parameter '" + key + "' saved by " + saved_by(saved_version) + " of it; ";
+      if (order > 0)
+        msg += "the file was written with a newer " + name + ": install " + name + " " + saved_version +
+               " or later (`monge plugins` shows the loaded version)";
+      else
+        msg += std::string(r.migrate ? "its migration does not carry it over" : "it has no migration for it") +
+               ": use " + name + " " + (saved_version.empty() ? "of the version that wrote the file" : saved_version) +
+               ", or ask its author to migrate '" + key + "' (MONGE_PLUGIN_MIGRATION, docs/plugins.md)";
+      throw ParamError(msg);
+    }
+  }
+  return r.schema->resolve(saved, name);
 }
 
 std::shared_ptr<Plugin> Registry::instantiate(const std::string& name, const Params& params) const {
@@ -296,8 +345,12 @@ std::shared_ptr<Plugin> Registry::instantiate(const std::string& name, const Par
     throw PluginError(r.file.string() + ": plugin '" + name + "' created an object of another kind than it declares");
   }
   // The deleter holds the library: it stays loaded while the object lives.
-  auto lib = r.library;
-  return std::shared_ptr<Plugin>(raw, [lib](Plugin* p) { delete p; });
+  return std::shared_ptr<Plugin>(raw, PluginDeleter{r.library});
+}
+
+std::shared_ptr<const void> library_of(const std::shared_ptr<const Plugin>& object) {
+  if (const auto* deleter = std::get_deleter<PluginDeleter>(object)) return deleter->library;
+  return nullptr;
 }
 
 std::vector<const PluginRecord*> Registry::list() const {

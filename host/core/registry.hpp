@@ -40,8 +40,37 @@ struct PluginRecord {
   std::string compiler;
   const Schema* schema = nullptr;
   Plugin* (*create)(const Params&) = nullptr;
+  /// The plugin's migration of parameters saved by older versions (MONGE_PLUGIN_MIGRATION); null
+  /// when it has none.
+  ParamMap (*migrate)(const std::string& saved_version, ParamMap saved) = nullptr;
   std::shared_ptr<boost::dll::shared_library> library;
 };
+
+/// The deleter of every object a Registry creates: it deletes the object (whose code lives in the
+/// plugin's library), then lets go of the library.
+struct PluginDeleter {
+  std::shared_ptr<boost::dll::shared_library> library;
+  void operator()(Plugin* p) const { delete p; }
+};
+
+/// The library that `object` (made by a Registry) keeps loaded; nullptr for an object made
+/// otherwise (a Lua operator, a host class).
+std::shared_ptr<const void> library_of(const std::shared_ptr<const Plugin>& object);
+
+/// `object`, something a plugin built that outlives the plugin object (a network's module), with
+/// `library` held loaded for as long as any copy of the returned pointer lives. The object is
+/// released before the library (a holder's members are destroyed in reverse order).
+template <typename T>
+std::shared_ptr<T> keep_library(std::shared_ptr<T> object, std::shared_ptr<const void> library) {
+  if (!object || !library) return object;
+  struct Holder {
+    std::shared_ptr<const void> library;
+    std::shared_ptr<T> object;
+  };
+  auto holder = std::make_shared<Holder>(Holder{std::move(library), std::move(object)});
+  T* raw = holder->object.get();
+  return std::shared_ptr<T>(std::move(holder), raw);
+}
 
 /// Loads and checks one plugin file. Throws PluginError naming the file and what was wrong.
 PluginRecord load_plugin_file(const std::filesystem::path& file);
@@ -72,6 +101,14 @@ class Registry {
   /// Validates `given` against plugin `name`'s schema and fills defaults. When `expected` is
   /// set, the plugin must be of that kind. Throws PluginError or ParamError.
   Params resolve(const std::string& name, const ParamMap& given, std::optional<Kind> expected = std::nullopt) const;
+  /// resolve() for parameters saved by version `saved_version` of plugin `name` (a map file's
+  /// record; "" when the file recorded no version, which counts as older than every version).
+  /// When the saved version is older than the loaded plugin's, the plugin's migration (if it has
+  /// one) rewrites them first. A parameter the loaded version does not know, saved by another
+  /// version, is a ParamError naming the plugin, both versions and the parameter, and saying what
+  /// to do.
+  Params resolve_saved(const std::string& name, const std::string& saved_version, ParamMap saved,
+                       std::optional<Kind> expected = std::nullopt) const;
   /// Creates an object from plugin `name` with parameters already resolved by resolve().
   std::shared_ptr<Plugin> instantiate(const std::string& name, const Params& params) const;
   /// resolve() then instantiate().
@@ -88,6 +125,7 @@ class Registry {
 
  private:
   void scan_dir(const std::filesystem::path& dir);
+  const PluginRecord& find(const std::string& name, std::optional<Kind> expected) const;
   void add_record(PluginRecord record);
 
   std::vector<std::filesystem::path> dirs_;

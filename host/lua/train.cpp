@@ -57,6 +57,11 @@ std::optional<PluginRef> plugin_field(lua_State* L, const char* key, Kind kind, 
   return ref;
 }
 
+// A plugin object with parameters (made by the global registry) as a map file records it.
+host::PluginSpec recorded(const PluginRef& ref) {
+  return host::PluginSpec{ref.name, *ref.params, host::Registry::global().find(ref.name).version};
+}
+
 at::Tensor tensor_field(lua_State* L, const char* key) {
   lua_getfield(L, 1, key);
   at::Tensor out;
@@ -89,15 +94,15 @@ int l_train(lua_State* L) {
   host::TrainConfig c;
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
-  if (op->params) c.op_spec = host::PluginSpec{op->name, *op->params};
+  if (op->params) c.op_spec = recorded(*op);
   if (auto noise = plugin_field(L, "noise", Kind::Noise, false)) {
     c.noise = std::dynamic_pointer_cast<NoiseModel>(noise->object);
-    if (noise->params) c.noise_spec = host::PluginSpec{noise->name, *noise->params};
+    if (noise->params) c.noise_spec = recorded(*noise);
   }
   auto map = plugin_field(L, "map", Kind::Network, true);
   if (!map->params) throw std::runtime_error("monge.train: 'map' must be a network plugin");
   c.map_net = std::dynamic_pointer_cast<Network>(map->object);
-  c.map_spec = host::PluginSpec{map->name, *map->params};
+  c.map_spec = recorded(*map);
   c.potential_net = std::dynamic_pointer_cast<Network>(plugin_field(L, "potential", Kind::Network, true)->object);
   auto solver = plugin_field(L, "solver", Kind::Solver, true);
   c.solver = std::dynamic_pointer_cast<Solver>(solver->object);

@@ -84,7 +84,7 @@ c10::IValue string_map(const std::map<std::string, std::string>& m) {
 
 using nlohmann::json;
 
-json spec_json(const PluginSpec& spec) { return {{"name", spec.name}, {"params", params_json(spec.params, spec.name)}}; }
+json spec_json(const PluginSpec& spec) { return host::spec_json(spec.name, spec.version, spec.params); }
 
 // A member of the header that must have type `check`, or an error naming it.
 template <typename T>
@@ -323,14 +323,22 @@ namespace {
 // is a program, so it is built only when the user trusts the file.
 bool runs_code(const std::string& plugin) { return plugin == "torchscript"; }
 
+// A recorded plugin as the loaded one takes it: parameters migrated from the saved version and
+// resolved; the version is the loaded plugin's, whose parameters they now are.
+PluginSpec resolve_spec(const SavedSpec& saved, const Registry& registry, Kind kind) {
+  PluginSpec spec{saved.name, registry.resolve_saved(saved.name, saved.version, saved.params, kind)};
+  spec.version = registry.find(saved.name).version;
+  return spec;
+}
+
 // The network (built from the recorded plugin and shape) with the file's weights, the operator
 // with its lift, and the wrapping for a stochastic map: the steps common to every format.
 // A data file's weights bound what building its network may allocate (`weight_bytes`, twice over
 // plus room for the build's own small tensors): a header declaring a network far wider than the
 // weights the file holds is refused at its first large allocation, not after a gigabyte.
-void build_map(LoadedMap& out, const ParamMap& net_params, const Registry& registry,
-               std::optional<uint64_t> weight_bytes, const std::function<void(Module& network)>& load_weights) {
-  out.info.network.params = registry.resolve(out.info.network.name, net_params, Kind::Network);
+void build_map(LoadedMap& out, const SavedSpec& saved, const Registry& registry, std::optional<uint64_t> weight_bytes,
+               const std::function<void(Module& network)>& load_weights) {
+  out.info.network = resolve_spec(saved, registry, Kind::Network);
   auto net = std::dynamic_pointer_cast<Network>(registry.instantiate(out.info.network.name, out.info.network.params));
   if (!net) throw Error("'" + out.info.network.name + "' is not a network plugin");
   NetworkShape built = out.info.shape;
@@ -340,7 +348,7 @@ void build_map(LoadedMap& out, const ParamMap& net_params, const Registry& regis
     budget.emplace(2 * *weight_bytes + (uint64_t{64} << 20), "the " + out.info.network.name +
                    " network its header declares is larger than the " + std::to_string(*weight_bytes) +
                    " bytes of weights the file holds");
-  auto network = net->build(built);
+  auto network = build_module(net, built);
   budget.reset();
   describe_tiling(out, *net);
   load_weights(*network);
@@ -348,31 +356,25 @@ void build_map(LoadedMap& out, const ParamMap& net_params, const Registry& regis
 }
 
 // The operator a map records, built from the registry (a code-running plugin only when trusted).
-void build_operator(LoadedMap& out, const std::string& name, const ParamMap& params, const Registry& registry,
-                    bool trust_code) {
-  if (runs_code(name) && !trust_code)
-    throw Error("its operator '" + name + "' loads and runs a program named in the file; pass --trust-code "
+void build_operator(LoadedMap& out, const SavedSpec& saved, const Registry& registry, bool trust_code) {
+  if (runs_code(saved.name) && !trust_code)
+    throw Error("its operator '" + saved.name + "' loads and runs a program named in the file; pass --trust-code "
                 "(Lua: trust_code = true) only if you trust where the file came from");
-  PluginSpec op;
-  op.name = name;
-  op.params = registry.resolve(op.name, params, Kind::Operator);
+  PluginSpec op = resolve_spec(saved, registry, Kind::Operator);
   out.op = std::dynamic_pointer_cast<ForwardOperator>(registry.instantiate(op.name, op.params));
-  if (!out.op) throw Error("'" + name + "' is not an operator plugin");
+  if (!out.op) throw Error("'" + saved.name + "' is not an operator plugin");
   out.info.op = op;
 }
 
 // The noise record: metadata for `monge eval`. A noise plugin that is not installed here loses the
 // record, not the map.
-void keep_noise(LoadedMap& out, const std::string& name, const ParamMap& params, const Registry& registry) {
-  PluginSpec noise;
-  noise.name = name;
-  if (name == "none") {
-    out.info.noise = noise;
+void keep_noise(LoadedMap& out, const SavedSpec& saved, const Registry& registry) {
+  if (saved.name == "none") {
+    out.info.noise = PluginSpec{saved.name, Params{}};
     return;
   }
   try {
-    noise.params = registry.resolve(noise.name, params, Kind::Noise);
-    out.info.noise = noise;
+    out.info.noise = resolve_spec(saved, registry, Kind::Noise);
   } catch (const PluginError&) {
   }
 }
@@ -406,8 +408,8 @@ LoadedMap load_data_map(const fs::path& file, const Registry& registry, const Lo
   if (format != 3) throw Error("map format " + std::to_string(format) + " in a tensor file (only format 3 is)");
   out.info.format = format;
   out.info.monge_version = member<std::string>(h, "monge_version", &json::is_string, "a string");
-  const auto [net_name, net_params] = read_spec(h.contains("network") ? h["network"] : json(), "network");
-  out.info.network.name = net_name;
+  const SavedSpec net = read_spec(h.contains("network") ? h["network"] : json(), "network");
+  out.info.network.name = net.name;
   const auto shape = h.find("shape");
   if (shape == h.end() || !shape->is_array() || shape->size() != 5) throw Error("'shape' must be a list of 5 integers");
   std::vector<int64_t> sv;
@@ -422,19 +424,13 @@ LoadedMap load_data_map(const fs::path& file, const Registry& registry, const Lo
   if (h.contains("input_noise")) out.info.input_noise = member<double>(h, "input_noise", &json::is_number, "a number");
   check_stochastic(out.info);
   if (out.info.shape.in_channels + out.info.latent_channels > kMaxChannels) throw Error("bad latent_channels record");
-  if (h.contains("operator")) {
-    const auto [name, params] = read_spec(h["operator"], "operator");
-    build_operator(out, name, params, registry, options.trust_code);
-  }
+  if (h.contains("operator")) build_operator(out, read_spec(h["operator"], "operator"), registry, options.trust_code);
   if (h.contains("lift")) {
     if (!out.op) throw Error("a lift record without an operator");
     out.info.lift = read_lift(h["lift"], tf, out.info.shape.in_channels, out.op->scale_factor());
     out.op = std::make_shared<wiener::WienerLift>(out.op, out.info.lift);
   }
-  if (h.contains("noise")) {
-    const auto [name, params] = read_spec(h["noise"], "noise");
-    keep_noise(out, name, params, registry);
-  }
+  if (h.contains("noise")) keep_noise(out, read_spec(h["noise"], "noise"), registry);
   if (h.contains("notes")) {
     if (!h["notes"].is_object()) throw Error("'notes' must be an object of strings");
     for (const auto& [k, v] : h["notes"].items()) {
@@ -451,7 +447,7 @@ LoadedMap load_data_map(const fs::path& file, const Registry& registry, const Lo
   }
   if (runs_code(out.info.network.name) && !options.trust_code)
     throw Error("its network '" + out.info.network.name + "' runs a program named in the file; pass --trust-code only if you trust it");
-  build_map(out, net_params, registry, tf.bytes_under("weights."), [&](Module& network) {
+  build_map(out, net, registry, tf.bytes_under("weights."), [&](Module& network) {
     torch::NoGradGuard no_grad;
     std::set<std::string> used;
     auto load = [&](const std::string& key, at::Tensor& target) {
@@ -510,7 +506,7 @@ LoadedMap load_archive_map(const fs::path& file, const Registry& registry, const
     archive.read("network", v);
     out.info.network.name = v.toStringRef();
     archive.read("network_params", v);
-    const ParamMap net_params = to_param_map(v);
+    const SavedSpec net{out.info.network.name, "", to_param_map(v)};
     archive.read("shape", v);
     const auto shape = v.toIntVector();
     if (shape.size() != 5) throw Error("bad shape record");
@@ -519,7 +515,7 @@ LoadedMap load_archive_map(const fs::path& file, const Registry& registry, const
     if (archive.try_read("operator", v)) {
       const std::string name = v.toStringRef();
       archive.read("operator_params", v);
-      build_operator(out, name, to_param_map(v), registry, options.trust_code);
+      build_operator(out, SavedSpec{name, "", to_param_map(v)}, registry, options.trust_code);
     }
     if (archive.try_read("lift", v)) {
       if (!v.isString() || v.toStringRef() != "wiener") throw Error("unknown lift record");
@@ -530,7 +526,7 @@ LoadedMap load_archive_map(const fs::path& file, const Registry& registry, const
     if (archive.try_read("noise", v)) {
       const std::string name = v.toStringRef();
       archive.read("noise_params", v);
-      keep_noise(out, name, to_param_map(v), registry);
+      keep_noise(out, SavedSpec{name, "", to_param_map(v)}, registry);
     }
     if (archive.try_read("latent_channels", v)) out.info.latent_channels = v.toInt();
     if (archive.try_read("input_noise", v)) out.info.input_noise = v.toDouble();
@@ -539,7 +535,7 @@ LoadedMap load_archive_map(const fs::path& file, const Registry& registry, const
     for (const auto& e : v.toGenericDict()) out.info.notes[e.key().toStringRef()] = e.value().toStringRef();
     archive.read("metrics", v);
     for (const auto& e : v.toGenericDict()) out.info.metrics[e.key().toStringRef()] = e.value().toDouble();
-    build_map(out, net_params, registry, std::nullopt, [&](Module& network) {
+    build_map(out, net, registry, std::nullopt, [&](Module& network) {
       torch::serialize::InputArchive weights;
       archive.read("weights", weights);
       network.load(weights);

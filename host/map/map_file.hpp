@@ -24,10 +24,12 @@ namespace monge::host {
 /// converts them.
 inline constexpr int64_t kMapFormat = 3;
 
-/// A plugin as it is recorded in a file: its name and resolved parameters.
+/// A plugin as it is recorded in a file: its name, resolved parameters and the version of the
+/// plugin whose parameters they are ("": not known; the file then records none).
 struct PluginSpec {
   std::string name;
   Params params;
+  std::string version = {};
 };
 
 struct MapInfo {

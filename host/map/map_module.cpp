@@ -99,6 +99,10 @@ at::Tensor StochasticMap::forward(const at::Tensor& q) {
   return network_->forward(at::cat({q, z.to(q.device(), q.scalar_type())}, 1));
 }
 
+std::shared_ptr<Module> build_module(const std::shared_ptr<const Network>& network, const NetworkShape& shape) {
+  return keep_library(network->build(shape), library_of(network));
+}
+
 std::shared_ptr<Module> stochastic_map(std::shared_ptr<Module> network, int64_t latent, double input_noise,
                                        uint64_t seed) {
   if (latent <= 0 && input_noise <= 0) return network;

@@ -13,6 +13,7 @@
 #include <c10/core/Device.h>
 
 #include "host/core/precision.hpp"
+#include "host/core/registry.hpp"
 #include "monge/network.hpp"
 #include "monge/operator.hpp"
 
@@ -65,6 +66,10 @@ class StochasticMap final : public Module {
   at::Generator gen_;
   mutable std::mutex mutex_;  // batch apply may call forward() from several threads
 };
+
+/// `network`->build(shape): a fresh module that keeps the network plugin's library loaded for as
+/// long as it lives, after the plugin object and its registry are gone (keep_library).
+std::shared_ptr<Module> build_module(const std::shared_ptr<const Network>& network, const NetworkShape& shape);
 
 /// `network` wrapped in a StochasticMap when it takes latent channels or input noise; `network`
 /// itself otherwise.

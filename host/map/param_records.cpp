@@ -1,5 +1,6 @@
 #include "host/map/param_records.hpp"
 
+#include <algorithm>
 #include <vector>
 
 namespace monge::host {
@@ -42,10 +43,30 @@ ParamMap param_map(const json& j, const std::string& what) {
   return out;
 }
 
-std::pair<std::string, ParamMap> read_spec(const json& j, const std::string& what) {
+SavedSpec read_spec(const json& j, const std::string& what) {
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !j.contains("params"))
-    throw Error("the " + what + " record must be {\"name\": ..., \"params\": {...}}");
-  return {j["name"].get<std::string>(), param_map(j["params"], "the " + what + "'s params")};
+    throw Error("the " + what + " record must be {\"name\": ..., \"version\": ..., \"params\": {...}}");
+  SavedSpec out{j["name"].get<std::string>(), "", param_map(j["params"], "the " + what + "'s params")};
+  if (const auto v = j.find("version"); v != j.end()) {
+    const auto plain = [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '+' ||
+             c == '-' || c == '_';
+    };
+    if (!v->is_string()) throw Error("the " + what + "'s version must be a string");
+    out.version = v->get<std::string>();
+    if (out.version.empty() || out.version.size() > kMaxVersionLength ||
+        !std::all_of(out.version.begin(), out.version.end(), plain))
+      throw Error("the " + what + "'s version must be 1 to " + std::to_string(kMaxVersionLength) +
+                  " letters, digits, '.', '+', '-' or '_'");
+  }
+  return out;
+}
+
+json spec_json(const std::string& name, const std::string& version, const Params& params) {
+  json out = {{"name", name}};
+  if (!version.empty()) out["version"] = version;
+  out["params"] = params_json(params, name);
+  return out;
 }
 
 }  // namespace monge::host

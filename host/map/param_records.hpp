@@ -18,7 +18,22 @@ nlohmann::json params_json(const Params& params, const std::string& owner);
 /// A JSON object of parameters as given, type-checked; throws monge::Error naming `what`.
 ParamMap param_map(const nlohmann::json& j, const std::string& what);
 
-/// {name, params} of a plugin record {"name": ..., "params": {...}}; throws monge::Error naming `what`.
-std::pair<std::string, ParamMap> read_spec(const nlohmann::json& j, const std::string& what);
+/// Longest plugin version a record may hold.
+inline constexpr size_t kMaxVersionLength = 64;
+
+/// A plugin record as a file holds it: {"name": ..., "version": ..., "params": {...}}, the version
+/// optional ("" when absent: files written before versions were recorded).
+struct SavedSpec {
+  std::string name;
+  std::string version;
+  ParamMap params;
+};
+
+/// The record `j`, type-checked (the version: 1 to kMaxVersionLength characters of letters,
+/// digits and . + - _); throws monge::Error naming `what`.
+SavedSpec read_spec(const nlohmann::json& j, const std::string& what);
+
+/// The record of plugin `name` of version `version` (left out when "") with `params`.
+nlohmann::json spec_json(const std::string& name, const std::string& version, const Params& params);
 
 }  // namespace monge::host

@@ -389,9 +389,9 @@ TrainResult train(const TrainConfig& c) {
   result.input_noise = input_noise;
   NetworkShape built_shape = map_shape;
   built_shape.in_channels += latent;
-  auto map = c.map_net->build(built_shape);
-  auto ema = c.map_net->build(built_shape);
-  auto potential = c.potential_net->build(NetworkShape{channels, 1, 1, height, width});
+  auto map = build_module(c.map_net, built_shape);
+  auto ema = build_module(c.map_net, built_shape);
+  auto potential = build_module(c.potential_net, NetworkShape{channels, 1, 1, height, width});
   map->to(device);
   ema->to(device);
   potential->to(device);
@@ -412,7 +412,7 @@ TrainResult train(const TrainConfig& c) {
   ctx.device = device;
   ctx.total_steps = c.iters;
   ctx.build_map = [net = c.map_net, built_shape, device]() {
-    auto module = net->build(built_shape);
+    auto module = build_module(net, built_shape);
     module->to(device);
     return module;
   };
@@ -488,7 +488,8 @@ TrainResult train(const TrainConfig& c) {
   // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
   auto evaluate = [&](int64_t iteration) {
     // The same z for every evaluation of a stochastic map, so that its curve shows the training.
-    auto exported_map = stochastic_map(c.solver->export_map(), latent, input_noise, c.seed);
+    auto exported_map =
+        stochastic_map(keep_library(c.solver->export_map(), library_of(c.solver)), latent, input_noise, c.seed);
     Module& exported = *exported_map;
     EvalPoint p;
     p.iteration = iteration;
@@ -616,7 +617,7 @@ TrainResult train(const TrainConfig& c) {
   check_replicas(it);
   save_checkpoint(it);
   result.map_path = c.out / "map.pt";
-  auto exported = c.solver->export_map();
+  auto exported = keep_library(c.solver->export_map(), library_of(c.solver));
   // Rank 0 evaluates and writes the map while the others wait, so that map.pt exists when train()
   // returns on every rank; the final evaluation may take longer than one exchange's timeout.
   auto wait_for_rank0 = [&] {

@@ -1,5 +1,6 @@
--- Writes the seed files of tests/fuzz/corpus/ that monge itself makes: two tiny maps (unet with
--- 4 channels and depth 1, one iteration: the gaussian_blur operator, and a Wiener lift) and small
+-- Writes the seed files of tests/fuzz/corpus/ that monge itself makes: three tiny maps (unet with
+-- 4 channels and depth 1, one iteration: the gaussian_blur operator, a Wiener lift and a fitted
+-- lift, kind "fitted") and small
 -- images (8-bit RGB and grey PNG, 16-bit PNG, JPEG, 8- and 16-bit TIFF, float TIFF).
 --   monge --no-env-plugins run tests/fuzz/make_corpus.lua WORKDIR CORPUSDIR
 local monge = require "monge"
@@ -22,6 +23,8 @@ local function train(dir, op)
 end
 train("blur", A)
 train("wiener", monge.wiener { operator = A, clean = clean, noise_variance = 0.0025, max_radius = 3 })
+local N = monge.noise("gaussian", { sigma = 0.05 })
+train("fitted", monge.fitted_lift { operator = A, clean = clean, noise = N, size = 3, pixels = 2000 })
 local function copy(from, to)
   local i = assert(io.open(from, "rb"))
   local o = assert(io.open(to, "wb"))
@@ -32,6 +35,7 @@ end
 for _, h in ipairs { "tensor_file", "map" } do
   copy(work .. "/blur/map.pt", corpus .. "/" .. h .. "/unet_gaussian_blur.map")
   copy(work .. "/wiener/map.pt", corpus .. "/" .. h .. "/unet_wiener_lift.map")
+  copy(work .. "/fitted/map.pt", corpus .. "/" .. h .. "/unet_fitted_lift.map")
 end
 
 local x = monge.rand({ 3, 12, 16 }, { seed = 5 }) * 2 - 1

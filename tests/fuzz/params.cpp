@@ -4,6 +4,7 @@
 // give resolved parameters inside the declared ranges or monge::Error (ParamError for the Schema),
 // with its "did you mean" hint.
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -35,7 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return 0;
   try {
-    const auto [name, given] = monge::host::read_spec(j, "network");
+    const auto [name, version, given] = monge::host::read_spec(j, "network");
+    // A recorded version is short and plain (it reaches error messages and terminals).
+    if (version.size() > monge::host::kMaxVersionLength) std::abort();
+    for (char c : version)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '+' && c != '-' && c != '_') std::abort();
     const monge::Params p = schema().resolve(given, name);
     if (p.integer("channels") < 1 || p.integer("channels") > 4096) std::abort();
     if (!(p.real("sigma") >= 0 && p.real("sigma") <= 100)) std::abort();

@@ -196,6 +196,15 @@ TEST_F(MapFormat, HostileHeadersAreRefusedBeforeAnythingIsBuilt) {
       {"fitted_scale", [](json& h) { h["lift"]["kind"] = "fitted"; h["lift"]["scale"] = 2; }, "do not fit"},
       {"code", [](json& h) { h["operator"] = {{"name", "torchscript"}, {"params", {{"file", "/tmp/evil.pt"}}}}; },
        "--trust-code"},
+      // Plugin versions (optional, since SDK 7): a short string of plain characters.
+      {"version_type", [](json& h) { h["network"]["version"] = 2; }, "network's version must be a string"},
+      {"version_empty", [](json& h) { h["operator"]["version"] = ""; }, "operator's version must be 1 to 64"},
+      {"version_long", [](json& h) { h["network"]["version"] = std::string(65, '1'); }, "network's version must be 1 to 64"},
+      {"version_chars", [](json& h) { h["noise"] = {{"name", "gaussian"}, {"version", "1.0\n; rm -rf"}, {"params", json::object()}}; },
+       "noise's version must be 1 to 64"},
+      {"version_list", [](json& h) { h["network"]["version"] = {1, 0}; }, "network's version must be a string"},
+      {"version_newer", [](json& h) { h["network"]["version"] = "99.0"; h["network"]["params"]["width"] = 3; },
+       "install unet 99.0 or later"},
   };
   for (const auto& c : cases) {
     const std::string err = error_of(edited(std::string(c.name) + ".pt", c.edit));

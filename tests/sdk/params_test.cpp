@@ -1,6 +1,7 @@
 // Parameter schemas: validation, defaults, messages a user sees, and help text.
 #include <gtest/gtest.h>
 
+#include "monge/migration.hpp"
 #include "monge/params.hpp"
 
 namespace {
@@ -110,6 +111,32 @@ TEST(Params, DescribeShowsTypeRangeDefaultAndDoc) {
 
 TEST(Params, SchemaRejectsDuplicateDeclarations) {
   EXPECT_THROW(Schema{}.real("a", 1, 0, 2, "x").real("a", 1, 0, 2, "y"), monge::Error);
+}
+
+// Plugin versions as map files record them, ordered as a migration compares them.
+TEST(Migration, VersionsCompareByNumberedParts) {
+  using monge::compare_versions;
+  EXPECT_EQ(compare_versions("1.0.0", "2.0.0"), -1);
+  EXPECT_EQ(compare_versions("2.0", "2.0.0"), 0);
+  EXPECT_EQ(compare_versions("2.10.0", "2.9.1"), 1);   // numbers, not text
+  EXPECT_EQ(compare_versions("1.02", "1.2"), 0);       // leading zeros
+  EXPECT_EQ(compare_versions("1.0.0-rc1", "1.0.0"), 1);  // text parts compare as text
+  EXPECT_EQ(compare_versions("", "0.0.1"), -1);        // unversioned: older than every version
+  EXPECT_EQ(compare_versions("0", ""), 1);
+  EXPECT_EQ(compare_versions("", ""), 0);
+  EXPECT_EQ(compare_versions("99999999999999999999999.1", "99999999999999999999999.2"), -1);  // no overflow
+  EXPECT_TRUE(monge::version_less("1.9", "2.0"));
+  EXPECT_FALSE(monge::version_less("2.0", "2.0.0"));
+}
+
+TEST(Migration, RenameMovesOnlyWhatIsThere) {
+  ParamMap p{{"radius", int64_t{3}}, {"sigma", 1.5}};
+  EXPECT_TRUE(monge::rename_param(p, "radius", "size"));
+  EXPECT_EQ(p, (ParamMap{{"size", int64_t{3}}, {"sigma", 1.5}}));
+  EXPECT_FALSE(monge::rename_param(p, "radius", "size"));  // nothing to move
+  ParamMap both{{"radius", int64_t{3}}, {"size", int64_t{4}}};
+  EXPECT_FALSE(monge::rename_param(both, "radius", "size"));  // never overwrites the new name
+  EXPECT_EQ(std::get<int64_t>(both.at("size")), 4);
 }
 
 }  // namespace

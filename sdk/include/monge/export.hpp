@@ -3,10 +3,13 @@
 /// file uses to register itself.
 
 #include <cstdint>
+#include <string>
+#include <utility>
 
 #include <boost/dll/alias.hpp>
 #include <torch/version.h>
 
+#include "monge/migration.hpp"
 #include "monge/params.hpp"
 #include "monge/plugin.hpp"
 #include "monge/version.hpp"
@@ -87,3 +90,26 @@ namespace monge::detail {
   }                                                                                                \
   BOOST_DLL_ALIAS(monge_plugin_entry::create, monge_plugin_create)                                 \
   BOOST_DLL_ALIAS(monge_plugin_entry::schema, monge_plugin_schema)
+
+/// Registers the plugin's migration of parameters saved by an older version of itself (optional;
+/// at most once, after MONGE_PLUGIN):
+///
+///     monge::ParamMap migrate(const std::string& saved_version, monge::ParamMap saved) {
+///       // 2.0 renamed 'radius' to 'size'
+///       if (monge::version_less(saved_version, "2.0")) monge::rename_param(saved, "radius", "size");
+///       return saved;
+///     }
+///     MONGE_PLUGIN_MIGRATION(migrate)
+///
+/// The host calls it when a map file records an older version of the plugin than the one loaded
+/// (or none: files written before versions were recorded pass ""), before it checks the
+/// parameters against the plugin's schema. It must change only what it recognises and leave
+/// parameters already in the current form as they are. Throw monge::ParamError for parameters it
+/// cannot carry over. A plugin without a migration gets the saved parameters checked as they are.
+#define MONGE_PLUGIN_MIGRATION(FUNCTION)                                                           \
+  namespace monge_plugin_entry {                                                                   \
+  static ::monge::ParamMap migrate_saved(const std::string& saved_version, ::monge::ParamMap saved) { \
+    return FUNCTION(saved_version, std::move(saved));                                              \
+  }                                                                                                \
+  }                                                                                                \
+  BOOST_DLL_ALIAS(monge_plugin_entry::migrate_saved, monge_plugin_migrate)

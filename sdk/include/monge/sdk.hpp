@@ -5,6 +5,7 @@
 #include "monge/cost.hpp"
 #include "monge/export.hpp"
 #include "monge/metric.hpp"
+#include "monge/migration.hpp"
 #include "monge/noise.hpp"
 #include "monge/operator.hpp"
 #include "monge/params.hpp"

@@ -5,6 +5,13 @@
 /// host (an interface changed layout or meaning). The minor changes when something is added in a
 /// compatible way. The host refuses plugins whose major differs from its own.
 ///
+/// Since 7.0 a new capability is an addition, not a new virtual function: a capability struct
+/// answered through Plugin::capability() (per object), or an optional exported symbol that the
+/// loader looks up (per plugin, like MONGE_PLUGIN_MIGRATION). Either is a minor bump. Adding,
+/// removing or reordering a virtual function of an interface, or changing a struct the host and
+/// plugins share (other than appending to a capability struct), is a major bump. docs/plugins.md
+/// states the rule.
+///
 /// Changelog
 ///   1.0  first public SDK: Plugin, ForwardOperator, NoiseModel, Cost, Network, Solver, Metric,
 ///        Schema/Params, the plugin info record.
@@ -24,8 +31,12 @@
 ///        adds the noise): a new virtual function changes the Solver interface's layout.
 ///        SolverContext::build_map (a further module of the map's architecture, for solvers that
 ///        keep a frozen copy of the map, such as gan_reg's reference).
+///   7.0  Plugin::capability() (versioned capabilities: the next capability needs no major bump)
+///        and MONGE_PLUGIN_MIGRATION (an optional exported migration of parameters saved by an
+///        older version of the plugin; map files record plugin versions): a new virtual function
+///        in the base class changes every interface's layout.
 
-#define MONGE_SDK_MAJOR 6
+#define MONGE_SDK_MAJOR 7
 #define MONGE_SDK_MINOR 0
 #define MONGE_VERSION_STRING "0.1.0"
 
