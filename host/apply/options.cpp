@@ -10,6 +10,23 @@ namespace {
 
 constexpr int64_t kMaxSide = int64_t{1} << 20;
 
+// A flag's placeholder, its default in words (where the declared one is a sentinel) and aliases.
+OptionCli with(std::string value, std::string default_text = "", std::vector<std::string> aliases = {}) {
+  OptionCli c;
+  c.value = std::move(value);
+  c.default_text = std::move(default_text);
+  c.aliases = std::move(aliases);
+  return c;
+}
+
+// --no-progress: on unless turned off on the command line (off by default in Lua).
+OptionCli progress_flag() {
+  OptionCli c;
+  c.negated = true;
+  c.cli_default = Value(true);
+  return c;
+}
+
 OptionSet make_apply_options() {
   Schema s;
   s.integer("tile", 1024, 1, kMaxSide, "tile side in pixels of the network's input grid; a multiple of the network's alignment")
@@ -53,21 +70,21 @@ OptionSet make_apply_options() {
                "error for a deterministic map)");
   OptionSet set("apply");
   set.add(s, {
-                 {"tile", {"N"}},
-                 {"halo", {"N", "the network's receptive radius; maps that declare none (TorchScript) overlap tiles by 2N and blend them"}},
-                 {"batch", {"N", "about 1 MPix of input on CPU, 16 tiles on GPU"}},
-                 {"threads", {"N", "the global --threads, or all cores"}},
-                 {"device", {"D"}},
-                 {"precision", {"P"}},
-                 {"depth", {"D"}},
-                 {"colour", {"M", "", {"--color"}}},
-                 {"max_pixels", {"N", "1073741824 (2^30)"}},
-                 {"nan", {"P"}},
-                 {"progress", {"", "", {}, true, false, false, Value(true)}},
-                 {"strength", {"S"}},
-                 {"samples", {"K"}},
-                 {"reduce", {"R"}},
-                 {"seed", {"S"}},
+                 {"tile", with("N")},
+                 {"halo", with("N", "the network's receptive radius; maps that declare none (TorchScript) overlap tiles by 2N and blend them")},
+                 {"batch", with("N", "about 1 MPix of input on CPU, 16 tiles on GPU")},
+                 {"threads", with("N", "the global --threads, or all cores")},
+                 {"device", with("D")},
+                 {"precision", with("P")},
+                 {"depth", with("D")},
+                 {"colour", with("M", "", {"--color"})},
+                 {"max_pixels", with("N", "1073741824 (2^30)")},
+                 {"nan", with("P")},
+                 {"progress", progress_flag()},
+                 {"strength", with("S")},
+                 {"samples", with("K")},
+                 {"reduce", with("R")},
+                 {"seed", with("S")},
              });
   return set;
 }
@@ -84,11 +101,11 @@ OptionSet make_batch_options() {
       .boolean("retry_failed", false, "redo inputs an earlier run recorded as failed");
   OptionSet set("batch");
   set.add(s, {
-                 {"out", {"DIR"}},
-                 {"include", {"GLOB"}},
-                 {"exclude", {"GLOB"}},
-                 {"format", {"EXT", "each input's own extension"}},
-                 {"shard", {"I/N", "from SLURM_ARRAY_TASK_ID/COUNT, SLURM_PROCID/NTASKS, OMPI_COMM_WORLD_RANK/SIZE or RANK/WORLD_SIZE, else 0/1"}},
+                 {"out", with("DIR")},
+                 {"include", with("GLOB")},
+                 {"exclude", with("GLOB")},
+                 {"format", with("EXT", "each input's own extension")},
+                 {"shard", with("I/N", "from SLURM_ARRAY_TASK_ID/COUNT, SLURM_PROCID/NTASKS, OMPI_COMM_WORLD_RANK/SIZE or RANK/WORLD_SIZE, else 0/1")},
              });
   set.add(apply_options());
   return set;
