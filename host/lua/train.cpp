@@ -404,10 +404,9 @@ Params table_options(lua_State* L, const host::OptionSet& set, const char* who, 
   return set.resolve(given, who);
 }
 
-// The streaming options of monge.apply and monge.batch for `map` (moved to the device asked
-// for); `seed`, when given, reseeds a stochastic map's noise and is an error for another map.
-host::StreamOptions map_stream_options(lua_State* L, const Params& p, const host::LoadedMap& map, const char* who) {
-  host::StreamOptions o = host::stream_options(p, who);
+// Readies `map` for monge.apply and monge.batch: moved to the streaming options' device; `seed`,
+// when given, reseeds a stochastic map's noise and is an error for another map.
+void ready_map(lua_State* L, const Params& p, const host::LoadedMap& map, const host::StreamOptions& o, const char* who) {
   lua_getfield(L, 1, "seed");
   const bool seeded = !lua_isnil(L, -1);
   lua_pop(L, 1);
@@ -417,7 +416,6 @@ host::StreamOptions map_stream_options(lua_State* L, const Params& p, const host
     stochastic->reseed(static_cast<uint64_t>(p.integer("seed")));
   }
   if (o.device != module_device(*map.module)) map.module->to(o.device);
-  return o;
 }
 
 void set_numbers(lua_State* L, std::initializer_list<std::pair<const char*, double>> fields) {
@@ -436,7 +434,9 @@ int l_apply(lua_State* L) {
   const host::LoadedMap& map = map_field(L, "monge.apply", holder);
   const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
   if (input.empty() || output.empty()) throw std::runtime_error("monge.apply: 'input' and 'output' (file paths) are required");
-  const host::StreamReport r = host::apply_stream(map, input, output, map_stream_options(L, p, map, "monge.apply"));
+  const host::StreamOptions o = host::stream_options(p, "monge.apply");
+  ready_map(L, p, map, o, "monge.apply");
+  const host::StreamReport r = host::apply_stream(map, input, output, o);
   lua_createtable(L, 0, 10);
   set_numbers(L, {{"width", double(r.out_width)},   {"height", double(r.out_height)}, {"in_width", double(r.in_width)},
                   {"in_height", double(r.in_height)}, {"bands", double(r.bands)},      {"seconds", r.seconds},
@@ -456,8 +456,8 @@ int l_batch(lua_State* L) {
   const Params p = table_options(L, host::batch_options(), "monge.batch", {"map", "inputs"});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.batch", holder);
-  host::BatchOptions o = host::batch_options(p, "monge.batch");
-  o.apply = map_stream_options(L, p, map, "monge.batch");
+  const host::BatchOptions o = host::batch_options(p, "monge.batch");
+  ready_map(L, p, map, o.apply, "monge.batch");
   const host::BatchReport r = host::run_batch(map, strings_field(L, "inputs", "monge.batch"), o);
   lua_createtable(L, 0, 9);
   set_numbers(L, {{"found", double(r.found)},   {"mine", double(r.mine)},   {"already", double(r.already)},
