@@ -19,6 +19,7 @@
 
 #include "host/core/int_math.hpp"
 #include "host/core/text.hpp"
+#include "host/core/threads.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/image/vips_util.hpp"
 
@@ -250,7 +251,7 @@ int generate(VipsRegion* out, void* seq, void* a, void*, gboolean*) {
   try {
     std::lock_guard<std::mutex> lock(job.mutex);
     c10::InferenceMode inference;  // thread-local; the block's output is converted in place
-    if (at::get_num_threads() != job.threads) at::set_num_threads(job.threads);  // per thread under OpenMP
+    set_threads(job.threads);  // LibTorch's pool is per thread under OpenMP
     // The region's memory as a rows x columns x bands tensor (rows may be padded: lskip).
     const int64_t elem = int64_t(VIPS_IMAGE_SIZEOF_ELEMENT(out->im));
     at::Tensor dst = at::from_blob(VIPS_REGION_ADDR(out, r.left, r.top), {r.height, r.width, job.bands},

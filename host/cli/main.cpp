@@ -28,6 +28,7 @@
 #include "host/core/cpu_cache.hpp"
 #include "host/core/device.hpp"
 #include "host/core/registry.hpp"
+#include "host/core/threads.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/lua/runtime.hpp"
 #include "host/map/map_file.hpp"
@@ -354,7 +355,7 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
   const bool auto_precision = o.params.string("precision") == "auto";
   auto so = monge::host::stream_options(o.params, "apply");  // the device and precision resolved before any work
-  at::set_num_threads(so.threads);
+  monge::host::set_threads(so.threads);
   auto map = monge::host::load_map(files[0], registry(opt), {o.params.boolean("trust_code")});
   seed_map(map, o.params);
   auto* stochastic = dynamic_cast<monge::host::StochasticMap*>(map.module.get());
@@ -434,7 +435,7 @@ int cmd_batch(const Options& opt, const std::vector<std::string>& args) {
   } catch (const monge::ParamError& e) {
     return usage_error(e.what());
   }
-  at::set_num_threads(bo.apply.threads);
+  monge::host::set_threads(bo.apply.threads);
   auto map = monge::host::load_map(o.positional[0], registry(opt), {o.params.boolean("trust_code")});
   seed_map(map, o.params);
   const std::vector<std::string> inputs(o.positional.begin() + 1, o.positional.end());
@@ -768,7 +769,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + i + 1, argv + argc);
   // LibTorch defaults to one thread; use every core unless told otherwise.
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  at::set_num_threads(opt.threads > 0 ? opt.threads : hw);
+  monge::host::set_threads(opt.threads > 0 ? opt.threads : hw);
   try {
     monge::host::install_cpu_cache(monge::host::cpu_cache_limit_from_env(monge::host::kDefaultCpuCacheLimit));
     if (cmd == "run") return cmd_run(opt, args);

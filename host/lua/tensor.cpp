@@ -23,6 +23,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ScalarOps.h>
 
+#include "host/core/threads.hpp"
 #include "host/lua/lua_util.hpp"
 #include "monge/params.hpp"
 #include "monge/shape.hpp"
@@ -588,7 +589,7 @@ int f_is_tensor(lua_State* L) {
 int f_set_threads(lua_State* L) {
   const int64_t n = int_arg(L, 1, "set_threads", "a positive integer");
   if (n < 1 || n > 1024) arg_error(L, "set_threads", 1, "a positive integer");
-  at::set_num_threads(static_cast<int>(n));
+  host::set_threads(static_cast<int>(n));
   return 0;
 }
 

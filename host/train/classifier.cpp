@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "host/core/temp_files.hpp"
+#include "host/core/threads.hpp"
 #include "monge/version.hpp"
 #include "monge/shape.hpp"
 
@@ -45,9 +46,9 @@ std::string format_duration(double seconds) {
 class ThreadsGuard {
  public:
   explicit ThreadsGuard(int threads) : previous_(at::get_num_threads()) {
-    if (threads > 0) at::set_num_threads(threads);
+    if (threads > 0) set_threads(threads);
   }
-  ~ThreadsGuard() { at::set_num_threads(previous_); }
+  ~ThreadsGuard() { set_threads(previous_); }
 
  private:
   int previous_;

@@ -6,7 +6,8 @@
 --   monge run scripts/bench/batch.lua [OUT_DIR=runs/bench-batch] [IMAGES=1000] [PROCESSES=all cores]
 --                                     [CHANNELS=8] [PRECISIONS=fp32,bf16]
 --
--- PRECISIONS may add fp32-uncached: fp32 with the CPU tensor cache off (as before the cache).
+-- PRECISIONS may add fp32-uncached (fp32 with the CPU tensor cache off, as before the cache) and
+-- fp32-before (also OpenBLAS's threads on every core, as monge ran before issue 21).
 -- Images are 8-bit grey PNGs of 48 .. 400 pixels a side (seeded), packed into a tar archive;
 -- the map is a unet (CHANNELS base channels, depth 2). bf16 is left out (and the report says so)
 -- on a CPU without bf16 convolutions. Writes OUT_DIR/results.json and report.html.
@@ -113,11 +114,13 @@ if last.fp32 and last.bf16 then
   print(string.format("%s: bf16 / fp32 %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1",
     last.bf16.label, bf16_speedup, network.bf16 / network.fp32, acc.max, acc.p999, 100 * acc.within1))
 end
-if last["fp32-uncached"] then
-  for _, p in ipairs { "fp32", "bf16" } do
-    if last[p] then
-      print(string.format("%s: %s / fp32-uncached %.2fx (pure network %.2fx)", last[p].label, p,
-        last[p].images_per_s / last["fp32-uncached"].images_per_s, network[p] / network["fp32-uncached"]))
+for _, ref in ipairs { "fp32-before", "fp32-uncached" } do
+  if last[ref] then
+    for _, p in ipairs { "fp32", "bf16", "fp32-uncached" } do
+      if last[p] and p ~= ref then
+        print(string.format("%s: %s / %s %.2fx (pure network %.2fx)", last[p].label, p, ref,
+          last[p].images_per_s / last[ref].images_per_s, network[p] / network[ref]))
+      end
     end
   end
 end

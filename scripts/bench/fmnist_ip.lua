@@ -5,8 +5,10 @@
 --                         (default: those, the protocol's, without wiener where the operator is not linear
 --                         and shift invariant (hdr, nb); knot, gan_reg and otp on request)
 --                         [--classifier FILE] [--lift auto|wiener|fitted|operator] [--anchor lift|measurement]
---                         [--tau T] [--taus T1,T2,...] [--iters N]
+--                         [--tau T] [--taus T1,T2,...] [--iters N] [--precision fp32|bf16]
 -- --taus trains uotip again at each further cost weight: its curve on the perception-distortion plane.
+-- --precision is the trained methods' training precision (monge.train's `precision`; the maps are
+-- applied in fp32 either way), so that a bf16 run and an fp32 run compare speed and quality.
 --
 -- Clean set X: even training images; measurements Y: odd training images degraded on the fly
 -- (unpaired); test set: the first images of the test split degraded once with seed 0. Methods:
@@ -58,8 +60,9 @@ local wiener = require "monge.wiener"
 local protocol_methods = { "degraded", "wiener", "wiener-paired", "not", "otip", "uotip", "uotip-quad", "uotip-lik", "supervised" }
 local all_methods = { unpack(protocol_methods) }
 for _, m in ipairs { "knot", "gan_reg", "otp" } do all_methods[#all_methods + 1] = m end
-local opts = bench.options("fmnist-ip", arg, { "task", "config", "out", "methods", "classifier", "lift", "anchor", "tau", "taus", "iters" },
-                           { task = "gb", config = "short", classifier = "", lift = fmnist.lift, anchor = fmnist.anchor })
+local opts = bench.options("fmnist-ip", arg, { "task", "config", "out", "methods", "classifier", "lift", "anchor", "tau", "taus", "iters", "precision" },
+                           { task = "gb", config = "short", classifier = "", lift = fmnist.lift, anchor = fmnist.anchor,
+                             precision = "fp32" })
 
 local cfg = fmnist.configs[opts.config]
 if not cfg then error("fmnist-ip: --config must be tiny, short or full, got '" .. opts.config .. "'", 0) end
@@ -74,6 +77,9 @@ if opts.iters then
   for k, v in pairs(cfg) do c[k] = v end
   c.iters, c.eval_every = iters, math.max(1, math.min(cfg.eval_every, iters))
   cfg = c
+end
+if opts.precision ~= "fp32" and opts.precision ~= "bf16" then
+  error("fmnist-ip: --precision must be fp32 or bf16, got '" .. opts.precision .. "'", 0)
 end
 if opts.anchor ~= "lift" and opts.anchor ~= "measurement" then
   error("fmnist-ip: --anchor must be lift or measurement, got '" .. opts.anchor .. "'", 0)
@@ -121,8 +127,8 @@ local classifier_accuracy = fid_classifier.classifier:accuracy(test, test_labels
 local scorer = fmnist.scorer(fid_classifier)
 local function score(restored) return scorer(restored, test, test_labels) end
 
-print(string.format("fmnist-ip: task %s, config %s (%d iterations, batch %d, %d test images), %d threads, lift %s, anchor %s, tau %g, methods %s",
-  opts.task, opts.config, cfg.iters, cfg.batch, test:size(1), monge.threads(), lift_name == "operator" and "operator's own" or lift_name,
+print(string.format("fmnist-ip: task %s, config %s (%d iterations, batch %d, %d test images), %d threads, training in %s, lift %s, anchor %s, tau %g, methods %s",
+  opts.task, opts.config, cfg.iters, cfg.batch, test:size(1), monge.threads(), opts.precision, lift_name == "operator" and "operator's own" or lift_name,
   opts.anchor, tau, table.concat(methods, ", ")))
 local results, restored_of = {}, {}
 --- Restores the test measurements with method `name` (trained ones at cost weight `t`) and scores it.
@@ -144,6 +150,7 @@ local function run_method(name, t, tag)
     local run = fmnist.train {
       solver = solver, cost = cost, operator = Q, noise = noise, clean = clean, measured = measured, eval = test,
       cfg = cfg, dir = out .. "/runs/" .. r.name, progress = opts.config ~= "tiny", restore = y_test,
+      precision = opts.precision,
     }
     restored = run.restored
     r.curve, r.losses, r.its_per_second, r.map = run.curve, run.losses, run.its_per_second, run.map
@@ -205,7 +212,7 @@ print("ordering by PSNR: " .. table.concat(order, " > "))
 report.write_json(out .. "/results.json", {
   benchmark = "fmnist-ip", task = opts.task, config = opts.config, git_revision = bench.git_revision(),
   machine = { cpu = bench.machine(), threads = monge.threads() },
-  settings = { iterations = cfg.iters, batch = cfg.batch, train_images = train.count, test_images = test:size(1),
+  settings = { iterations = cfg.iters, batch = cfg.batch, precision = opts.precision, train_images = train.count, test_images = test:size(1),
                map = cfg.map, potential = cfg.potential, tau = tau, r1 = fmnist.r1, lambda = lambda, noise_sigma = 0.05,
                lift = lift_name, anchor = opts.anchor,
                classifier = { file = classifier_file, trained_here = classifier_trained, clean_accuracy = classifier_accuracy } },

@@ -155,6 +155,8 @@ add_cli_test(bench_help 0 MATCH "Usage: monge bench NAME \\[ARGS\\.\\.\\.\\]" "'
 add_cli_test(bench_unknown 2 MATCH "bench: unknown benchmark 'train-stp' \\(did you mean 'train-step'\\?\\)"
   COMMAND ${_m} bench train-stp)
 # Bad arguments of a benchmark pipeline: clear errors before any work.
+add_cli_test(bench_fmnist_ip_bad_precision 1 MATCH "fmnist-ip: --precision must be fp32 or bf16, got 'fp16'"
+  COMMAND ${_m} bench fmnist-ip --config tiny --precision fp16)
 add_cli_test(bench_fmnist_paper_bad_experiment 1
   MATCH "fmnist-paper: unknown experiment 'multinoise' \\(use multi-noise, imbalance, noise-types, tau-sweep or all\\)"
   COMMAND ${_m} bench fmnist-paper --experiment multinoise --config tiny)

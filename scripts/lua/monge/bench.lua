@@ -43,12 +43,15 @@ end
 --- The settings a speed benchmark compares on `device`: "fp32", "bf16" where it runs (a GPU, or a
 --- CPU with native bf16 convolutions: monge.cpu_bf16()'s second value), and on request
 --- "fp32-uncached": fp32 with the CPU tensor cache off (MONGE_CPU_CACHE_MB=0), as monge ran before
---- the cache, the reference for what the cache brings. `wanted` ("fp32,bf16" by default) picks them.
+--- the cache, the reference for what the cache brings, and "fp32-before": fp32 as monge ran before
+--- issue 21, the cache off and OpenBLAS's threads on every core whatever --threads says
+--- (MONGE_BLAS_THREADS). `wanted` ("fp32,bf16" by default) picks them.
 --- Returns the list and a note saying what was left out and why ("" when nothing).
 function M.precisions(wanted, device)
   local list, note = {}, ""
   for p in (wanted or "fp32,bf16"):gmatch("[^,]+") do
-    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached", "precisions: fp32, bf16 and/or fp32-uncached, got '" .. p .. "'")
+    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached" or p == "fp32-before",
+           "precisions: fp32, bf16, fp32-uncached and/or fp32-before, got '" .. p .. "'")
     if p == "bf16" and device ~= "cuda" and not select(2, monge.cpu_bf16()) then
       note = "bf16 left out: this CPU (or its DNNL_MAX_CPU_ISA limit) has no native bf16 convolutions"
     else
@@ -58,15 +61,25 @@ function M.precisions(wanted, device)
   return list, note
 end
 
+--- The number of cores (OpenBLAS's own default thread count).
+local function cores()
+  local p = io.popen("nproc 2>/dev/null")
+  local n = p and tonumber(p:read("*l") or "")
+  if p then p:close() end
+  return n or monge.threads()
+end
+
 --- A setting of M.precisions as the network's precision ("fp32" or "bf16") and the environment
 --- prefix of a `monge` command that runs in it ("MONGE_CPU_CACHE_MB=0 " for fp32-uncached).
 function M.setting(name)
   if name == "fp32-uncached" then return "fp32", "MONGE_CPU_CACHE_MB=0 " end
+  if name == "fp32-before" then return "fp32", string.format("MONGE_CPU_CACHE_MB=0 MONGE_BLAS_THREADS=%d ", cores()) end
   return name, ""
 end
 
---- Runs fn(precision) in this process as setting `name` runs: for fp32-uncached with the CPU
---- tensor cache holding nothing, restored afterwards. Returns fn's result.
+--- Runs fn(precision) in this process as setting `name` runs: for fp32-uncached and fp32-before
+--- with the CPU tensor cache holding nothing, restored afterwards (the BLAS threads of
+--- fp32-before are set in the `monge` processes it starts only). Returns fn's result.
 function M.with_setting(name, fn)
   local precision, env = M.setting(name)
   if env == "" then return fn(precision) end

@@ -140,7 +140,8 @@ end
 --- Trains one method with the recipe and restores the test measurements. `o`: `solver`, `cost`,
 --- `operator`, `noise` (degrades `measured` on the fly), `clean`, `measured`, `eval` (clean test
 --- images for the trainer's PSNR curve), `cfg` (a config: iters, batch, eval_every, map,
---- potential), `dir` (the run directory, emptied first), `progress`, and `restore`: a
+--- potential), `dir` (the run directory, emptied first), `progress`, `precision` (training's:
+--- "fp32", the default, or "bf16"), and `restore`: a
 --- measurement tensor or a list of them. Returns { restored (a tensor, or a list like `restore`),
 --- curve = { {iter, psnr}, ... }, losses, its_per_second, seconds, map (the map file) }.
 function M.train(o)
@@ -150,7 +151,7 @@ function M.train(o)
     operator = o.operator, noise = o.noise, clean = o.clean, measured = o.measured, eval = o.eval,
     map = monge.network("unet", o.cfg.map), potential = monge.network("potential", o.cfg.potential),
     solver = o.solver, cost = o.cost, iters = o.cfg.iters, batch = o.cfg.batch, seed = 0,
-    eval_every = o.cfg.eval_every, out = o.dir, progress = o.progress,
+    eval_every = o.cfg.eval_every, out = o.dir, progress = o.progress, precision = o.precision or "fp32",
   }
   local r = { curve = {}, losses = bench.read_log(o.dir), its_per_second = run.its_per_second, map = o.dir .. "/map.pt" }
   for _, e in ipairs(run.evals) do r.curve[#r.curve + 1] = { e.iter, e.psnr } end
