@@ -94,6 +94,7 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
   check_strength(opt.strength, *map.module, map.info, "apply");
   p.strength = opt.strength;
   p.precision = resolve_precision(opt.precision, device, "apply");
+  p.layout = resolve_layout(opt.layout, p.precision, device);
   return p;
 }
 
@@ -245,7 +246,7 @@ at::Tensor TileRunner::run(const at::Tensor& block, int64_t row0, int64_t col0, 
         }
         Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
         const at::Tensor input = at::cat(inputs, 0);
-        at::Tensor t = forward_in(plan_.precision, device_, network, input);
+        at::Tensor t = forward_in(plan_.precision, device_, network, input, plan_.layout);
         if (plan_.strength != 1) t = input + plan_.strength * (t - input);
         return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
       };

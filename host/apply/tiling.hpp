@@ -40,6 +40,8 @@ struct TileOptions {
   /// The network's arithmetic, resolved by plan_tiles (see resolve_precision). fp32 here; the
   /// command line and Lua default to Auto.
   Precision precision = Precision::FP32;
+  /// The feature maps' layout, resolved by plan_tiles for the precision (resolve_layout).
+  Layout layout = Layout::Auto;
 };
 
 struct TilePlan {
@@ -58,6 +60,7 @@ struct TilePlan {
   /// FP32 or BF16: the network alone runs under bf16 autocast; the lift, the strength blend and
   /// the output stay fp32 (see docs/performance.md for why).
   Precision precision = Precision::FP32;
+  Layout layout = Layout::Contiguous;  ///< Contiguous or ChannelsLast (see Layout)
 
   int64_t scale() const { return lift_scale * net_scale; }
 };

@@ -379,7 +379,8 @@ int cmd_apply(const Options& opt, const std::vector<std::string>& args) {
               << r.out_width << "x" << r.out_height << ", " << r.bands << " band" << (r.bands == 1 ? "" : "s")
               << (r.alpha ? " with alpha" : "") << ") in " << std::fixed << std::setprecision(2) << r.seconds << " s on "
               << so.device.str() << ", " << monge::host::precision_name(r.plan.precision)
-              << (auto_precision ? " (auto)" : "") << ", " << std::setprecision(1)
+              << (auto_precision ? " (auto)" : "")
+              << (r.plan.layout == monge::host::Layout::ChannelsLast ? " channels-last" : "") << ", " << std::setprecision(1)
               << double(r.out_width) * double(r.out_height) / 1e6 / r.seconds
               << " MPix/s, peak RSS " << peak_rss_mib() << " MiB; " << r.plan.why
               << (r.nonfinite ? "; " + std::to_string(r.nonfinite) + " NaN/infinite input samples replaced (--nan replace)" : "")

@@ -33,6 +33,27 @@ Precision resolve_precision(Precision asked, c10::Device device, const std::stri
   return asked;
 }
 
+Layout parse_layout(const std::string& text, const std::string& who) {
+  if (text == "auto") return Layout::Auto;
+  if (text == "nchw") return Layout::Contiguous;
+  if (text == "channels-last") return Layout::ChannelsLast;
+  throw Error(who + " must be 'auto', 'nchw' or 'channels-last', got '" + text + "'");
+}
+
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::Contiguous: return "nchw";
+    case Layout::ChannelsLast: return "channels-last";
+    default: return "auto";
+  }
+}
+
+Layout resolve_layout(Layout asked, Precision precision, c10::Device device) {
+  if (asked != Layout::Auto) return asked;
+  // CUDA's bf16 convolutions prefer NHWC too, but that is unmeasured here (no GPU was lent).
+  return precision == Precision::BF16 && device.is_cpu() ? Layout::ChannelsLast : Layout::Contiguous;
+}
+
 PrecisionGuard::PrecisionGuard(Precision p, c10::Device device) : active_(p == Precision::BF16), cuda_(device.is_cuda()) {
   if (!active_) return;
   was_enabled_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();

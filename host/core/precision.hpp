@@ -23,6 +23,22 @@ const char* precision_name(Precision p);
 /// monge::Error naming `who` (it would run in slow emulation, if at all); FP32 is FP32.
 Precision resolve_precision(Precision asked, c10::Device device, const std::string& who);
 
+/// The memory layout of the network's feature maps. ChannelsLast (NHWC) lets oneDNN run its
+/// convolutions without reordering each layer's input and output; on this project's CPUs it ran
+/// the unets 1.3-1.7x as fast, in fp32 and in bf16, but fp32 results then differ from NCHW's by
+/// float rounding (a unit in the last place). So Auto is ChannelsLast where the network runs in
+/// bf16 on a CPU (whose results differ from fp32 anyway) and Contiguous (NCHW, fp32 bit for bit
+/// as before) elsewhere; ChannelsLast in fp32 is the user's choice.
+enum class Layout { Auto, Contiguous, ChannelsLast };
+
+/// "auto", "nchw" or "channels-last"; throws monge::Error for anything else, its message starting
+/// with `who`.
+Layout parse_layout(const std::string& text, const std::string& who);
+/// "auto", "nchw" or "channels-last".
+const char* layout_name(Layout l);
+/// What `asked` means for a network running in `precision` (resolved) on `device` (see Layout).
+Layout resolve_layout(Layout asked, Precision precision, c10::Device device);
+
 /// While alive, runs LibTorch operations of this thread on `device` under autocast to bfloat16
 /// when `p` is BF16 (convolutions and matrix products in bf16, the rest in the inputs' type);
 /// nothing at all for FP32. Restores the thread's previous autocast state when it ends.

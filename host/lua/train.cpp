@@ -208,26 +208,28 @@ c10::Device module_device(Module& module) {
   return param.empty() ? c10::Device(c10::kCPU) : param.front().device();
 }
 
-// map:restore(y [, { strength = s, precision = "fp32" }]): T(Q(y)) clamped to [-1, 1], without
-// gradients; at strength s below 1, Q(y) + s (T(Q(y)) - Q(y)); the network in fp32 (the default
-// here), bf16 or auto (as monge.apply).
+// map:restore(y [, { strength = s, precision = "fp32", layout = "auto" }]): T(Q(y)) clamped to
+// [-1, 1], without gradients; at strength s below 1, Q(y) + s (T(Q(y)) - Q(y)); the network in
+// fp32 (the default here), bf16 or auto, in the layout asked for (as monge.apply).
 int m_restore(lua_State* L) {
   MapBox& box = check_map(L, 1);
   at::Tensor y = to_tensor(L, 2);
   if (y.dim() != 4) throw std::runtime_error("map:restore: expected an N x C x H x W tensor of measurements");
   double strength = 1;
-  std::string precision = "fp32";
+  std::string precision = "fp32", layout = "auto";
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    check_keys(L, 3, "map:restore", {"strength", "precision"});
+    check_keys(L, 3, "map:restore", {"strength", "precision", "layout"});
     strength = opt_number_field(L, 3, "strength", 1);
     precision = opt_string_field(L, 3, "precision", precision);
+    layout = opt_string_field(L, 3, "layout", layout);
   }
   host::check_strength(strength, *box.map.module, box.map.info, "map:restore");
   const c10::Device device = module_device(*box.map.module);
   const host::Precision p =
       host::resolve_precision(host::parse_precision(precision, "map:restore: precision"), device, "map:restore");
-  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, device, 256, strength, p).to(y.device()));
+  const host::Layout l = host::parse_layout(layout, "map:restore: layout");
+  push_tensor(L, host::restore(*box.map.module, box.map.op.get(), y, device, 256, strength, p, l).to(y.device()));
   return 1;
 }
 

@@ -114,20 +114,37 @@ at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y
   const at::Tensor smoothed = stochastic ? stochastic->perturb(y) : y;
   return op ? op->lift(smoothed) : smoothed;
 }
-at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input) {
-  if (precision != Precision::BF16) return network.forward(input);
-  PrecisionGuard bf16(precision, device);
-  return network.forward(input).to(at::kFloat);
+void use_layout(Module& network, Layout layout) {
+  if (auto* stochastic = dynamic_cast<StochasticMap*>(&network)) return use_layout(*stochastic->network(), layout);
+  const auto format = layout == Layout::ChannelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  torch::NoGradGuard no_grad;
+  for (at::Tensor& p : network.parameters())
+    if (p.dim() == 4 && !p.is_contiguous(format)) p.set_data(p.contiguous(format));
+}
+
+at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input, Layout layout) {
+  use_layout(network, layout);
+  const bool nhwc = layout == Layout::ChannelsLast && input.dim() == 4;
+  const at::Tensor x = nhwc ? input.contiguous(at::MemoryFormat::ChannelsLast) : input;
+  at::Tensor out;
+  if (precision != Precision::BF16) {
+    out = network.forward(x);
+  } else {
+    PrecisionGuard bf16(precision, device);
+    out = network.forward(x).to(at::kFloat);
+  }
+  return nhwc ? out.contiguous() : out;
 }
 
 at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device, int64_t chunk,
-                   double strength, Precision precision) {
+                   double strength, Precision precision, Layout layout) {
   torch::NoGradGuard no_grad;
+  layout = resolve_layout(layout, precision, device);
   std::vector<at::Tensor> out;
   for (int64_t i = 0; i < y.size(0); i += chunk) {
     at::Tensor part = y.narrow(0, i, std::min(chunk, y.size(0) - i)).to(device, at::kFloat);
     part = map_input(map, op, part);
-    at::Tensor t = forward_in(precision, device, map, part);
+    at::Tensor t = forward_in(precision, device, map, part, layout);
     if (strength != 1) t = part + strength * (t - part);
     out.push_back(t.clamp(-1, 1).to(c10::kCPU));
   }

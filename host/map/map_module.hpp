@@ -80,14 +80,24 @@ std::shared_ptr<Module> stochastic_map(std::shared_ptr<Module> network, int64_t 
 /// (y when `op` is null).
 at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y);
 /// `network` on `input` in `precision` (FP32 or BF16, already resolved): under bf16 autocast
-/// (PrecisionGuard) the result comes back as float32. FP32 is a plain forward().
-at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input);
+/// (PrecisionGuard) the result comes back as float32. FP32 is a plain forward(). With `layout`
+/// ChannelsLast the network's 4-D weights and the input are made NHWC first (the weights stay so
+/// until a call in Contiguous layout turns them back; the output is returned contiguous); with
+/// Contiguous (or Auto, read as Contiguous) the weights are made NCHW, as they were loaded. Not
+/// for concurrent calls on one network.
+at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input,
+                      Layout layout = Layout::Contiguous);
+/// Makes the 4-D weights of `network` (of a stochastic map's network) NHWC (ChannelsLast) or NCHW
+/// (Contiguous, Auto), copying only those not already so.
+void use_layout(Module& network, Layout layout);
 
 /// T(Q(y)) clamped to [-1, 1] for a batch of measurements y (N x C x h x w), without gradients,
 /// `chunk` samples at a time on `device`; the result is on the CPU, float32. With `strength` s
 /// below 1 the result is Q(y) + s (T(Q(y)) - Q(y)) (see check_strength in host/apply/apply.hpp).
-/// `precision` (FP32 or BF16, resolved) is the network's alone: the lift and the blend run in fp32.
+/// `precision` (FP32 or BF16, resolved) is the network's alone: the lift and the blend run in fp32;
+/// `layout` is resolved for it (resolve_layout).
 at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device,
-                   int64_t chunk = 256, double strength = 1, Precision precision = Precision::FP32);
+                   int64_t chunk = 256, double strength = 1, Precision precision = Precision::FP32,
+                   Layout layout = Layout::Auto);
 
 }  // namespace monge::host

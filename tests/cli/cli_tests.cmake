@@ -92,6 +92,11 @@ set_tests_properties(cli.apply PROPERTIES DEPENDS lua.train_test)
 # any CPU) auto runs fp32 and says so, and bf16 is refused naming why.
 add_cli_test(apply_bad_precision 2 MATCH "apply: --precision expects one of auto\\|fp32\\|bf16, got \"fp16\" \\(did you mean 'fp32'\\?\\)"
   COMMAND ${_m} apply a.pt b.png c.png --precision fp16)
+add_cli_test(apply_bad_layout 2 MATCH "apply: --layout expects one of auto\\|nchw\\|channels-last, got \"nhwc\""
+  COMMAND ${_m} apply a.pt b.png c.png --layout nhwc)
+# --layout channels-last in fp32: the last line says so.
+add_cli_test(apply_channels_last 0 MATCH "fp32 channels-last, "
+  COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/channels_last.png" --precision fp32 --layout channels-last)
 add_cli_test(batch_bad_precision 2 MATCH "batch: --precision needs a value: one of auto\\|fp32\\|bf16" COMMAND ${_m} batch a.pt in/ --out x --precision)
 add_cli_test(apply_auto_without_bf16 0 MATCH " s on cpu, fp32 \\(auto\\), "
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/applied_avx2.png" --device cpu)
@@ -101,7 +106,7 @@ set_tests_properties(cli.apply_auto_without_bf16 cli.apply_bf16_without_bf16 PRO
                      ENVIRONMENT "MONGE_PLUGIN_PATH=;DNNL_MAX_CPU_ISA=AVX2")
 add_cli_test(apply_same_file 1 MATCH "is the input file; choose another output path"
   COMMAND ${_m} apply ${_map} ${_grid} ${_grid})
-set_tests_properties(cli.apply_same_file PROPERTIES DEPENDS lua.train_test)
+set_tests_properties(cli.apply_same_file cli.apply_channels_last PROPERTIES DEPENDS lua.train_test)
 add_test(NAME cli.map_upgrade
          COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/map_upgrade.sh" ${_m} ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/map_upgrade")
 set_tests_properties(cli.map_upgrade PROPERTIES DEPENDS lua.train_test ENVIRONMENT "MONGE_PLUGIN_PATH=")

@@ -636,6 +636,52 @@ TEST(Precision, AutoIsBf16ExactlyWhereTheCpuHasIt) {
   }
 }
 
+TEST(Layout, ParsesItsNamesAndAutoIsChannelsLastForBf16OnTheCpuOnly) {
+  using monge::host::Layout;
+  using monge::host::parse_layout;
+  using monge::host::resolve_layout;
+  EXPECT_EQ(parse_layout("auto", "apply: layout"), Layout::Auto);
+  EXPECT_EQ(parse_layout("nchw", "apply: layout"), Layout::Contiguous);
+  EXPECT_EQ(parse_layout("channels-last", "apply: layout"), Layout::ChannelsLast);
+  EXPECT_EQ(error_message([] { parse_layout("nhwc", "apply: layout"); }),
+            "apply: layout must be 'auto', 'nchw' or 'channels-last', got 'nhwc'");
+  EXPECT_STREQ(monge::host::layout_name(Layout::ChannelsLast), "channels-last");
+  EXPECT_EQ(resolve_layout(Layout::Auto, Precision::BF16, c10::kCPU), Layout::ChannelsLast);
+  EXPECT_EQ(resolve_layout(Layout::Auto, Precision::FP32, c10::kCPU), Layout::Contiguous);  // fp32 bit for bit as before
+  EXPECT_EQ(resolve_layout(Layout::Auto, Precision::BF16, c10::Device(c10::kCUDA)), Layout::Contiguous);
+  EXPECT_EQ(resolve_layout(Layout::ChannelsLast, Precision::FP32, c10::kCPU), Layout::ChannelsLast);
+}
+
+// channels-last in fp32 differs from nchw by float rounding only; the weights follow the layout of
+// each call, so an nchw call after a channels-last one is bit for bit what it was before.
+TEST(Layout, ChannelsLastAgreesWithNchwAndSwitchingBackRestoresItExactly) {
+  using monge::host::Layout;
+  const LoadedMap map = random_unet(3, 2);
+  const at::Tensor y = torch::rand({2, 3, 45, 70}) * 2 - 1;
+  auto run = [&](Layout layout) {
+    return monge::host::restore(*map.module, map.op.get(), y, c10::kCPU, 2, 1, Precision::FP32, layout);
+  };
+  const at::Tensor nchw = run(Layout::Auto);
+  for (const auto& p : map.module->parameters()) EXPECT_TRUE(p.is_contiguous());
+  const at::Tensor nhwc = run(Layout::ChannelsLast);
+  bool any_nhwc = false;
+  for (const auto& p : map.module->parameters()) any_nhwc |= p.dim() == 4 && !p.is_contiguous();
+  EXPECT_TRUE(any_nhwc) << "the weights were not made channels-last";
+  EXPECT_TRUE(nhwc.is_contiguous());
+  EXPECT_GT(nchw.abs().max().item<double>(), 0.1);
+  EXPECT_LE(max_diff(nhwc, nchw), 1e-5);
+  EXPECT_TRUE(at::equal(run(Layout::Contiguous), nchw));
+  for (const auto& p : map.module->parameters()) EXPECT_TRUE(p.is_contiguous());
+  // Tiles in channels-last equal the whole image in channels-last, as in nchw.
+  monge::host::TileOptions o;
+  o.tile = 16;
+  o.layout = Layout::ChannelsLast;
+  const auto plan = monge::host::plan_tiles(map, o, c10::kCPU);
+  EXPECT_EQ(plan.layout, Layout::ChannelsLast);
+  monge::host::TileRunner runner(map, plan, c10::kCPU, y.size(2), y.size(3));
+  EXPECT_LE(max_diff(runner.run(y, 0, 0, 0, runner.out_height()), nhwc), 1e-4);
+}
+
 TEST(Precision, TheGuardRestoresTheThreadsAutocastState) {
   ASSERT_FALSE(at::autocast::is_cpu_enabled());
   const at::ScalarType dtype = at::autocast::get_autocast_cpu_dtype();
