@@ -62,7 +62,7 @@ local function run_apply(input, output, side, setting)
   local text, ok = sh(cmd)
   local net_mpix = (before + network_mpix(setting)) / 2
   assert(ok, "monge apply failed:\n" .. text)
-  assert(text:find(" s on [%w:]+, " .. precision .. ", "), "monge apply did not run in " .. precision .. ":\n" .. text)
+  assert(text:find(" s on [%w:]+, " .. precision .. "[ ,]"), "monge apply did not run in " .. precision .. ":\n" .. text)
   local seconds = assert(tonumber(text:match(" in ([%d.]+) s on ")), "no timing in: " .. text)
   local rss = assert(tonumber(text:match("peak RSS (%d+) MiB")), "no peak RSS in: " .. text)
   local h = monge.image.header(output)
