@@ -82,11 +82,8 @@ local function pytorch_run(threads, dump)
   if not parsed or type(result) ~= "table" then result = nil end
   local check
   if dump then
-    check = {
-      ok = result ~= nil and result.ok == true,
-      difference = result and result.max_relative_difference,
-      worst = result and result.worst,
-    }
+    local verdict = result and type(result.check) == "table" and result.check or {}
+    check = { ok = verdict.ok == true, difference = verdict.max_relative_difference, worst = verdict.worst }
     if not check.ok then error("train_step: the PyTorch step does not reproduce monge's losses:\n" .. text, 0) end
   end
   if not ok or not result then error("train_step: the PyTorch reference failed (" .. cmd .. "):\n" .. text, 0) end
