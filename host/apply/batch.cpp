@@ -689,42 +689,48 @@ std::vector<BatchItem> list_inputs(const std::vector<std::string>& inputs, const
   return out;
 }
 
-BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inputs, const BatchOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const Precision precision = resolve_precision(opt.apply.tiles.precision, opt.apply.device, "batch");
+namespace {
+
+void prepare_out(const fs::path& out) {
   std::error_code ec;
-  fs::create_directories(opt.out, ec);
-  if (!fs::is_directory(opt.out, ec)) throw Error("batch: cannot create the output folder " + opt.out.string());
-  if (access(opt.out.c_str(), W_OK) != 0) throw Error("batch: the output folder " + opt.out.string() + " is not writable");
-  std::vector<BatchItem> items = list_inputs(inputs, opt.include, opt.exclude);
-  const auto before = read_manifests(opt.out);
-  // What an earlier run wrote (recorded ok) is not an input: with --out inside an input folder,
-  // last run's outputs would come back as new inputs, each refused as overwriting itself.
+  fs::create_directories(out, ec);
+  if (!fs::is_directory(out, ec)) throw Error("batch: cannot create the output folder " + out.string());
+  if (access(out.c_str(), W_OK) != 0) throw Error("batch: the output folder " + out.string() + " is not writable");
+}
+
+// What an earlier run wrote (recorded ok) is not an input: with --out inside an input folder,
+// last run's outputs would come back as new inputs, each refused as overwriting itself.
+void drop_earlier_outputs(std::vector<BatchItem>& items, const std::map<std::string, ManifestRecord>& before,
+                          const fs::path& out) {
+  std::error_code ec;
   std::set<std::string> written;
   for (const auto& [key, rec] : before)
-    if (rec.status == "ok") written.insert(fs::absolute(opt.out / rec.output, ec).lexically_normal().string());
+    if (rec.status == "ok") written.insert(fs::absolute(out / rec.output, ec).lexically_normal().string());
   items.erase(std::remove_if(items.begin(), items.end(),
                              [&](const BatchItem& it) {
                                return !it.file.empty() && written.count(fs::absolute(it.file, ec).lexically_normal().string());
                              }),
               items.end());
-  BatchReport rep;
-  rep.found = int64_t(items.size());
-  rep.precision = precision;
-  rep.manifest = opt.out / (opt.shard.count > 1 ? "manifest.shard-" + std::to_string(opt.shard.index) + "-of-" +
-                                                      std::to_string(opt.shard.count) + ".jsonl"
-                                                : std::string("manifest.jsonl"));
-  std::string ext, save_options;
-  if (!opt.format.empty()) {
-    std::tie(ext, save_options) = image::split_save_options(opt.format);
-    ext = "." + ext;
-  }
-  check_outputs(items, opt.out, ext);
+}
 
-  // This shard's work, the records of inputs refused before any work, and what earlier runs
-  // already finished.
+fs::path manifest_path(const BatchOptions& opt) {
+  return opt.out / (opt.shard.count > 1 ? "manifest.shard-" + std::to_string(opt.shard.index) + "-of-" +
+                                              std::to_string(opt.shard.count) + ".jsonl"
+                                        : std::string("manifest.jsonl"));
+}
+
+// This shard's work, the records of inputs refused before any work, and the size of the work.
+struct Work {
   std::vector<const BatchItem*> todo, refused;
-  double total_mpix = 0;
+  double total_mpix = 0;  // of the inputs to do whose header could be read
+};
+
+// Sorts this shard's items into work to do and refused inputs, skipping what earlier runs already
+// finished (and, without --retry-failed, what they failed); counts them in `rep`.
+Work plan_work(const std::vector<BatchItem>& items, const std::map<std::string, ManifestRecord>& before,
+               const BatchOptions& opt, BatchReport& rep) {
+  std::error_code ec;
+  Work work;
   for (const BatchItem& it : items) {
     if (shard_of(it.key, opt.shard.count) != opt.shard.index) continue;
     ++rep.mine;
@@ -740,84 +746,131 @@ BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inpu
       }
     }
     if (!it.error.empty()) {
-      refused.push_back(&it);
+      work.refused.push_back(&it);
       continue;
     }
-    todo.push_back(&it);
+    work.todo.push_back(&it);
     if (!it.file.empty()) {
       try {
         const auto h = image::header(it.file);
-        total_mpix += double(h.width * h.height) / 1e6;
+        work.total_mpix += double(h.width * h.height) / 1e6;
       } catch (const Error&) {
       }
     }
   }
+  return work;
+}
+
+// One item's result, as its manifest line records it.
+struct Outcome {
+  std::string status = "ok", error;
+  StreamReport report;
+};
+
+// Restores one item into `output`; an archive member is first copied to a hidden file beside the
+// output. A failure becomes the outcome's error, naming the input.
+Outcome restore_item(const LoadedMap& map, const BatchItem& it, const fs::path& output, const std::string& save_options,
+                     const BatchOptions& opt, Precision precision, ArchiveWalk& archives) {
+  Outcome o;
+  fs::path extracted;
+  try {
+    std::error_code ec;
+    fs::create_directories(output.parent_path(), ec);
+    // What an interrupted earlier attempt at this output left behind (the output is this shard's
+    // alone, so any age): its temporary and its extracted archive member.
+    const fs::path member_target = output.parent_path() / (output.stem().string() + ".input" + fs::path(it.key).extension().string());
+    remove_stale_temporaries(output, 0);
+    remove_stale_temporaries(member_target, 0);
+    fs::path input = it.file;
+    std::optional<Temporary> member;
+    if (!it.archive.empty()) {  // an archive member: copied to a hidden file beside the output
+      member.emplace(member_target);
+      extracted = member->path();
+      archives.extract(it, extracted);
+      input = extracted;
+    }
+    StreamOptions so = opt.apply;
+    so.progress = false;
+    so.tiles.precision = precision;
+    o.report = apply_stream(map, input, output.string() + save_options, so);
+  } catch (const std::exception& e) {
+    o.status = "error";
+    o.error = e.what();
+    if (!extracted.empty()) {  // name the member, not the temporary copy
+      for (size_t at; (at = o.error.find(extracted.string())) != std::string::npos;)
+        o.error.replace(at, extracted.string().size(), it.source);
+    }
+    if (o.error.find(it.source) == std::string::npos) o.error = it.source + ": " + o.error;
+  }
+  return o;
+}
+
+// The progress of the batch after its n-th item (1-based); a failure on a line of its own.
+void progress_line(size_t n, const Work& work, double done_mpix, const BatchReport& rep, const Outcome& o,
+                   std::chrono::steady_clock::time_point t0, bool tty) {
+  const size_t todo = work.todo.size();
+  const double run = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double frac = work.total_mpix > 0 ? std::min(1.0, done_mpix / work.total_mpix) : double(n) / double(todo);
+  const double eta = frac > 0 ? run * (1 - frac) / frac : 0;
+  char msg[256];
+  std::snprintf(msg, sizeof msg, "batch: %zu/%zu files (%lld failed), %.1f/%.1f MPix, %.2f files/s, %.2f MPix/s, ETA %s",
+                n, todo, static_cast<long long>(rep.failed), done_mpix, work.total_mpix, double(n) / run,
+                done_mpix / run, fmt_seconds(eta).c_str());
+  if (o.status != "ok") std::cerr << (tty ? "\r\033[K" : "") << "batch: failed: " << o.error << "\n";
+  if (tty) std::cerr << "\r\033[K" << msg << std::flush;
+  else std::cerr << msg << "\n";
+}
+
+}  // namespace
+
+BatchReport run_batch(const LoadedMap& map, const std::vector<std::string>& inputs, const BatchOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const Precision precision = resolve_precision(opt.apply.tiles.precision, opt.apply.device, "batch");
+  prepare_out(opt.out);
+  std::vector<BatchItem> items = list_inputs(inputs, opt.include, opt.exclude);
+  const auto before = read_manifests(opt.out);
+  drop_earlier_outputs(items, before, opt.out);
+  BatchReport rep;
+  rep.found = int64_t(items.size());
+  rep.precision = precision;
+  rep.manifest = manifest_path(opt);
+  std::string ext, save_options;
+  if (!opt.format.empty()) {
+    std::tie(ext, save_options) = image::split_save_options(opt.format);
+    ext = "." + ext;
+  }
+  check_outputs(items, opt.out, ext);
+
+  const Work work = plan_work(items, before, opt, rep);
   const bool tty = isatty(STDERR_FILENO) != 0;
   if (opt.progress)
     std::cerr << "batch: " << rep.found << " input(s), " << rep.mine << " in shard " << opt.shard.index << "/"
               << opt.shard.count << " (" << opt.shard.from << "), " << rep.already << " already done, "
               << rep.failed_before << " failed before" << (rep.failed_before ? " (--retry-failed redoes them)" : "")
-              << ", " << refused.size() << " refused, " << todo.size() << " to do\n";
+              << ", " << work.refused.size() << " refused, " << work.todo.size() << " to do\n";
 
   Manifest manifest(rep.manifest);
-  for (const BatchItem* it : refused) {
+  for (const BatchItem* it : work.refused) {
     manifest.append(manifest_line(*it, "", "error", it->error, 0, StreamReport{}, opt.shard, precision));
     ++rep.failed;
     if (opt.progress) std::cerr << "batch: refused: " << it->error << "\n";
   }
   ArchiveWalk archives;
   double done_mpix = 0;
-  for (size_t n = 0; n < todo.size(); ++n) {
-    const BatchItem& it = *todo[n];
+  for (size_t n = 0; n < work.todo.size(); ++n) {
+    const BatchItem& it = *work.todo[n];
     const fs::path output = output_of(it, opt.out, ext);
     const auto start = std::chrono::steady_clock::now();
-    std::string status = "ok", error;
-    StreamReport r;
-    fs::path extracted;
-    try {
-      fs::create_directories(output.parent_path(), ec);
-      // What an interrupted earlier attempt at this output left behind (the output is this shard's
-      // alone, so any age): its temporary and its extracted archive member.
-      const fs::path member_target = output.parent_path() / (output.stem().string() + ".input" + fs::path(it.key).extension().string());
-      remove_stale_temporaries(output, 0);
-      remove_stale_temporaries(member_target, 0);
-      fs::path input = it.file;
-      std::optional<Temporary> member;
-      if (!it.archive.empty()) {  // an archive member: copied to a hidden file beside the output
-        member.emplace(member_target);
-        extracted = member->path();
-        archives.extract(it, extracted);
-        input = extracted;
-      }
-      StreamOptions so = opt.apply;
-      so.progress = false;
-      so.tiles.precision = precision;
-      r = apply_stream(map, input, output.string() + save_options, so);
-    } catch (const std::exception& e) {
-      status = "error";
-      error = e.what();
-      if (!extracted.empty()) {  // name the member, not the temporary copy
-        for (size_t at; (at = error.find(extracted.string())) != std::string::npos;) error.replace(at, extracted.string().size(), it.source);
-      }
-      if (error.find(it.source) == std::string::npos) error = it.source + ": " + error;
-    }
+    const Outcome o = restore_item(map, it, output, save_options, opt, precision, archives);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    manifest.append(manifest_line(it, fs::relative(output, opt.out, ec).string(), status, error, secs, r, opt.shard, precision));
-    (status == "ok" ? rep.ok : rep.failed) += 1;
+    std::error_code ec;
+    manifest.append(manifest_line(it, fs::relative(output, opt.out, ec).string(), o.status, o.error, secs, o.report,
+                                  opt.shard, precision));
+    (o.status == "ok" ? rep.ok : rep.failed) += 1;
+    const StreamReport& r = o.report;
     const double mpix = double(r.in_width * r.in_height) / 1e6;
     done_mpix += mpix, rep.mpix += double(r.out_width * r.out_height) / 1e6;
-    if (opt.progress) {
-      const double run = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double frac = total_mpix > 0 ? std::min(1.0, done_mpix / total_mpix) : double(n + 1) / double(todo.size());
-      const double eta = frac > 0 ? run * (1 - frac) / frac : 0;
-      char msg[256];
-      std::snprintf(msg, sizeof msg, "batch: %zu/%zu files (%lld failed), %.1f/%.1f MPix, %.2f files/s, %.2f MPix/s, ETA %s",
-                    n + 1, todo.size(), static_cast<long long>(rep.failed), done_mpix, total_mpix, double(n + 1) / run,
-                    done_mpix / run, fmt_seconds(eta).c_str());
-      if (status != "ok") std::cerr << (tty ? "\r\033[K" : "") << "batch: failed: " << error << "\n";
-      if (tty) std::cerr << "\r\033[K" << msg << std::flush;
-      else std::cerr << msg << "\n";
-    }
+    if (opt.progress) progress_line(n + 1, work, done_mpix, rep, o, t0, tty);
   }
   if (opt.progress && tty) std::cerr << "\n";
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

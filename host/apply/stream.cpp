@@ -295,19 +295,11 @@ void on_posteval(VipsImage*, VipsProgress*, void* data) {
   if (static_cast<Progress*>(data)->tty) std::fprintf(stderr, "\r\033[K");
 }
 
-}  // namespace
-
-StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std::string& output_spec,
-                          const StreamOptions& opt) {
-  image::ensure_vips();
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::string in_name = input.string();
-  const auto [out_file, out_options] = image::split_save_options(output_spec);
-  const fs::path output(out_file);
+// The checks that cost nothing, on the paths: the input exists, the output is another file in a
+// directory we can write, with an extension libvips can save. Returns the saver's name.
+const char* check_paths(const fs::path& input, const fs::path& output, const std::string& out_file) {
   std::error_code ec;
-
-  // Checks that cost nothing come first: paths, then the input's header.
-  if (!fs::is_regular_file(input, ec)) throw Error(in_name + ": no such image file");
+  if (!fs::is_regular_file(input, ec)) throw Error(input.string() + ": no such image file");
   if (fs::exists(output, ec) && fs::equivalent(input, output, ec))
     throw Error("apply: the output " + out_file + " is the input file; choose another output path");
   const fs::path dir = output.has_parent_path() ? output.parent_path() : fs::path(".");
@@ -325,17 +317,18 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
     throw Error(out_file + ": no image format for the extension '" + output.extension().string() +
                 "' (use .tif, .png, .jpg, .webp, ...)");
   }
-  if (opt.colour != "per-channel" && opt.colour != "luminance")
-    throw Error("apply: colour mode must be 'per-channel' or 'luminance', got '" + opt.colour + "'");
+  return saver;
+}
 
-  const int64_t truncated_before = image::truncation_warnings();
+// Opens the input for sequential reading and checks its header (size, sample format, coding);
+// fills the job's input fields. Double samples are read as float.
+ImagePtr open_input(Job& job, const std::string& in_name, const StreamOptions& opt) {
   ImagePtr in(vips_image_new_from_file(in_name.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on", VIPS_FAIL_ON_ERROR,
                                        nullptr));
   if (!in) {
     const std::string why = take_vips_error();
     throw Error(in_name + ": cannot read image (" + (why.empty() ? "not a format libvips can read, or corrupt" : why) + ")");
   }
-  Job job;
   job.in = in.get();
   job.input_name = in_name;
   job.width = vips_image_get_width(in.get());
@@ -355,17 +348,25 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
                 " samples are not supported (8-bit, 16-bit and float are); convert the image first, e.g. with vips cast");
   if (vips_image_get_coding(in.get()) != VIPS_CODING_NONE)
     throw Error(in_name + ": coded images (LABQ, RAD) are not supported; decode the image first");
-  // NaN or infinity would spread through every tile the network's receptive field reaches: count
-  // them in a first streaming pass (float files only), before anything is written.
-  int64_t nonfinite = 0;
-  if (job.in_fmt == VIPS_FORMAT_FLOAT) {
-    nonfinite = image::count_nonfinite(in_name);
-    if (nonfinite > 0 && opt.nonfinite == image::NonFinite::Error)
-      throw Error(image::nonfinite_message(in_name, nonfinite, job.width * job.height * job.bands, "--nan replace (Lua: nan = \"replace\")"));
-    job.replace_nonfinite = nonfinite > 0;
-  }
+  return in;
+}
 
-  job.alpha = (job.bands == 2 || job.bands == 4) && vips_image_hasalpha(in.get());
+// NaN or infinity would spread through every tile the network's receptive field reaches: they are
+// counted in a first streaming pass (float files only), before anything is written.
+int64_t check_nonfinite(Job& job, const StreamOptions& opt) {
+  if (job.in_fmt != VIPS_FORMAT_FLOAT) return 0;
+  const int64_t nonfinite = image::count_nonfinite(job.input_name);
+  if (nonfinite > 0 && opt.nonfinite == image::NonFinite::Error)
+    throw Error(image::nonfinite_message(job.input_name, nonfinite, job.width * job.height * job.bands,
+                                         "--nan replace (Lua: nan = \"replace\")"));
+  job.replace_nonfinite = nonfinite > 0;
+  return nonfinite;
+}
+
+// How the image's colour bands meet the map's channels.
+void choose_mode(Job& job, const LoadedMap& map, const StreamOptions& opt, VipsImage* in) {
+  const std::string& in_name = job.input_name;
+  job.alpha = (job.bands == 2 || job.bands == 4) && vips_image_hasalpha(in);
   job.colour = job.bands - (job.alpha ? 1 : 0);
   const int64_t want = map.info.shape.in_channels;  // 0: a TorchScript map, takes what it is given
   if (job.colour != 1 && job.colour != 3)
@@ -380,7 +381,10 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
                 " channel(s)) and this image is " + (job.colour == 1 ? "grey" : "RGB") +
                 "; convert it first, e.g. vips colourspace in.png out.png " + (want == 1 ? "b-w" : "srgb"));
   }
+}
 
+// The output's sample format (--depth), which the saver must be able to hold.
+void choose_depth(Job& job, const StreamOptions& opt, const char* saver, const std::string& out_file) {
   if (opt.depth == "input") job.out_fmt = job.in_fmt;
   else if (opt.depth == "8") job.out_fmt = VIPS_FORMAT_UCHAR;
   else if (opt.depth == "16") job.out_fmt = VIPS_FORMAT_USHORT;
@@ -390,33 +394,42 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   if (!saver_holds(saver, job.out_fmt, job.alpha, why))
     throw Error(out_file + ": " + why + " (this output would be " + format_name(job.out_fmt) + (job.alpha ? " with alpha" : "") +
                 "); write .tif or .png, or choose --depth 8");
+}
 
+// The tile plan and the runner computing it; the cache tiles' size and the threads.
+TilePlan plan_job(Job& job, const LoadedMap& map, const StreamOptions& opt) {
   const TilePlan plan = plan_tiles(map, opt.tiles, opt.device);
   job.runner = std::make_unique<TileRunner>(map, plan, opt.device, job.height, job.width);
   const int64_t out_w = job.runner->out_width(), out_h = job.runner->out_height();
   if (opt.max_pixels > 0 && out_w * out_h > opt.max_pixels)
-    throw Error(in_name + ": the output would have " + std::to_string(out_w) + " x " + std::to_string(out_h) +
+    throw Error(job.input_name + ": the output would have " + std::to_string(out_w) + " x " + std::to_string(out_h) +
                 " pixels, more than --max-pixels " + std::to_string(opt.max_pixels));
-  if (out_w > INT32_MAX / 2 || out_h > INT32_MAX / 2) throw Error(in_name + ": the output would be too large for libvips");
+  if (out_w > INT32_MAX / 2 || out_h > INT32_MAX / 2) throw Error(job.input_name + ": the output would be too large for libvips");
   job.strip = plan.tile * plan.net_scale * (plan.blend ? 4 : 1);
   job.chunk = plan.tile * plan.net_scale * kChunkTiles;
   job.chunks = ceil_div(out_w, job.chunk);
   job.threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  return plan;
+}
 
-  // The output image, generated on demand one cache tile (a chunk of a strip) at a time; a tile
-  // cache makes every request to `generate` exactly one such tile, whatever the saver asks for.
-  const int out_bands = job.bands;
+// The output image, generated on demand one cache tile (a chunk of a strip) at a time; a tile
+// cache makes every request to `generate` exactly one such tile, whatever the saver asks for.
+struct OutputImage {
+  ImagePtr generated, cached;  // the saver reads `cached`
+};
+
+OutputImage output_image(Job& job, VipsImage* in, const TilePlan& plan) {
+  const int64_t out_w = job.runner->out_width(), out_h = job.runner->out_height();
   ImagePtr gen(vips_image_new());
-  if (vips_image_pipelinev(gen.get(), VIPS_DEMAND_STYLE_FATSTRIP, in.get(), nullptr) != 0)
-    throw Error(take_vips_error());
-  VipsInterpretation interp = vips_image_get_interpretation(in.get());
+  if (vips_image_pipelinev(gen.get(), VIPS_DEMAND_STYLE_FATSTRIP, in, nullptr) != 0) throw Error(take_vips_error());
+  VipsInterpretation interp = vips_image_get_interpretation(in);
   if (job.out_fmt != job.in_fmt) {
     const bool rgb = job.colour == 3;
     interp = job.out_fmt == VIPS_FORMAT_USHORT ? (rgb ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_GREY16)
                                                : (rgb ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W);
   }
   const double k = double(plan.scale());
-  vips_image_init_fields(gen.get(), int(out_w), int(out_h), out_bands, job.out_fmt, VIPS_CODING_NONE, interp,
+  vips_image_init_fields(gen.get(), int(out_w), int(out_h), job.bands, job.out_fmt, VIPS_CODING_NONE, interp,
                          in->Xres * k, in->Yres * k);
   if (vips_image_generate(gen.get(), start_sequence, generate, stop_sequence, &job, nullptr) != 0)
     throw Error(take_vips_error());
@@ -432,15 +445,20 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
   if (vips_tilecache(gen.get(), &cached_raw, "tile_width", int(job.chunk), "tile_height", int(job.strip), "max_tiles",
                      int(strips_held * job.chunks), "access", VIPS_ACCESS_SEQUENTIAL, "threaded", TRUE, nullptr) != 0)
     throw Error(take_vips_error());
-  ImagePtr cached(cached_raw);
+  return OutputImage{std::move(gen), ImagePtr(cached_raw)};
+}
 
+// Writes the output image atomically; throws when nothing was committed, with the first failure.
+// `truncated_before`: image::truncation_warnings() before the input was opened.
+void write_output(const Job& job, VipsImage* cached, const fs::path& output, const std::string& out_options,
+                  const StreamOptions& opt, int64_t truncated_before) {
+  const std::string& in_name = job.input_name;
   Progress progress{isatty(STDERR_FILENO) != 0};
   if (opt.progress) {
-    vips_image_set_progress(cached.get(), TRUE);
-    g_signal_connect(cached.get(), "eval", G_CALLBACK(on_eval), &progress);
-    g_signal_connect(cached.get(), "posteval", G_CALLBACK(on_posteval), &progress);
+    vips_image_set_progress(cached, TRUE);
+    g_signal_connect(cached, "eval", G_CALLBACK(on_eval), &progress);
+    g_signal_connect(cached, "posteval", G_CALLBACK(on_posteval), &progress);
   }
-
   // One strip is computed at a time (the network uses the cores); libvips' own threads would
   // only wait on it, so the pipeline runs with one worker plus the saver's write-behind thread.
   struct Concurrency {
@@ -456,7 +474,7 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
     remove_stale_temporaries(output, kStaleSeconds);
     // A decoder that met the end of the data early completes the image with grey and only warns:
     // such an output is not committed.
-    written = image::write_atomically(cached.get(), output, out_options,
+    written = image::write_atomically(cached, output, out_options,
                                       [&] { return image::truncation_warnings() == truncated_before; });
   }
   if (!written && image::truncation_warnings() != truncated_before) throw Error(image::truncated_message(in_name));
@@ -465,11 +483,38 @@ StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std
     if (!job.error.empty()) msg = job.error;  // what went wrong, rather than the saver's follow-up
     for (char& c : msg)
       if (c == '\n') c = ';';
-    throw Error(in_name + " -> " + out_file + ": " + (msg.empty() ? "the write failed" : msg) + "; no output was written");
+    throw Error(in_name + " -> " + output.string() + ": " + (msg.empty() ? "the write failed" : msg) +
+                "; no output was written");
   }
+}
+
+}  // namespace
+
+StreamReport apply_stream(const LoadedMap& map, const fs::path& input, const std::string& output_spec,
+                          const StreamOptions& opt) {
+  image::ensure_vips();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string in_name = input.string();
+  const auto [out_file, out_options] = image::split_save_options(output_spec);
+  const fs::path output(out_file);
+  const char* saver = check_paths(input, output, out_file);
+  if (opt.colour != "per-channel" && opt.colour != "luminance")
+    throw Error("apply: colour mode must be 'per-channel' or 'luminance', got '" + opt.colour + "'");
+
+  const int64_t truncated_before = image::truncation_warnings();
+  Job job;
+  ImagePtr in = open_input(job, in_name, opt);
+  const int64_t nonfinite = check_nonfinite(job, opt);
+  choose_mode(job, map, opt, in.get());
+  choose_depth(job, opt, saver, out_file);
+  const TilePlan plan = plan_job(job, map, opt);
+  const OutputImage out = output_image(job, in.get(), plan);
+  write_output(job, out.cached.get(), output, out_options, opt, truncated_before);
+
   StreamReport rep;
-  rep.in_height = job.height, rep.in_width = job.width, rep.out_height = out_h, rep.out_width = out_w;
-  rep.bands = out_bands, rep.alpha = job.alpha, rep.plan = plan;
+  rep.in_height = job.height, rep.in_width = job.width;
+  rep.out_height = job.runner->out_height(), rep.out_width = job.runner->out_width();
+  rep.bands = job.bands, rep.alpha = job.alpha, rep.plan = plan;
   rep.nonfinite = nonfinite;
   rep.cache_tiles = int64_t(job.done.size()), rep.recomputed = job.recomputed;
   rep.windows = job.runner->windows_computed();

@@ -158,10 +158,74 @@ std::pair<int64_t, int64_t> TileRunner::input_rows(int64_t oy0, int64_t oy1) con
 
 std::pair<int64_t, int64_t> TileRunner::input_cols(int64_t ox0, int64_t ox1) const { return input_span(ox0, ox1, width_); }
 
+void TileRunner::place(Canvas& canvas, const Window& w, const at::Tensor& out) const {
+  const int64_t kn = plan_.net_scale, q0 = canvas.q0, q1 = canvas.q1, c0 = canvas.c0, c1 = canvas.c1;
+  if (!plan_.blend) {  // the cell inside rows [q0, q1) and columns [c0, c1)
+    const int64_t ys = std::max(q0, w.cy0), ye = std::min(q1, w.cy1);
+    const int64_t xs = std::max(c0, w.cx0), xe = std::min(c1, w.cx1);
+    canvas.num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
+        .narrow(3, (xs - c0) * kn, (xe - xs) * kn)
+        .copy_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (xs - w.x0) * kn, (xe - xs) * kn));
+    return;
+  }
+  const int64_t t = plan_.tile;
+  const int64_t ys = std::max(q0, w.y0), ye = std::min(q1, w.y1);
+  const int64_t xs = std::max(c0, w.x0), xe = std::min(c1, w.x1);
+  const int64_t span = (t + 2 * plan_.halo) * kn;
+  at::Tensor wy = blend_weights(ys * kn, ye * kn, w.cy0 * kn, (w.cy0 + t) * kn, span);
+  at::Tensor wx = blend_weights(xs * kn, xe * kn, w.cx0 * kn, (w.cx0 + t) * kn, span);
+  at::Tensor weight = wy.unsqueeze(1) * wx.unsqueeze(0);
+  canvas.num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
+      .narrow(3, (xs - c0) * kn, (xe - xs) * kn)
+      .add_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (xs - w.x0) * kn, (xe - xs) * kn) * weight);
+  canvas.den.narrow(0, (ys - q0) * kn, (ye - ys) * kn).narrow(1, (xs - c0) * kn, (xe - xs) * kn).add_(weight);
+}
+
+TileRunner::Measured TileRunner::measure(const std::vector<const Window*>& batch, const at::Tensor& block, int64_t row0,
+                                         int64_t col0, const Convert& convert) const {
+  const int64_t ks = plan_.lift_scale;
+  Measured m;
+  for (const Window* window : batch) {
+    const Window& w = *window;
+    const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
+    const auto [mx0, mx1] = measurement_span(w.x0, w.x1, width_);
+    if (my0 < row0 || my1 > row0 + block.size(2) || mx0 < col0 || mx1 > col0 + block.size(3))
+      throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + block.size(2)) +
+                  " x columns " + std::to_string(col0) + ".." + std::to_string(col0 + block.size(3)) +
+                  " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1) + " x " +
+                  std::to_string(mx0) + ".." + std::to_string(mx1));
+    at::Tensor y = block.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0 - col0, mx1 - mx0);
+    m.values.push_back((convert ? convert(y) : y).to(device_, at::kFloat));
+    m.origins.emplace_back(my0, mx0);
+    m.offsets.emplace_back(w.y0 - my0 * ks, w.x0 - mx0 * ks);
+  }
+  return m;
+}
+
+at::Tensor TileRunner::sample(const std::vector<const Window*>& batch, const Measured& measured, int64_t k) const {
+  std::vector<at::Tensor> inputs;
+  for (size_t i = 0; i < measured.values.size(); ++i) {
+    const Window& w = *batch[i];
+    const uint64_t draw = draw_ + static_cast<uint64_t>(k);
+    const at::Tensor y = stochastic_ ? stochastic_->perturb_at(measured.values[i], draw, measured.origins[i].first,
+                                                               measured.origins[i].second)
+                                     : measured.values[i];
+    const at::Tensor q = (map_.op ? map_.op->lift(y) : y)
+                             .narrow(2, measured.offsets[i].first, w.y1 - w.y0)
+                             .narrow(3, measured.offsets[i].second, w.x1 - w.x0);
+    inputs.push_back(stochastic_ ? stochastic_->input_at(q, draw, w.y0, w.x0) : q);
+  }
+  Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
+  const at::Tensor input = at::cat(inputs, 0);
+  at::Tensor t = forward_in(plan_.precision, device_, network, input, plan_.layout);
+  if (plan_.strength != 1) t = input + plan_.strength * (t - input);
+  return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
+}
+
 at::Tensor TileRunner::run(const at::Tensor& block, int64_t row0, int64_t col0, int64_t oy0, int64_t oy1, int64_t ox0,
                            int64_t ox1, const Convert& convert) {
   c10::InferenceMode guard;  // thread-local: set here, in whichever thread calls
-  const int64_t ks = plan_.lift_scale, kn = plan_.net_scale, t = plan_.tile;
+  const int64_t ks = plan_.lift_scale, kn = plan_.net_scale;
   const int64_t hq = height_ * ks, wq = width_ * ks;
   if (block.dim() != 4 || col0 < 0 || col0 + block.size(3) > width_)
     throw Error("apply: a block of the image must be N x C x rows x columns, inside its " + std::to_string(width_) + " columns");
@@ -175,82 +239,26 @@ at::Tensor TileRunner::run(const at::Tensor& block, int64_t row0, int64_t col0, 
   const int64_t c0 = floor_div(ox0, kn), c1 = std::min(wq, ceil_div(ox1, kn));
   const int64_t out_w = (c1 - c0) * kn;
   const std::vector<Window> windows = windows_for(q0, q1, c0, c1);
-  at::Tensor num, den;  // output over network-input rows [q0, q1) and columns [c0, c1), scaled by kn
+  Canvas canvas{q0, q1, c0, c1, {}, {}};
 
   // Lifted network inputs of each window, grouped by shape so that equal windows share a call.
   std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> groups;
   for (size_t i = 0; i < windows.size(); ++i)
     groups[{windows[i].y1 - windows[i].y0, windows[i].x1 - windows[i].x0}].push_back(i);
 
-  auto place = [&](const Window& w, const at::Tensor& out) {  // out: n x C x (h kn) x (w kn)
-    if (!plan_.blend) {  // the cell inside rows [q0, q1) and columns [c0, c1)
-      const int64_t ys = std::max(q0, w.cy0), ye = std::min(q1, w.cy1);
-      const int64_t xs = std::max(c0, w.cx0), xe = std::min(c1, w.cx1);
-      num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
-          .narrow(3, (xs - c0) * kn, (xe - xs) * kn)
-          .copy_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (xs - w.x0) * kn, (xe - xs) * kn));
-      return;
-    }
-    const int64_t ys = std::max(q0, w.y0), ye = std::min(q1, w.y1);
-    const int64_t xs = std::max(c0, w.x0), xe = std::min(c1, w.x1);
-    const int64_t span = (t + 2 * plan_.halo) * kn;
-    at::Tensor wy = blend_weights(ys * kn, ye * kn, w.cy0 * kn, (w.cy0 + t) * kn, span);
-    at::Tensor wx = blend_weights(xs * kn, xe * kn, w.cx0 * kn, (w.cx0 + t) * kn, span);
-    at::Tensor weight = wy.unsqueeze(1) * wx.unsqueeze(0);
-    num.narrow(2, (ys - q0) * kn, (ye - ys) * kn)
-        .narrow(3, (xs - c0) * kn, (xe - xs) * kn)
-        .add_(out.narrow(2, (ys - w.y0) * kn, (ye - ys) * kn).narrow(3, (xs - w.x0) * kn, (xe - xs) * kn) * weight);
-    den.narrow(0, (ys - q0) * kn, (ye - ys) * kn).narrow(1, (xs - c0) * kn, (xe - xs) * kn).add_(weight);
-  };
-
   // Network calls by shape. Exact cells are placed at once (they do not overlap); blended windows
   // are kept and added in window order, so that a pixel's value does not depend on which strip
   // asked for it.
   std::vector<at::Tensor> results(plan_.blend ? windows.size() : 0);
-  for (const auto& group : groups) {
-    // Not a structured binding: the lambdas below capture these (clang before 16 refuses that).
-    const auto& shape = group.first;
-    const auto& members = group.second;
+  for (const auto& [shape, members] : groups) {
     for (size_t b = 0; b < members.size(); b += size_t(plan_.batch)) {
       const size_t e = std::min(members.size(), b + size_t(plan_.batch));
+      std::vector<const Window*> batch;
+      for (size_t m = b; m < e; ++m) batch.push_back(&windows[members[m]]);
       // The windows' measurements, converted once; then each sample lifts them (with fresh noise
       // for a stochastic map) and runs the network.
-      std::vector<at::Tensor> measured;
-      std::vector<std::pair<int64_t, int64_t>> origins;  // of each window's measurement in the image
-      std::vector<std::pair<int64_t, int64_t>> offsets;  // of each window in its lifted measurement
-      for (size_t m = b; m < e; ++m) {
-        const Window& w = windows[members[m]];
-        const auto [my0, my1] = measurement_span(w.y0, w.y1, height_);
-        const auto [mx0, mx1] = measurement_span(w.x0, w.x1, width_);
-        if (my0 < row0 || my1 > row0 + block.size(2) || mx0 < col0 || mx1 > col0 + block.size(3))
-          throw Error("apply: internal error: rows " + std::to_string(row0) + ".." + std::to_string(row0 + block.size(2)) +
-                      " x columns " + std::to_string(col0) + ".." + std::to_string(col0 + block.size(3)) +
-                      " do not cover the needed " + std::to_string(my0) + ".." + std::to_string(my1) + " x " +
-                      std::to_string(mx0) + ".." + std::to_string(mx1));
-        at::Tensor y = block.narrow(2, my0 - row0, my1 - my0).narrow(3, mx0 - col0, mx1 - mx0);
-        measured.push_back((convert ? convert(y) : y).to(device_, at::kFloat));
-        origins.emplace_back(my0, mx0);
-        offsets.emplace_back(w.y0 - my0 * ks, w.x0 - mx0 * ks);
-      }
-      auto sample = [&](int64_t k) {
-        std::vector<at::Tensor> inputs;
-        for (size_t i = 0; i < measured.size(); ++i) {
-          const Window& w = windows[members[b + i]];
-          const uint64_t draw = draw_ + static_cast<uint64_t>(k);
-          const at::Tensor y =
-              stochastic_ ? stochastic_->perturb_at(measured[i], draw, origins[i].first, origins[i].second) : measured[i];
-          const at::Tensor q = (map_.op ? map_.op->lift(y) : y)
-                                   .narrow(2, offsets[i].first, w.y1 - w.y0)
-                                   .narrow(3, offsets[i].second, w.x1 - w.x0);
-          inputs.push_back(stochastic_ ? stochastic_->input_at(q, draw, w.y0, w.x0) : q);
-        }
-        Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
-        const at::Tensor input = at::cat(inputs, 0);
-        at::Tensor t = forward_in(plan_.precision, device_, network, input, plan_.layout);
-        if (plan_.strength != 1) t = input + plan_.strength * (t - input);
-        return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
-      };
-      at::Tensor out = reduce_samples(plan_.samples, plan_.reduce, sample);
+      const Measured measured = measure(batch, block, row0, col0, convert);
+      at::Tensor out = reduce_samples(plan_.samples, plan_.reduce, [&](int64_t k) { return sample(batch, measured, k); });
       windows_computed_ += int64_t(e - b);
       const int64_t want_h = shape.first * kn, want_w = shape.second * kn;
       if (out.dim() != 4 || out.size(0) != int64_t(e - b) * n || out.size(2) != want_h || out.size(3) != want_w)
@@ -258,21 +266,21 @@ at::Tensor TileRunner::run(const at::Tensor& block, int64_t row0, int64_t col0, 
                     std::to_string(out.dim() == 4 ? out.size(3) : -1) + " output for a " + std::to_string(shape.first) +
                     " x " + std::to_string(shape.second) + " tile, expected " + std::to_string(want_h) + " x " +
                     std::to_string(want_w) + " (only maps whose output is a fixed multiple of their input can be tiled)");
-      if (!num.defined()) {
-        num = at::zeros({n, out.size(1), (q1 - q0) * kn, out_w}, at::kFloat);
-        if (plan_.blend) den = at::zeros({(q1 - q0) * kn, out_w}, at::kFloat);
+      if (!canvas.num.defined()) {
+        canvas.num = at::zeros({n, out.size(1), (q1 - q0) * kn, out_w}, at::kFloat);
+        if (plan_.blend) canvas.den = at::zeros({(q1 - q0) * kn, out_w}, at::kFloat);
       }
       for (size_t m = b; m < e; ++m) {
         at::Tensor one = out.narrow(0, int64_t(m - b) * n, n);
         if (plan_.blend) results[members[m]] = one;
-        else place(windows[members[m]], one);
+        else place(canvas, windows[members[m]], one);
       }
     }
   }
-  for (size_t i = 0; i < results.size(); ++i) place(windows[i], results[i]);
-  if (plan_.blend) num.div_(den);
+  for (size_t i = 0; i < results.size(); ++i) place(canvas, windows[i], results[i]);
+  if (plan_.blend) canvas.num.div_(canvas.den);
   // Output rows [oy0, oy1) and columns [ox0, ox1) out of network-input [q0, q1) x [c0, c1) scaled by kn.
-  return num.narrow(2, oy0 - q0 * kn, std::min(oy1, q1 * kn) - oy0).narrow(3, ox0 - c0 * kn, ox1 - ox0);
+  return canvas.num.narrow(2, oy0 - q0 * kn, std::min(oy1, q1 * kn) - oy0).narrow(3, ox0 - c0 * kn, ox1 - ox0);
 }
 
 }  // namespace monge::host

@@ -127,6 +127,27 @@ class TileRunner {
   std::pair<int64_t, int64_t> window_span(int64_t c0, int64_t c1, int64_t size) const;
   std::pair<int64_t, int64_t> measurement_span(int64_t w0, int64_t w1, int64_t size) const;
 
+  /// What run() assembles: the output over network-input rows [q0, q1) and columns [c0, c1),
+  /// scaled by the network's factor; with blending, `den` sums each pixel's weights.
+  struct Canvas {
+    int64_t q0, q1, c0, c1;
+    at::Tensor num, den;
+  };
+  /// The measurements of a batch of windows, converted once, and where they sit.
+  struct Measured {
+    std::vector<at::Tensor> values;
+    std::vector<std::pair<int64_t, int64_t>> origins;  // of each window's measurement in the image
+    std::vector<std::pair<int64_t, int64_t>> offsets;  // of each window in its lifted measurement
+  };
+  /// Adds a window's network output `out` (N x C x (h kn) x (w kn)) to the canvas: its cell, or
+  /// all of it weighted when blending.
+  void place(Canvas& canvas, const Window& w, const at::Tensor& out) const;
+  Measured measure(const std::vector<const Window*>& batch, const at::Tensor& block, int64_t row0, int64_t col0,
+                   const Convert& convert) const;
+  /// Sample k of a batch: each window lifted (with the sample's noise for a stochastic map), then
+  /// the network on all of them in one call.
+  at::Tensor sample(const std::vector<const Window*>& batch, const Measured& measured, int64_t k) const;
+
   const LoadedMap& map_;
   TilePlan plan_;
   c10::Device device_;

@@ -19,6 +19,7 @@ void open_train(lua_State* L);    // host/lua/train.cpp: monge.train, monge.load
 void open_ot(lua_State* L);       // host/lua/ot.cpp: monge.ot.* (discrete OT references)
 void open_classifier(lua_State* L);  // host/lua/classifier.cpp: monge.train_classifier, monge.classifier
 void open_wiener(lua_State* L);      // host/lua/wiener.cpp: monge.wiener, monge.wiener_restore, monge.wiener_info
+void open_json(lua_State* L);        // host/lua/json.cpp: monge.json.encode, monge.json.decode
 
 /// Pushes a plugin object as userdata ("monge.Plugin").
 void push_plugin(lua_State* L, std::shared_ptr<Plugin> object, const std::string& name,

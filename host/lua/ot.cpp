@@ -58,6 +58,19 @@ void set_bool(lua_State* L, const char* key, bool value) {
   lua_setfield(L, -2, key);
 }
 
+// The fields a balanced and an unbalanced Sinkhorn result share, into the table on the stack.
+template <class Result>
+void set_sinkhorn_fields(lua_State* L, const Result& r) {
+  set_tensor(L, "plan", r.plan);
+  set_number(L, "cost", r.cost);
+  set_number(L, "objective", r.objective);
+  set_tensor(L, "f", r.f);
+  set_tensor(L, "g", r.g);
+  set_number(L, "iterations", static_cast<double>(r.iterations));
+  set_number(L, "error", r.error);
+  set_bool(L, "converged", r.converged);
+}
+
 void check_options_table(lua_State* L, int index, const char* function) {
   if (!lua_isnoneornil(L, index) && !lua_istable(L, index))
     throw std::runtime_error(std::string(function) + ": options must be a table, got " + luaL_typename(L, index));
@@ -98,14 +111,7 @@ int l_sinkhorn(lua_State* L) {
   }
   const ot::SinkhornResult r = ot::sinkhorn(C, tensor_field(L, 2, "a"), tensor_field(L, 2, "b"), o);
   lua_createtable(L, 0, 8);
-  set_tensor(L, "plan", r.plan);
-  set_number(L, "cost", r.cost);
-  set_number(L, "objective", r.objective);
-  set_tensor(L, "f", r.f);
-  set_tensor(L, "g", r.g);
-  set_number(L, "iterations", static_cast<double>(r.iterations));
-  set_number(L, "error", r.error);
-  set_bool(L, "converged", r.converged);
+  set_sinkhorn_fields(L, r);
   return 1;
 }
 
@@ -126,17 +132,10 @@ int l_unbalanced(lua_State* L) {
   }
   const ot::UnbalancedResult r = ot::unbalanced_sinkhorn(C, tensor_field(L, 2, "a"), tensor_field(L, 2, "b"), o);
   lua_createtable(L, 0, 11);
-  set_tensor(L, "plan", r.plan);
-  set_number(L, "cost", r.cost);
-  set_number(L, "objective", r.objective);
+  set_sinkhorn_fields(L, r);
   set_tensor(L, "marginal_a", r.marginal_a);
   set_tensor(L, "marginal_b", r.marginal_b);
   set_number(L, "mass", r.mass);
-  set_tensor(L, "f", r.f);
-  set_tensor(L, "g", r.g);
-  set_number(L, "iterations", static_cast<double>(r.iterations));
-  set_number(L, "error", r.error);
-  set_bool(L, "converged", r.converged);
   return 1;
 }
 

@@ -72,6 +72,7 @@ int open_core(lua_State* L) {
   open_ot(L);
   open_classifier(L);
   open_wiener(L);
+  open_json(L);
   return 1;
 }
 

@@ -210,9 +210,8 @@ class NetworkSimplex {
     return true;
   }
 
-  void pivot(int64_t in_arc) {
-    const int64_t s = source(in_arc), t = target(in_arc);
-    const double rc_in = cost(in_arc) + pi_[s] - pi_[t];
+  // The lowest common ancestor of s and t in the spanning tree.
+  int64_t join_of(int64_t s, int64_t t) const {
     int64_t a = s, b = t;
     while (a != b) {
       if (depth_[a] > depth_[b]) {
@@ -224,39 +223,34 @@ class NetworkSimplex {
         b = parent_[b];
       }
     }
-    const int64_t join = a;
-    // Flow goes s -> t on the entering arc, up from t to the join and down from the join to s.
-    // Blocking arcs are those crossed backwards; ties: the last one met in the cycle's direction
-    // starting at the join (strict on the s side, non-strict on the t side) keeps the tree
-    // strongly feasible.
-    double delta = kInf;
-    int64_t u_out = -1;
-    int side = 0;
-    for (int64_t u = s; u != join; u = parent_[u])
-      if (up_[u] && flow_[pred_[u]] < delta) {
-        delta = flow_[pred_[u]];
-        u_out = u;
-        side = 1;
-      }
-    for (int64_t u = t; u != join; u = parent_[u])
-      if (!up_[u] && flow_[pred_[u]] <= delta) {
-        delta = flow_[pred_[u]];
-        u_out = u;
-        side = 2;
-      }
-    if (side == 0) throw std::runtime_error("monge.ot.exact: unbounded problem (internal error)");
-    if (delta > 0) {
-      flow_[in_arc] += delta;
-      for (int64_t u = s; u != join; u = parent_[u]) flow_[pred_[u]] += up_[u] ? -delta : delta;
-      for (int64_t u = t; u != join; u = parent_[u]) flow_[pred_[u]] += up_[u] ? delta : -delta;
-    }
-    flow_[pred_[u_out]] = 0;
-    in_tree_[pred_[u_out]] = 0;
-    in_tree_[in_arc] = 1;
+    return a;
+  }
 
-    // The subtree under u_out is cut off and hung from the entering arc: re-root it at u_in by
-    // reversing the parent links on the path u_in .. u_out.
-    const int64_t u_in = side == 1 ? s : t, v_in = side == 1 ? t : s;
+  // The tree arc that leaves the basis when in_arc (s -> t) enters: pred_[u_out]; side 1 when u_out
+  // is on s's path to the join, 2 on t's. delta: the flow the cycle carries.
+  struct Leaving {
+    double delta;
+    int64_t u_out;
+    int side;
+  };
+
+  // Flow goes s -> t on the entering arc, up from t to the join and down from the join to s.
+  // Blocking arcs are those crossed backwards; ties: the last one met in the cycle's direction
+  // starting at the join (strict on the s side, non-strict on the t side) keeps the tree
+  // strongly feasible.
+  Leaving leaving_arc(int64_t s, int64_t t, int64_t join) const {
+    Leaving out{kInf, -1, 0};
+    for (int64_t u = s; u != join; u = parent_[u])
+      if (up_[u] && flow_[pred_[u]] < out.delta) out = {flow_[pred_[u]], u, 1};
+    for (int64_t u = t; u != join; u = parent_[u])
+      if (!up_[u] && flow_[pred_[u]] <= out.delta) out = {flow_[pred_[u]], u, 2};
+    if (out.side == 0) throw std::runtime_error("monge.ot.exact: unbounded problem (internal error)");
+    return out;
+  }
+
+  // The subtree under u_out is cut off and hung from the entering arc (u_in's link to v_in):
+  // re-rooted at u_in by reversing the parent links on the path u_in .. u_out.
+  void rehang(int64_t in_arc, int64_t s, int64_t u_in, int64_t v_in, int64_t u_out) {
     path_.clear();
     for (int64_t u = u_in;; u = parent_[u]) {
       path_.push_back(u);
@@ -278,10 +272,11 @@ class NetworkSimplex {
       up_[path_[k]] = !old_up_[k - 1];
     }
     for (int64_t u : path_) attach(u);
+  }
 
-    // Every node of the moved subtree shifts its potential by the same amount, which makes the
-    // entering arc's reduced cost zero.
-    const double sigma = u_in == s ? -rc_in : rc_in;
+  // Every node of the moved subtree (rooted at u_in, now under v_in) shifts its potential by the
+  // same amount sigma, which makes the entering arc's reduced cost zero; depths follow.
+  void shift_subtree(int64_t u_in, int64_t v_in, double sigma) {
     stack_.clear();
     stack_.push_back(u_in);
     depth_[u_in] = depth_[v_in] + 1;
@@ -294,6 +289,25 @@ class NetworkSimplex {
         stack_.push_back(c);
       }
     }
+  }
+
+  void pivot(int64_t in_arc) {
+    const int64_t s = source(in_arc), t = target(in_arc);
+    const double rc_in = cost(in_arc) + pi_[s] - pi_[t];
+    const int64_t join = join_of(s, t);
+    const Leaving out = leaving_arc(s, t, join);
+    const double delta = out.delta;
+    if (delta > 0) {
+      flow_[in_arc] += delta;
+      for (int64_t u = s; u != join; u = parent_[u]) flow_[pred_[u]] += up_[u] ? -delta : delta;
+      for (int64_t u = t; u != join; u = parent_[u]) flow_[pred_[u]] += up_[u] ? delta : -delta;
+    }
+    flow_[pred_[out.u_out]] = 0;
+    in_tree_[pred_[out.u_out]] = 0;
+    in_tree_[in_arc] = 1;
+    const int64_t u_in = out.side == 1 ? s : t, v_in = out.side == 1 ? t : s;
+    rehang(in_arc, s, u_in, v_in, out.u_out);
+    shift_subtree(u_in, v_in, u_in == s ? -rc_in : rc_in);
   }
 
   void recompute_potentials() {

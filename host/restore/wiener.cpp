@@ -77,27 +77,36 @@ void check_batch(const at::Tensor& t, const char* who, const char* what) {
 
 double Response::gain() const { return taps.sum().item<double>(); }
 
-Response measure_response(const ForwardOperator& op, int64_t channels) {
-  torch::NoGradGuard no_grad;
-  const int64_t s = std::max<int64_t>(1, op.scale_factor());
-  const int64_t m = std::max<int64_t>(8, ceil_div(160, s));  // measurement side of the probes
-  const int64_t n = s * m;
-  const std::string why = " (the Wiener filter needs a linear, shift-invariant operator that acts on each channel alike: "
-                          "gaussian_blur, downsample, or a plugin of that kind; use the operator's own lift otherwise)";
-  const std::vector<int64_t> expected{1, channels, m, m};
+namespace {
+
+// The probes of measure_response: n x n images (n = s m) measured as m x m; `why` ends its errors.
+struct Probe {
+  const ForwardOperator& op;
+  int64_t channels, s, m, n;
+  std::string why;
+};
+
+void check_probe_shape(const Probe& p) {
+  const std::vector<int64_t> expected{1, p.channels, p.m, p.m};
   std::vector<int64_t> got;
   try {
-    got = op.measurement_shape({1, channels, n, n});
+    got = p.op.measurement_shape({1, p.channels, p.n, p.n});
   } catch (const std::exception& e) {
-    throw Error(std::string("wiener: the operator cannot take a ") + std::to_string(n) + "x" + std::to_string(n) +
+    throw Error(std::string("wiener: the operator cannot take a ") + std::to_string(p.n) + "x" + std::to_string(p.n) +
                 " probe image (" + e.what() + ")");
   }
   if (got != expected)
-    throw Error("wiener: the operator's measurements of an " + std::to_string(n) + "x" + std::to_string(n) +
-                " image are not " + std::to_string(m) + "x" + std::to_string(m) + " (scale factor " + std::to_string(s) + ")" +
-                why);
+    throw Error("wiener: the operator's measurements of an " + std::to_string(p.n) + "x" + std::to_string(p.n) +
+                " image are not " + std::to_string(p.m) + "x" + std::to_string(p.m) + " (scale factor " +
+                std::to_string(p.s) + ")" + p.why);
+}
+
+// The impulse response on a (2n + 1) x (2n + 1) grid centred at (n, n), from impulses at
+// (c0 + a, c0 + b) for every phase (a, b): A(x)[i, j] = k[c0 + a - s i, c0 + b - s j]. Checks that
+// each channel is measured alone and alike.
+at::Tensor impulse_response(const Probe& p) {
+  const int64_t s = p.s, m = p.m, n = p.n, channels = p.channels;
   const auto f32 = at::TensorOptions().dtype(at::kFloat);
-  // Impulses at (c0 + a, c0 + b) for every phase (a, b): A(x)[i, j] = k[c0 + a - s i, c0 + b - s j].
   const int64_t c0 = s * (m / 2);
   at::Tensor full = at::zeros({2 * n + 1, 2 * n + 1}, at::TensorOptions().dtype(at::kDouble));
   auto fa = full.accessor<double, 2>();
@@ -107,14 +116,14 @@ Response measure_response(const ForwardOperator& op, int64_t channels) {
       for (int64_t ch = 0; ch < channels; ++ch) {
         at::Tensor x = at::zeros({1, channels, n, n}, f32);
         x[0][ch][c0 + a][c0 + b] = 1;
-        const at::Tensor y = op.forward(x).to(at::kCPU, at::kDouble);
+        const at::Tensor y = p.op.forward(x).to(at::kCPU, at::kDouble);
         const at::Tensor own = y[0][ch];
         const double peak = own.abs().max().item<double>();
         if (channels > 1) {
           const double other = (y.abs().sum(1)[0] - own.abs()).max().item<double>();
           if (other > 1e-6 * std::max(peak, 1e-30))
             throw Error("wiener: the operator mixes channels (an impulse in channel " + std::to_string(ch) +
-                        " reaches the others)" + why);
+                        " reaches the others)" + p.why);
         }
         if (ch == 0) {
           first = own;
@@ -122,49 +131,68 @@ Response measure_response(const ForwardOperator& op, int64_t channels) {
           for (int64_t i = 0; i < m; ++i)
             for (int64_t j = 0; j < m; ++j) fa[c0 + a - s * i + n][c0 + b - s * j + n] = ya[i][j];
         } else if ((own - first).abs().max().item<double>() > 1e-6 * std::max(peak, 1e-30)) {
-          throw Error("wiener: the operator acts differently on channel " + std::to_string(ch) + " than on channel 0" + why);
+          throw Error("wiener: the operator acts differently on channel " + std::to_string(ch) + " than on channel 0" + p.why);
         }
       }
     }
   }
-  const double peak = full.abs().max().item<double>();
-  if (!(peak > 0)) throw Error("wiener: the operator's response to an impulse is zero" + why);
-  const at::Tensor support = at::nonzero(full.abs() > 1e-7 * peak) - n;
-  const int64_t r = support.abs().max().item<int64_t>();
-  if (r >= m * s / 2 - s)
-    throw Error("wiener: the operator's response reaches " + std::to_string(r) + " pixels, too far to measure" + why);
-  Response out;
-  out.radius = r;
-  out.scale = s;
-  out.taps = full.narrow(0, n - r, 2 * r + 1).narrow(1, n - r, 2 * r + 1).clone();
+  return full;
+}
 
-  // Linear: A(x1 + alpha x2) = A(x1) + alpha A(x2), A(0) = 0.
+// Checks that the operator is linear (A(x1 + alpha x2) = A(x1) + alpha A(x2), A(0) = 0) and shift
+// invariant: away from the borders, A(x1) is the measured taps applied to x1.
+void check_linear_shift_invariant(const Probe& p, const Response& out) {
+  const int64_t s = p.s, n = p.n, channels = p.channels, r = out.radius;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(7);
   const at::Tensor x1 = at::rand({2, channels, n, n}, gen, f32) * 2 - 1;
   const at::Tensor x2 = at::rand({2, channels, n, n}, gen, f32) * 2 - 1;
   const double alpha = 0.7;
-  const at::Tensor y1 = op.forward(x1).to(at::kCPU, at::kDouble), y2 = op.forward(x2).to(at::kCPU, at::kDouble);
-  const at::Tensor y12 = op.forward(x1 + alpha * x2).to(at::kCPU, at::kDouble);
+  const at::Tensor y1 = p.op.forward(x1).to(at::kCPU, at::kDouble), y2 = p.op.forward(x2).to(at::kCPU, at::kDouble);
+  const at::Tensor y12 = p.op.forward(x1 + alpha * x2).to(at::kCPU, at::kDouble);
   const double scale = y1.abs().max().item<double>() + y2.abs().max().item<double>();
   const double nonlinear = (y12 - y1 - alpha * y2).abs().max().item<double>();
-  const double offset = op.forward(at::zeros({1, channels, n, n}, f32)).abs().max().item<double>();
+  const double offset = p.op.forward(at::zeros({1, channels, n, n}, f32)).abs().max().item<double>();
   if (nonlinear > 1e-4 * scale || offset > 1e-6 * scale)
     throw Error("wiener: the operator is not linear (A(x1 + 0.7 x2) differs from A(x1) + 0.7 A(x2) by " + fmt(nonlinear) +
-                ", A(0) = " + fmt(offset) + ")" + why);
-  // Shift invariant: away from the borders, A(x1) is the measured taps applied to x1.
+                ", A(0) = " + fmt(offset) + ")" + p.why);
   const int64_t i0 = ceil_div(r, s), rows = (n - r - 1) / s - i0 + 1;
-  if (rows > 0) {
-    const at::Tensor x = x1.to(at::kDouble).narrow(2, s * i0 - r, n - (s * i0 - r)).narrow(3, s * i0 - r, n - (s * i0 - r));
-    const at::Tensor w = out.taps.view({1, 1, 2 * r + 1, 2 * r + 1});
-    const std::array<int64_t, 2> stride{s, s}, none{0, 0}, ones{1, 1};
-    const at::Tensor pred = at::conv2d(x.reshape({-1, 1, x.size(2), x.size(3)}), w, c10::nullopt, stride, none, ones, 1)
-                                .narrow(2, 0, rows).narrow(3, 0, rows)
-                                .reshape({2, channels, rows, rows});
-    const double shift = (pred - y1.narrow(2, i0, rows).narrow(3, i0, rows)).abs().max().item<double>();
-    if (shift > 1e-4 * scale)
-      throw Error("wiener: the operator is not shift invariant (its response to an image differs from its impulse "
-                  "response applied to that image by " + fmt(shift) + ")" + why);
-  }
+  if (rows <= 0) return;
+  const at::Tensor x = x1.to(at::kDouble).narrow(2, s * i0 - r, n - (s * i0 - r)).narrow(3, s * i0 - r, n - (s * i0 - r));
+  const at::Tensor w = out.taps.view({1, 1, 2 * r + 1, 2 * r + 1});
+  const std::array<int64_t, 2> stride{s, s}, none{0, 0}, ones{1, 1};
+  const at::Tensor pred = at::conv2d(x.reshape({-1, 1, x.size(2), x.size(3)}), w, c10::nullopt, stride, none, ones, 1)
+                              .narrow(2, 0, rows).narrow(3, 0, rows)
+                              .reshape({2, channels, rows, rows});
+  const double shift = (pred - y1.narrow(2, i0, rows).narrow(3, i0, rows)).abs().max().item<double>();
+  if (shift > 1e-4 * scale)
+    throw Error("wiener: the operator is not shift invariant (its response to an image differs from its impulse "
+                "response applied to that image by " + fmt(shift) + ")" + p.why);
+}
+
+}  // namespace
+
+Response measure_response(const ForwardOperator& op, int64_t channels) {
+  torch::NoGradGuard no_grad;
+  const int64_t s = std::max<int64_t>(1, op.scale_factor());
+  const int64_t m = std::max<int64_t>(8, ceil_div(160, s));  // measurement side of the probes
+  const Probe probe{op, channels, s, m, s * m,
+                    " (the Wiener filter needs a linear, shift-invariant operator that acts on each channel alike: "
+                    "gaussian_blur, downsample, or a plugin of that kind; use the operator's own lift otherwise)"};
+  check_probe_shape(probe);
+  const int64_t n = probe.n;
+  const at::Tensor full = impulse_response(probe);
+  const double peak = full.abs().max().item<double>();
+  if (!(peak > 0)) throw Error("wiener: the operator's response to an impulse is zero" + probe.why);
+  const at::Tensor support = at::nonzero(full.abs() > 1e-7 * peak) - n;
+  const int64_t r = support.abs().max().item<int64_t>();
+  if (r >= m * s / 2 - s)
+    throw Error("wiener: the operator's response reaches " + std::to_string(r) + " pixels, too far to measure" + probe.why);
+  Response out;
+  out.radius = r;
+  out.scale = s;
+  out.taps = full.narrow(0, n - r, 2 * r + 1).narrow(1, n - r, 2 * r + 1).clone();
+  check_linear_shift_invariant(probe, out);
   return out;
 }
 

@@ -324,7 +324,10 @@ std::optional<std::string> twist_warning(const Cost& cost, const ForwardOperator
   return std::nullopt;
 }
 
-TrainResult train(const TrainConfig& c) {
+namespace {
+
+// The configuration's own checks, before anything is built; creates the run directory.
+void check_config(const TrainConfig& c) {
   if (!c.op) throw Error("train: 'operator' is required (e.g. monge.operator(\"gaussian_blur\"))");
   if (!c.map_net || !c.potential_net) throw Error("train: 'map' and 'potential' networks are required");
   if (!c.solver) throw Error("train: 'solver' is required (e.g. monge.solver(\"uotip\"))");
@@ -348,318 +351,456 @@ TrainResult train(const TrainConfig& c) {
   std::error_code ec;
   fs::create_directories(c.out, ec);
   if (!fs::is_directory(c.out)) throw Error("train: cannot create the run directory " + c.out.string() + " (" + ec.message() + ")");
+}
 
+// The training device, checked against the precision; then the operator is tried on one training
+// image, so that a mismatch fails here, before any network is built.
+c10::Device training_device(const TrainConfig& c) {
   const c10::Device device = resolve_device(c.device, "train");
   if (c.precision == "bf16" && device.is_cpu() && !cpu_bf16_kernels())
     throw Error("train: precision 'bf16' needs LibTorch's bfloat16 convolutions, which oneDNN has only on CPUs with "
                 "AVX-512; this CPU (or its DNNL_MAX_CPU_ISA / ATEN_CPU_CAPABILITY limit) has none. Train with "
                 "precision 'fp32', or on a GPU");
-  const int64_t channels = c.clean.size(1), height = c.clean.size(2), width = c.clean.size(3);
-  // The operator must accept the images: fail here, before any network is built.
   try {
     torch::NoGradGuard no_grad;
     (void)c.op->forward(c.clean.narrow(0, 0, 1).to(at::kFloat));
   } catch (const std::exception& e) {
-    throw Error(std::string("train: the operator cannot take the training images (1 x ") + std::to_string(channels) +
-                " x " + std::to_string(height) + " x " + std::to_string(width) + "): " + e.what());
+    throw Error(std::string("train: the operator cannot take the training images (1 x ") + std::to_string(c.clean.size(1)) +
+                " x " + std::to_string(c.clean.size(2)) + " x " + std::to_string(c.clean.size(3)) + "): " + e.what());
   }
-  TrainResult result;
-  auto warn = [&](const std::string& w) {
-    result.warnings.push_back(w);
+  return device;
+}
+
+// log.jsonl: one line per record, numbers at 8 significant digits.
+nlohmann::ordered_json log_number(double v) { return json_text::number(v, 8); }
+
+void add_eval(nlohmann::ordered_json& record, const EvalPoint& e) {
+  record["psnr_degraded"] = log_number(e.psnr_degraded);
+  record["psnr"] = log_number(e.psnr_restored);
+  record["ssim_degraded"] = log_number(e.ssim_degraded);
+  record["ssim"] = log_number(e.ssim_restored);
+}
+
+// The first divergent statistic of a step, described for messages; empty when the step is sound.
+std::string divergence(const TrainConfig& c, const std::map<std::string, double>& stats) {
+  std::string bad;
+  for (const auto& [k, v] : stats) {
+    if (!bad.empty()) break;
+    if (!std::isfinite(v)) bad = k + " = " + number_text(v);
+    else if (c.max_loss > 0 && k.rfind("loss", 0) == 0 && std::abs(v) > c.max_loss)
+      bad = k + " = " + number_text(v) + ", above max_loss " + number_text(c.max_loss);
+  }
+  return bad;
+}
+
+// A step's training batch on the device: signals x, measurements y.
+struct Batch {
+  at::Tensor x, y;
+};
+
+// One call of train(): the networks, the solver, the random state and the run directory, and the
+// steps of a run over them. It is built in place and never moved: the solver's gradient_sync refers
+// to it.
+class TrainRun {
+ public:
+  TrainRun(const TrainConfig& c, c10::Device device) : c_(c), device_(device) {}
+  TrainRun(const TrainRun&) = delete;
+  TrainRun& operator=(const TrainRun&) = delete;
+
+  TrainResult run();
+
+ private:
+  void warn(const std::string& w) {
+    result_.warnings.push_back(w);
     std::cerr << "train: warning: " << w << "\n";
-  };
-  if (auto w = twist_warning(*c.cost, *c.op)) warn(*w);
+  }
+  void join_processes();
+  void build_networks();
+  void setup_solver();
+  void start_or_resume();
+  void prepare_eval_set();
+  std::string snapshot(int64_t iteration) {
+    return Checkpoint::to_bytes(iteration, gen_, *map_, ema_.get(), *potential_, *c_.solver);
+  }
+  void save_checkpoint(int64_t iteration) {
+    if (main_rank_) Checkpoint::save(checkpoint_, snapshot(iteration));
+  }
+  int64_t adopt(std::string& state, int64_t iteration);
+  int64_t load_checkpoint();
+  void check_replicas(int64_t iteration);
+  EvalPoint evaluate(int64_t iteration);
+  void check_interrupt(int64_t it) {
+    if (stop_ || (!dist_ && g_interrupted)) {
+      save_checkpoint(it);
+      throw Error("train: interrupted at iteration " + std::to_string(it) + "; checkpoint saved to " +
+                  checkpoint_.string() + " (run again with resume = true to continue)");
+    }
+  }
+  Batch draw_batch();
+  void step(int64_t it);
+  void average_stats();
+  int64_t roll_back(int64_t it, const std::string& bad);
+  void after_step(int64_t done);
+  void wait_for_rank0();
+  TrainResult finish(int64_t it);
+  MapInfo map_info() const;
 
-  // Data parallel: one replica per process; rank 0 alone writes the run directory.
-  const auto dist = Distributed::get(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)));
-  const int rank = dist ? dist->rank() : 0, world = dist ? dist->world() : 1;
-  const bool main_rank = rank == 0, progress_on = c.progress && main_rank;
+  const TrainConfig& c_;
+  const c10::Device device_;
+  TrainResult result_;
+  std::shared_ptr<Distributed> dist_;
+  int rank_ = 0, world_ = 1;
+  bool main_rank_ = true, progress_on_ = false;
+  NetworkShape map_shape_, built_shape_;
+  int64_t latent_ = 0;
+  double input_noise_ = 0;
+  std::shared_ptr<Module> map_, ema_, potential_;
+  int64_t gradient_syncs_ = 0;  // a data-parallel step that never averaged gradients is an error
+  at::Generator gen_;
+  fs::path checkpoint_;
+  bool resume_ = false;
+  int64_t start_ = 0;
+  // The frozen evaluation set
+  at::Tensor eval_y_, eval_degraded_;
+  double eval_psnr_degraded_ = 0, eval_ssim_degraded_ = 0;
+  std::ofstream log_;  // rank 0's; elsewhere it stays closed and writes go nowhere
+  std::optional<Progress> progress_;
+  at::Tensor clean_, measured_;  // in float32
+  int64_t global_batch_ = 0, first_ = 0;  // this process's slice of the global batch: [first, first + batch)
+  bool paired_ = false;
+  std::map<std::string, double> stats_;
+  int64_t consecutive_rollbacks_ = 0;  // rollbacks to the same checkpoint: the rate drops each time
+  bool stop_ = false;  // Ctrl-C: in a data-parallel job every rank learns of it in the same step
+};
 
-  torch::manual_seed(c.seed);
-  const NetworkShape map_shape{channels, channels, 1, height, width};
-  result.shape = map_shape;
+// Data parallel: one replica per process; rank 0 alone writes the run directory.
+void TrainRun::join_processes() {
+  dist_ = Distributed::get(std::chrono::milliseconds(static_cast<int64_t>(c_.dist_timeout * 1000)));
+  rank_ = dist_ ? dist_->rank() : 0;
+  world_ = dist_ ? dist_->world() : 1;
+  main_rank_ = rank_ == 0;
+  progress_on_ = c_.progress && main_rank_;
+}
+
+void TrainRun::build_networks() {
+  const int64_t channels = c_.clean.size(1), height = c_.clean.size(2), width = c_.clean.size(3);
+  torch::manual_seed(c_.seed);
+  map_shape_ = NetworkShape{channels, channels, 1, height, width};
+  result_.shape = map_shape_;
   // A stochastic map T(y, z) takes the solver's latent channels after those of Q(y).
-  const int64_t latent = c.solver->latent_channels();
-  if (latent < 0 || latent > 4096)
-    throw Error("train: the solver asks for " + std::to_string(latent) + " latent channels; 0 to 4096 are possible");
-  result.latent_channels = latent;
-  const double input_noise = c.solver->input_noise();
-  if (!(input_noise >= 0 && input_noise <= 100))
-    throw Error("train: the solver asks for input noise " + number_text(input_noise) + "; 0 to 100 are possible");
-  result.input_noise = input_noise;
-  NetworkShape built_shape = map_shape;
-  built_shape.in_channels += latent;
-  auto map = build_module(c.map_net, built_shape);
-  auto ema = build_module(c.map_net, built_shape);
-  auto potential = build_module(c.potential_net, NetworkShape{channels, 1, 1, height, width});
-  map->to(device);
-  ema->to(device);
-  potential->to(device);
-  if (progress_on) {
-    std::cerr << "train: map " << c.map_spec.name << " " << format_count(parameter_count(*map)) << " parameters, potential "
-              << format_count(parameter_count(*potential)) << " parameters, device " << device.str() << ", "
-              << at::get_num_threads() << " threads" << (c.precision == "bf16" ? ", bf16 autocast" : "");
-    if (dist) std::cerr << "; " << world << " processes x batch " << c.batch << " = global batch " << world * c.batch;
+  latent_ = c_.solver->latent_channels();
+  if (latent_ < 0 || latent_ > 4096)
+    throw Error("train: the solver asks for " + std::to_string(latent_) + " latent channels; 0 to 4096 are possible");
+  result_.latent_channels = latent_;
+  input_noise_ = c_.solver->input_noise();
+  if (!(input_noise_ >= 0 && input_noise_ <= 100))
+    throw Error("train: the solver asks for input noise " + number_text(input_noise_) + "; 0 to 100 are possible");
+  result_.input_noise = input_noise_;
+  built_shape_ = map_shape_;
+  built_shape_.in_channels += latent_;
+  map_ = build_module(c_.map_net, built_shape_);
+  ema_ = build_module(c_.map_net, built_shape_);
+  potential_ = build_module(c_.potential_net, NetworkShape{channels, 1, 1, height, width});
+  map_->to(device_);
+  ema_->to(device_);
+  potential_->to(device_);
+  if (progress_on_) {
+    std::cerr << "train: map " << c_.map_spec.name << " " << format_count(parameter_count(*map_)) << " parameters, potential "
+              << format_count(parameter_count(*potential_)) << " parameters, device " << device_.str() << ", "
+              << at::get_num_threads() << " threads" << (c_.precision == "bf16" ? ", bf16 autocast" : "");
+    if (dist_) std::cerr << "; " << world_ << " processes x batch " << c_.batch << " = global batch " << world_ * c_.batch;
     std::cerr << "\n";
   }
+}
 
+void TrainRun::setup_solver() {
   SolverContext ctx;
-  ctx.map = map;
-  ctx.map_ema = ema;
-  ctx.potential = potential;
-  ctx.cost = c.cost;
-  ctx.op = c.op;
-  ctx.device = device;
-  ctx.total_steps = c.iters;
-  ctx.build_map = [net = c.map_net, built_shape, device]() {
-    auto module = build_module(net, built_shape);
+  ctx.map = map_;
+  ctx.map_ema = ema_;
+  ctx.potential = potential_;
+  ctx.cost = c_.cost;
+  ctx.op = c_.op;
+  ctx.device = device_;
+  ctx.total_steps = c_.iters;
+  ctx.build_map = [net = c_.map_net, shape = built_shape_, device = device_]() {
+    auto module = build_module(net, shape);
     module->to(device);
     return module;
   };
-  int64_t gradient_syncs = 0;  // a data-parallel step that never averaged gradients is an error
-  if (dist)
-    ctx.gradient_sync = [&](Module& m) {
-      dist->average_gradients(m);
-      ++gradient_syncs;
+  if (dist_)
+    ctx.gradient_sync = [this](Module& m) {
+      dist_->average_gradients(m);
+      ++gradient_syncs_;
     };
-  c.solver->setup(ctx);
+  c_.solver->setup(ctx);
+}
 
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  const fs::path checkpoint = c.out / "checkpoint.pt";
-  auto snapshot = [&](int64_t iteration) {
-    return Checkpoint::to_bytes(iteration, gen, *map, ema.get(), *potential, *c.solver);
-  };
-  auto save_checkpoint = [&](int64_t iteration) {
-    if (main_rank) Checkpoint::save(checkpoint, snapshot(iteration));
-  };
-  // Every process takes rank 0's state: its checkpoint when resuming, its fresh start otherwise.
-  auto adopt = [&](std::string& state, int64_t iteration) {
-    if (dist) dist->broadcast(state);
-    return main_rank ? iteration : Checkpoint::load(state, "rank 0's training state", gen, *map, ema.get(), *potential, *c.solver);
-  };
-  auto load_checkpoint = [&]() {
-    std::string state = main_rank ? Checkpoint::read(checkpoint) : std::string();
-    const int64_t iteration =
-        main_rank ? Checkpoint::load(state, checkpoint.string(), gen, *map, ema.get(), *potential, *c.solver) : 0;
-    return adopt(state, iteration);
-  };
-  // Replicas must stay equal; a solver that skips sync_gradients() or a faulty machine breaks it.
-  auto check_replicas = [&](int64_t iteration) {
-    if (!dist) return;
-    std::vector<double> lo;
-    fingerprint(*map, lo);
-    fingerprint(*potential, lo);
-    std::vector<double> hi = lo;
-    dist->min_max(lo, hi);
-    for (size_t i = 0; i < lo.size(); ++i)
-      if (std::abs(hi[i] - lo[i]) > 1e-5 * std::max(1.0, std::abs(hi[i])))
-        throw Error("train: the " + std::to_string(world) + " replicas of the networks differ at iteration " +
-                    std::to_string(iteration) + " (parameter sums " + number_text(lo[i]) + " to " + number_text(hi[i]) +
-                    "); the solver does not average its gradients correctly; the last checkpoint " +
-                    checkpoint.string() + " is intact");
-  };
+// Every process takes rank 0's state: its checkpoint when resuming, its fresh start otherwise.
+int64_t TrainRun::adopt(std::string& state, int64_t iteration) {
+  if (dist_) dist_->broadcast(state);
+  return main_rank_ ? iteration
+                    : Checkpoint::load(state, "rank 0's training state", gen_, *map_, ema_.get(), *potential_, *c_.solver);
+}
+
+int64_t TrainRun::load_checkpoint() {
+  std::string state = main_rank_ ? Checkpoint::read(checkpoint_) : std::string();
+  const int64_t iteration =
+      main_rank_ ? Checkpoint::load(state, checkpoint_.string(), gen_, *map_, ema_.get(), *potential_, *c_.solver) : 0;
+  return adopt(state, iteration);
+}
+
+// Replicas must stay equal; a solver that skips sync_gradients() or a faulty machine breaks it.
+void TrainRun::check_replicas(int64_t iteration) {
+  if (!dist_) return;
+  std::vector<double> lo;
+  fingerprint(*map_, lo);
+  fingerprint(*potential_, lo);
+  std::vector<double> hi = lo;
+  dist_->min_max(lo, hi);
+  for (size_t i = 0; i < lo.size(); ++i)
+    if (std::abs(hi[i] - lo[i]) > 1e-5 * std::max(1.0, std::abs(hi[i])))
+      throw Error("train: the " + std::to_string(world_) + " replicas of the networks differ at iteration " +
+                  std::to_string(iteration) + " (parameter sums " + number_text(lo[i]) + " to " + number_text(hi[i]) +
+                  "); the solver does not average its gradients correctly; the last checkpoint " +
+                  checkpoint_.string() + " is intact");
+}
+
+void TrainRun::start_or_resume() {
+  gen_ = at::make_generator<at::CPUGeneratorImpl>(c_.seed);
+  checkpoint_ = c_.out / "checkpoint.pt";
   const int64_t restarts = restart_count();
-  const bool resume = c.resume || restarts > 0;
-  int64_t start = 0;
-  if (main_rank && resume && fs::exists(checkpoint)) {
-    start = load_checkpoint();
+  resume_ = c_.resume || restarts > 0;
+  if (main_rank_ && resume_ && fs::exists(checkpoint_)) {
+    start_ = load_checkpoint();
     // Always said, progress or not: a run that silently continued an old one would mislead.
-    std::cerr << "train: resumed from " << checkpoint.string() << " at iteration " << start
+    std::cerr << "train: resumed from " << checkpoint_.string() << " at iteration " << start_
               << (restarts > 0 ? " (restart " + std::to_string(restarts) + " of the job)" : "") << "\n";
   } else {
     // A good state to roll back to from the very first iteration. The other ranks take rank 0's
     // state here, whether rank 0 resumed from its checkpoint or starts afresh.
-    std::string state = main_rank ? snapshot(0) : std::string();
-    if (main_rank) Checkpoint::save(checkpoint, state);
-    start = adopt(state, 0);
+    std::string state = main_rank_ ? snapshot(0) : std::string();
+    if (main_rank_) Checkpoint::save(checkpoint_, state);
+    start_ = adopt(state, 0);
   }
+}
 
-  // The frozen evaluation set: degraded once with seed 0.
-  at::Tensor eval_y, eval_degraded;
-  double eval_psnr_degraded = 0, eval_ssim_degraded = 0;
-  if (c.eval_clean.defined() && main_rank) {
-    at::Generator eval_gen = at::make_generator<at::CPUGeneratorImpl>(0);
-    eval_y = degrade(c, c.eval_clean, eval_gen);
-    torch::NoGradGuard no_grad;
-    eval_degraded = c.op->lift(eval_y).clamp(-1, 1);
-    eval_psnr_degraded = image_metrics::psnr(eval_degraded, c.eval_clean);
-    eval_ssim_degraded = ssim_or_zero(eval_degraded, c.eval_clean);
-  }
-  // The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
-  auto evaluate = [&](int64_t iteration) {
-    // The same z for every evaluation of a stochastic map, so that its curve shows the training.
-    auto exported_map =
-        stochastic_map(keep_library(c.solver->export_map(), library_of(c.solver)), latent, input_noise, c.seed);
-    Module& exported = *exported_map;
-    EvalPoint p;
-    p.iteration = iteration;
-    p.psnr_degraded = eval_psnr_degraded;
-    p.ssim_degraded = eval_ssim_degraded;
-    const at::Tensor restored = restore(exported, c.op.get(), eval_y, device);
-    p.psnr_restored = image_metrics::psnr(restored, c.eval_clean);
-    p.ssim_restored = ssim_or_zero(restored, c.eval_clean);
-    result.evals.push_back(p);
-    return p;
-  };
-  // log.jsonl: one line per record, numbers at 8 significant digits.
-  auto log_number = [](double v) { return json_text::number(v, 8); };
-  auto add_eval = [&](nlohmann::ordered_json& record, const EvalPoint& e) {
-    record["psnr_degraded"] = log_number(e.psnr_degraded);
-    record["psnr"] = log_number(e.psnr_restored);
-    record["ssim_degraded"] = log_number(e.ssim_degraded);
-    record["ssim"] = log_number(e.ssim_restored);
-  };
-  std::ofstream log;  // rank 0's; elsewhere it stays closed and writes go nowhere
-  if (main_rank) log.open(c.out / "log.jsonl", resume ? std::ios::app : std::ios::trunc);
-  Progress progress(start, c.iters, progress_on);
+// The frozen evaluation set: degraded once with seed 0.
+void TrainRun::prepare_eval_set() {
+  if (!c_.eval_clean.defined() || !main_rank_) return;
+  at::Generator eval_gen = at::make_generator<at::CPUGeneratorImpl>(0);
+  eval_y_ = degrade(c_, c_.eval_clean, eval_gen);
+  torch::NoGradGuard no_grad;
+  eval_degraded_ = c_.op->lift(eval_y_).clamp(-1, 1);
+  eval_psnr_degraded_ = image_metrics::psnr(eval_degraded_, c_.eval_clean);
+  eval_ssim_degraded_ = ssim_or_zero(eval_degraded_, c_.eval_clean);
+}
+
+
+// The map that is evaluated and saved: the solver's export (its moving average when it keeps one).
+EvalPoint TrainRun::evaluate(int64_t iteration) {
+  // The same z for every evaluation of a stochastic map, so that its curve shows the training.
+  auto exported_map =
+      stochastic_map(keep_library(c_.solver->export_map(), library_of(c_.solver)), latent_, input_noise_, c_.seed);
+  Module& exported = *exported_map;
+  EvalPoint p;
+  p.iteration = iteration;
+  p.psnr_degraded = eval_psnr_degraded_;
+  p.ssim_degraded = eval_ssim_degraded_;
+  const at::Tensor restored = restore(exported, c_.op.get(), eval_y_, device_);
+  p.psnr_restored = image_metrics::psnr(restored, c_.eval_clean);
+  p.ssim_restored = ssim_or_zero(restored, c_.eval_clean);
+  result_.evals.push_back(p);
+  return p;
+}
+
+TrainResult TrainRun::run() {
+  if (auto w = twist_warning(*c_.cost, *c_.op)) warn(*w);
+  join_processes();
+  build_networks();
+  setup_solver();
+  start_or_resume();
+  prepare_eval_set();
+  if (main_rank_) log_.open(c_.out / "log.jsonl", resume_ ? std::ios::app : std::ios::trunc);
+  progress_.emplace(start_, c_.iters, progress_on_);
   InterruptGuard interrupt_guard;
-  const at::Tensor clean = c.clean.to(at::kFloat), measured = c.measured.to(at::kFloat);
-  std::map<std::string, double> stats;
-  int64_t consecutive_rollbacks = 0;  // rollbacks to the same checkpoint: the rate drops each time
-  int64_t it = start;
-  bool stop = false;  // Ctrl-C: in a data-parallel job every rank learns of it in the same step
-  const int64_t global_batch = c.batch * world, first = c.batch * rank;
-  const bool paired = c.solver->wants_pairs();
-  while (it < c.iters) {
-    if (stop || (!dist && g_interrupted)) {
-      save_checkpoint(it);
-      throw Error("train: interrupted at iteration " + std::to_string(it) + "; checkpoint saved to " +
-                  checkpoint.string() + " (run again with resume = true to continue)");
-    }
-    // Independent batches: indices into X and into the measured set, and the noise seeds, all
-    // from `gen`, for the global batch; this process takes its slice [first, first + batch).
-    // A solver that wants pairs gets measurements of the very signals x (from the clean set).
-    at::Tensor ix = at::randint(clean.size(0), {global_batch}, gen, at::kLong).narrow(0, first, c.batch);
-    at::Tensor iy = at::randint(measured.size(0), {global_batch}, gen, at::kLong).narrow(0, first, c.batch);
-    const auto step_seed = static_cast<uint64_t>(at::randint(int64_t{1} << 62, {1}, gen, at::kLong).item<int64_t>());
-    at::Tensor x = clean.index_select(0, ix);
-    at::Tensor y = degrade_samples(c, paired ? x : measured.index_select(0, iy), step_seed, first).to(device);
-    x = x.to(device);
-    const int64_t syncs_before = gradient_syncs;
-    NamedTensors dump;
-    if (!c.dump_first_step.empty() && it == 0 && main_rank) {
-      add_parameters(dump, "map/", *map);
-      add_parameters(dump, "potential/", *potential);
-      dump.insert(dump.end(), {{"batch/y", y}, {"batch/x", x}});
-    }
-    {
-      // Mixed precision for the duration of a solver step: autocast to bfloat16 on the device.
-      PrecisionGuard autocast(c.precision == "bf16" ? Precision::BF16 : Precision::FP32, device);
-      stats = c.solver->step(y, x);
-    }
-    if (dist) {
-      if (gradient_syncs == syncs_before)
-        throw Error("train: the solver '" + c.solver_name +
-                    "' cannot train data-parallel: its step never averaged gradients (SolverContext::sync_gradients, "
-                    "SDK 4); train it in one process");
-      // Statistics are averaged over the processes (as one process with the global batch would
-      // see them), so every rank takes the same rollback and stop decisions.
-      std::vector<double> values;
-      for (const auto& kv : stats) values.push_back(kv.second);
-      values.push_back(g_interrupted ? 1.0 : 0.0);
-      dist->sum(values);
-      size_t i = 0;
-      for (auto& kv : stats) kv.second = values[i++] / world;
-      stop = values.back() > 0;
-    }
-    if (!dump.empty()) write_step_dump(c.dump_first_step, dump, stats);
-    std::string bad;
-    for (const auto& [k, v] : stats) {
-      if (!bad.empty()) break;
-      if (!std::isfinite(v)) bad = k + " = " + number_text(v);
-      else if (c.max_loss > 0 && k.rfind("loss", 0) == 0 && std::abs(v) > c.max_loss)
-        bad = k + " = " + number_text(v) + ", above max_loss " + number_text(c.max_loss);
-    }
-    if (!bad.empty()) {
-      const std::string where = "train: iteration " + std::to_string(it + 1) + " diverged (" + bad + ")";
-      if (result.rollbacks >= c.max_rollbacks)
-        throw Error(where + " after " + std::to_string(result.rollbacks) + " rollback(s); the last checkpoint " +
-                    checkpoint.string() + " is intact: lower the learning rates or tau and resume from it");
-      const int64_t diverged_at = it + 1;
-      it = load_checkpoint();
-      ++consecutive_rollbacks;
-      const double factor = std::pow(c.rollback_lr_factor, static_cast<double>(consecutive_rollbacks));
-      if (!c.solver->scale_learning_rates(factor))
-        throw Error(where + "; the solver cannot lower its learning rates, so training stops; the last checkpoint " +
-                    checkpoint.string() + " is intact: lower the learning rates and resume from it");
-      ++result.rollbacks;
-      while (!result.evals.empty() && result.evals.back().iteration > it) result.evals.pop_back();
-      std::ostringstream note;
-      note << "rolled back to the checkpoint of iteration " << it << " and multiplied the learning rates by "
-           << factor << " (rollback " << result.rollbacks << " of at most " << c.max_rollbacks << ")";
-      if (main_rank) std::cerr << (c.progress ? "\n" : "") << where << ": " << note.str() << "\n";
-      log << json_text::dump({{"iter", it}, {"event", "rollback"}, {"diverged_at", diverged_at}, {"reason", bad},
-                              {"lr_factor", log_number(factor)}})
-          << "\n" << std::flush;
+  clean_ = c_.clean.to(at::kFloat);
+  measured_ = c_.measured.to(at::kFloat);
+  global_batch_ = c_.batch * world_;
+  first_ = c_.batch * rank_;
+  paired_ = c_.solver->wants_pairs();
+  int64_t it = start_;
+  while (it < c_.iters) {
+    check_interrupt(it);
+    step(it);
+    if (const std::string bad = divergence(c_, stats_); !bad.empty()) {
+      it = roll_back(it, bad);
       continue;
     }
     ++it;
-    const int64_t done = it;
-    const bool eval_now = main_rank && eval_y.defined() && c.eval_every > 0 && done % c.eval_every == 0 && done != c.iters;
-    if (eval_now) evaluate(done);
-    const EvalPoint* latest = eval_now ? &result.evals.back() : nullptr;
-    if (c.log_every > 0 && (done % c.log_every == 0 || latest)) {
-      nlohmann::ordered_json record = {{"iter", done}, {"time", log_number(progress.seconds())}};
-      for (const auto& [k, v] : stats) record[k] = log_number(v);
-      if (latest) add_eval(record, *latest);
-      log << json_text::dump(record) << "\n" << std::flush;
-    }
-    if (c.checkpoint_every > 0 && done % c.checkpoint_every == 0 && done != c.iters) {
-      check_replicas(done);
-      save_checkpoint(done);
-      consecutive_rollbacks = 0;
-    }
-    progress.update(done, stats, result.evals.empty() ? nullptr : &result.evals.back());
+    after_step(it);
   }
-  result.iterations = it - start;
-  result.seconds = progress.seconds();
-  result.last_stats = stats;
+  return finish(it);
+}
+
+// Independent batches: indices into X and into the measured set, and the noise seeds, all from
+// `gen`, for the global batch; this process takes its slice [first, first + batch). A solver that
+// wants pairs gets measurements of the very signals x (from the clean set).
+Batch TrainRun::draw_batch() {
+  at::Tensor ix = at::randint(clean_.size(0), {global_batch_}, gen_, at::kLong).narrow(0, first_, c_.batch);
+  at::Tensor iy = at::randint(measured_.size(0), {global_batch_}, gen_, at::kLong).narrow(0, first_, c_.batch);
+  const auto step_seed = static_cast<uint64_t>(at::randint(int64_t{1} << 62, {1}, gen_, at::kLong).item<int64_t>());
+  at::Tensor x = clean_.index_select(0, ix);
+  at::Tensor y = degrade_samples(c_, paired_ ? x : measured_.index_select(0, iy), step_seed, first_).to(device_);
+  return Batch{x.to(device_), y};
+}
+
+// One solver step on a fresh batch; its statistics land in stats_ (averaged over the processes).
+void TrainRun::step(int64_t it) {
+  const Batch batch = draw_batch();
+  const int64_t syncs_before = gradient_syncs_;
+  NamedTensors dump;
+  if (!c_.dump_first_step.empty() && it == 0 && main_rank_) {
+    add_parameters(dump, "map/", *map_);
+    add_parameters(dump, "potential/", *potential_);
+    dump.insert(dump.end(), {{"batch/y", batch.y}, {"batch/x", batch.x}});
+  }
+  {
+    // Mixed precision for the duration of a solver step: autocast to bfloat16 on the device.
+    PrecisionGuard autocast(c_.precision == "bf16" ? Precision::BF16 : Precision::FP32, device_);
+    stats_ = c_.solver->step(batch.y, batch.x);
+  }
+  if (dist_) {
+    if (gradient_syncs_ == syncs_before)
+      throw Error("train: the solver '" + c_.solver_name +
+                  "' cannot train data-parallel: its step never averaged gradients (SolverContext::sync_gradients, "
+                  "SDK 4); train it in one process");
+    average_stats();
+  }
+  if (!dump.empty()) write_step_dump(c_.dump_first_step, dump, stats_);
+}
+
+// Statistics are averaged over the processes (as one process with the global batch would see
+// them), so every rank takes the same rollback and stop decisions.
+void TrainRun::average_stats() {
+  std::vector<double> values;
+  for (const auto& kv : stats_) values.push_back(kv.second);
+  values.push_back(g_interrupted ? 1.0 : 0.0);
+  dist_->sum(values);
+  size_t i = 0;
+  for (auto& kv : stats_) kv.second = values[i++] / world_;
+  stop_ = values.back() > 0;
+}
+
+// Step it + 1 diverged (`bad` says how): back to the last checkpoint with lower learning rates.
+// Returns the checkpoint's iteration.
+int64_t TrainRun::roll_back(int64_t it, const std::string& bad) {
+  const std::string where = "train: iteration " + std::to_string(it + 1) + " diverged (" + bad + ")";
+  if (result_.rollbacks >= c_.max_rollbacks)
+    throw Error(where + " after " + std::to_string(result_.rollbacks) + " rollback(s); the last checkpoint " +
+                checkpoint_.string() + " is intact: lower the learning rates or tau and resume from it");
+  const int64_t diverged_at = it + 1;
+  it = load_checkpoint();
+  ++consecutive_rollbacks_;
+  const double factor = std::pow(c_.rollback_lr_factor, static_cast<double>(consecutive_rollbacks_));
+  if (!c_.solver->scale_learning_rates(factor))
+    throw Error(where + "; the solver cannot lower its learning rates, so training stops; the last checkpoint " +
+                checkpoint_.string() + " is intact: lower the learning rates and resume from it");
+  ++result_.rollbacks;
+  while (!result_.evals.empty() && result_.evals.back().iteration > it) result_.evals.pop_back();
+  std::ostringstream note;
+  note << "rolled back to the checkpoint of iteration " << it << " and multiplied the learning rates by "
+       << factor << " (rollback " << result_.rollbacks << " of at most " << c_.max_rollbacks << ")";
+  if (main_rank_) std::cerr << (c_.progress ? "\n" : "") << where << ": " << note.str() << "\n";
+  log_ << json_text::dump({{"iter", it}, {"event", "rollback"}, {"diverged_at", diverged_at}, {"reason", bad},
+                           {"lr_factor", log_number(factor)}})
+       << "\n" << std::flush;
+  return it;
+}
+
+// After a sound step: evaluation, the log line, the checkpoint and the progress line as they fall due.
+void TrainRun::after_step(int64_t done) {
+  const bool eval_now = main_rank_ && eval_y_.defined() && c_.eval_every > 0 && done % c_.eval_every == 0 && done != c_.iters;
+  if (eval_now) evaluate(done);
+  const EvalPoint* latest = eval_now ? &result_.evals.back() : nullptr;
+  if (c_.log_every > 0 && (done % c_.log_every == 0 || latest)) {
+    nlohmann::ordered_json record = {{"iter", done}, {"time", log_number(progress_->seconds())}};
+    for (const auto& [k, v] : stats_) record[k] = log_number(v);
+    if (latest) add_eval(record, *latest);
+    log_ << json_text::dump(record) << "\n" << std::flush;
+  }
+  if (c_.checkpoint_every > 0 && done % c_.checkpoint_every == 0 && done != c_.iters) {
+    check_replicas(done);
+    save_checkpoint(done);
+    consecutive_rollbacks_ = 0;
+  }
+  progress_->update(done, stats_, result_.evals.empty() ? nullptr : &result_.evals.back());
+}
+
+// Rank 0 evaluates and writes the map while the others wait, so that map.pt exists when train()
+// returns on every rank; the final evaluation may take longer than one exchange's timeout.
+void TrainRun::wait_for_rank0() {
+  if (dist_)
+    dist_->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c_.dist_timeout * 1000)),
+                            std::chrono::milliseconds(3600 * 1000)));
+}
+
+// What map.pt records besides the weights (the final evaluation's metrics are added by finish).
+MapInfo TrainRun::map_info() const {
+  MapInfo info;
+  info.network = c_.map_spec;
+  info.shape = map_shape_;
+  info.latent_channels = latent_;
+  info.input_noise = input_noise_;
+  info.op = c_.op_spec;
+  if (auto* w = dynamic_cast<const wiener::WienerLift*>(c_.op.get())) info.lift = w->model();
+  if (!c_.noise) info.noise = PluginSpec{"none", Params{}};
+  else info.noise = c_.noise_spec;
+  info.notes = {{"solver", c_.solver_name}, {"iterations", std::to_string(c_.iters)},
+                {"batch", std::to_string(c_.batch)}, {"seed", std::to_string(c_.seed)}};
+  if (dist_) info.notes["processes"] = std::to_string(world_);
+  return info;
+}
+
+// The last checkpoint, the final evaluation and map.pt (rank 0's), and the result.
+TrainResult TrainRun::finish(int64_t it) {
+  result_.iterations = it - start_;
+  result_.seconds = progress_->seconds();
+  result_.last_stats = stats_;
   check_replicas(it);
   save_checkpoint(it);
-  result.map_path = c.out / "map.pt";
-  auto exported = keep_library(c.solver->export_map(), library_of(c.solver));
-  // Rank 0 evaluates and writes the map while the others wait, so that map.pt exists when train()
-  // returns on every rank; the final evaluation may take longer than one exchange's timeout.
-  auto wait_for_rank0 = [&] {
-    if (dist)
-      dist->barrier(std::max(std::chrono::milliseconds(static_cast<int64_t>(c.dist_timeout * 1000)),
-                             std::chrono::milliseconds(3600 * 1000)));
-  };
-  if (!main_rank) {
+  result_.map_path = c_.out / "map.pt";
+  auto exported = keep_library(c_.solver->export_map(), library_of(c_.solver));
+  if (!main_rank_) {
     wait_for_rank0();
     exported->eval();
-    result.map = stochastic_map(exported, latent, input_noise, c.seed);
-    return result;
+    result_.map = stochastic_map(exported, latent_, input_noise_, c_.seed);
+    return std::move(result_);
   }
-
-  MapInfo info;
-  info.network = c.map_spec;
-  info.shape = map_shape;
-  info.latent_channels = latent;
-  info.input_noise = input_noise;
-  info.op = c.op_spec;
-  if (auto* w = dynamic_cast<const wiener::WienerLift*>(c.op.get())) info.lift = w->model();
-  if (!c.noise) info.noise = PluginSpec{"none", Params{}};
-  else info.noise = c.noise_spec;
-  info.notes = {{"solver", c.solver_name}, {"iterations", std::to_string(c.iters)},
-                {"batch", std::to_string(c.batch)}, {"seed", std::to_string(c.seed)}};
-  if (dist) info.notes["processes"] = std::to_string(world);
-  if (eval_y.defined()) {
-    const EvalPoint final_eval = evaluate(c.iters);
+  MapInfo info = map_info();
+  if (eval_y_.defined()) {
+    const EvalPoint final_eval = evaluate(c_.iters);
     info.metrics = {{"psnr", final_eval.psnr_restored}, {"psnr_degraded", final_eval.psnr_degraded}};
     if (final_eval.ssim_restored != 0)
       info.metrics.insert({{"ssim", final_eval.ssim_restored}, {"ssim_degraded", final_eval.ssim_degraded}});
-    nlohmann::ordered_json record = {{"iter", c.iters}};
+    nlohmann::ordered_json record = {{"iter", c_.iters}};
     add_eval(record, final_eval);
-    log << json_text::dump(record) << "\n";
+    log_ << json_text::dump(record) << "\n";
   }
   exported->to(c10::kCPU);
-  save_map(result.map_path, *exported, info);
-  exported->to(device);
+  save_map(result_.map_path, *exported, info);
+  exported->to(device_);
   exported->eval();
-  result.map = stochastic_map(exported, latent, input_noise, c.seed);
+  result_.map = stochastic_map(exported, latent_, input_noise_, c_.seed);
   wait_for_rank0();
-  return result;
+  return std::move(result_);
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& c) {
+  check_config(c);
+  TrainRun run(c, training_device(c));
+  return run.run();
 }
 
 }  // namespace monge::host

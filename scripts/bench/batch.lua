@@ -51,7 +51,13 @@ local function run(label, processes, threads, setting, keep)
   local t0 = monge.clock()
   local text, ok = sh(table.concat(cmds, " ") .. " wait")
   local seconds = monge.clock() - t0
-  local done = tonumber(sh("cat '" .. dir .. "'/manifest*.jsonl | grep -c '\"status\": \"ok\", .*\"precision\": \"" .. precision .. "\"'"):match("%d+"))
+  local done = 0
+  for file in sh("ls '" .. dir .. "'/manifest*.jsonl"):gmatch("[^\n]+") do
+    for line in io.lines(file) do
+      local record = monge.json.decode(line)
+      if record.status == "ok" and record.precision == precision then done = done + 1 end
+    end
+  end
   assert(ok and done == count, label .. " " .. setting .. ": " .. tostring(done) .. " of " .. count .. " images done\n" .. text)
   if not keep then os.execute("rm -rf '" .. dir .. "'") end
   local r = { label = label, precision = setting, processes = processes, threads = threads, seconds = seconds,

@@ -58,8 +58,8 @@ local function monge_run(threads, dump)
   local cpu_full = run(warmup + iters, dump)
   local times = {}
   for line in io.lines(dir .. "/log.jsonl") do
-    local it, t = line:match('^{"iter": (%d+), "time": ([%d.eE+-]+)')
-    if it then times[tonumber(it)] = tonumber(t) end
+    local record = monge.json.decode(line)  -- evaluation and rollback records have no time
+    if record.iter and record.time then times[record.iter] = record.time end
   end
   local cpu_short = run(short)
   os.execute("rm -rf '" .. dir .. "'")
@@ -75,20 +75,20 @@ local function pytorch_run(threads, dump)
     python, reference, threads, iters, warmup, batch, pool, tolerance)
   if dump then cmd = cmd .. " --check '" .. dump .. "'" end
   local text, ok = bench.sh(cmd)
-  local json
-  for line in text:gmatch("[^\n]+") do json = line:match("^{.*}$") or json end
+  local last
+  for line in text:gmatch("[^\n]+") do last = line:match("^{.*}$") or last end
+  -- Python writes NaN as a bare word, which is not JSON: such a line reads as no result.
+  local parsed, result = pcall(monge.json.decode, last or "")
+  if not parsed or type(result) ~= "table" then result = nil end
   local check
   if dump then
-    check = {
-      ok = json and json:match('"ok": (%a+)') == "true",
-      difference = json and tonumber(json:match('"max_relative_difference": ([%d.eE+-]+)')),
-      worst = json and json:match('"worst": "([%w_]+)"'),
-    }
+    local verdict = result and type(result.check) == "table" and result.check or {}
+    check = { ok = verdict.ok == true, difference = verdict.max_relative_difference, worst = verdict.worst }
     if not check.ok then error("train_step: the PyTorch step does not reproduce monge's losses:\n" .. text, 0) end
   end
-  if not ok or not json then error("train_step: the PyTorch reference failed (" .. cmd .. "):\n" .. text, 0) end
-  local its = assert(tonumber(json:match('"its_per_second": ([%d.eE+-]+)')), "no its_per_second in:\n" .. text)
-  return its, assert(tonumber(json:match('"cpu_seconds_per_iter": ([%d.eE+-]+)')), "no cpu_seconds_per_iter in:\n" .. text), check
+  if not ok or not result then error("train_step: the PyTorch reference failed (" .. cmd .. "):\n" .. text, 0) end
+  local its = assert(tonumber(result.its_per_second), "no its_per_second in:\n" .. text)
+  return its, assert(tonumber(result.cpu_seconds_per_iter), "no cpu_seconds_per_iter in:\n" .. text), check
 end
 
 local function median(v)

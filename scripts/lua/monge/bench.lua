@@ -174,10 +174,10 @@ end
 function M.read_log(dir)
   local losses = { loss_map = {}, loss_potential = {} }
   for line in io.lines(dir .. "/log.jsonl") do
-    local it = tonumber(line:match('^{"iter": (%d+)'))
+    local record = monge.json.decode(line)
     for key, list in pairs(losses) do
-      local v = tonumber(line:match('"' .. key .. '": ([-%d.e+]+)'))
-      if it and v then list[#list + 1] = { it, v } end
+      local v = record[key]  -- absent from rollback and evaluation records; nil when it was NaN
+      if record.iter and v then list[#list + 1] = { record.iter, v } end
     end
   end
   return losses

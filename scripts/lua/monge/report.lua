@@ -2,6 +2,7 @@
 -- Pages embed their images (base64 data URIs) and draw plots as inline SVG, so a report.html
 -- opens offline, mailed or copied on its own. Files are written to a temporary name and renamed.
 local bit = require "bit"
+local json = require("monge.core").json
 local M = {}
 
 local function escape(s)
@@ -231,44 +232,9 @@ function M.page(path, title, parts)
 ]], escape(title), escape(title), table.concat(parts, "\n")))
 end
 
--- JSON: objects with sorted keys, arrays for sequences, null for NaN and infinities.
-local function encode(v, indent)
-  local t = type(v)
-  if t == "nil" then return "null" end
-  if t == "boolean" then return tostring(v) end
-  if t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return "null" end
-    if v == math.floor(v) and math.abs(v) < 2 ^ 53 then return string.format("%d", v) end
-    return string.format("%.10g", v)
-  end
-  if t == "string" then
-    return '"' .. v:gsub('[%c"\\]', function(c)
-      local named = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
-      return named[c] or string.format("\\u%04x", c:byte())
-    end) .. '"'
-  end
-  assert(t == "table", "report.json: cannot encode a " .. t)
-  local pad, inner = indent, indent .. "  "
-  if #v > 0 or next(v) == nil then
-    local items = {}
-    for _, x in ipairs(v) do items[#items + 1] = encode(x, inner) end
-    if #items == 0 then return "[]" end
-    return "[\n" .. inner .. table.concat(items, ",\n" .. inner) .. "\n" .. pad .. "]"
-  end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
-  local items = {}
-  for _, k in ipairs(keys) do
-    local x = v[k]
-    if x == nil then x = v[tonumber(k)] end
-    items[#items + 1] = encode(k, inner) .. ": " .. encode(x, inner)
-  end
-  return "{\n" .. inner .. table.concat(items, ",\n" .. inner) .. "\n" .. pad .. "}"
-end
-
---- JSON text of a Lua value.
-function M.json(value) return encode(value, "") .. "\n" end
+--- JSON text of a Lua value, indented by two spaces, with a final newline: monge.json.encode's
+--- mapping (objects with sorted keys, arrays for 1..n tables, null for NaN and infinities).
+function M.json(value) return json.encode(value, 2) .. "\n" end
 
 --- Writes `value` as JSON to `path`.
 function M.write_json(path, value) write_atomically(path, M.json(value)) end
