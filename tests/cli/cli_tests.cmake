@@ -85,7 +85,7 @@ set_tests_properties(cli.info PROPERTIES DEPENDS lua.train_test)
 # `monge apply` with that map on measurements lua.train_test saved; then the errors a user meets.
 set(_map "${CMAKE_CURRENT_BINARY_DIR}/train_test/straight/map.pt")
 set(_grid "${CMAKE_CURRENT_BINARY_DIR}/train_test/measured.png")
-add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*applied\\.png .* s on cpu, (fp32|bf16) \\(auto\\), .* MPix/s, peak RSS [0-9]+ MiB; exact tiles with halo 12"
+add_cli_test(apply 0 MATCH "apply: .*measured\\.png \\([0-9]+x[0-9]+\\) -> .*applied\\.png .* s on cpu, (fp32|bf16) \\(auto\\)( channels-last)?, .* MPix/s, peak RSS [0-9]+ MiB; exact tiles with halo 12"
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/applied.png" --device cpu)
 set_tests_properties(cli.apply PROPERTIES DEPENDS lua.train_test)
 # --precision: a bad name is a usage error; with oneDNN held below AVX-512 (no bf16 convolutions on
