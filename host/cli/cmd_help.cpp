@@ -5,12 +5,15 @@
 #include <iostream>
 
 #include "host/cli/commands.hpp"
+#include "host/train/options.hpp"
 
 namespace monge::cli {
 namespace {
 
-// The option set whose table `monge help --markdown NAME` prints: a command's; null for none.
+// The option set whose table `monge help --markdown NAME` prints: a command's, or a Lua function's
+// that has no command (train: monge.train, in docs/training.md); null for none.
 const host::OptionSet* documented_options(const std::string& name) {
+  if (name == "train") return &host::train_options();
   const Command* c = find_command(name);
   return c && c->options ? &c->options() : nullptr;
 }
@@ -31,7 +34,8 @@ int run(const Options&, const std::vector<std::string>& args) {
 Command help_command() {
   return {"help",
           {{"--help | monge COMMAND --help | monge help COMMAND", ""},
-           {"help --markdown apply|batch", "print the command's options as docs/cli.md's table"}},
+           {"help --markdown apply|batch|train",
+            "print the options of a command (or of monge.train)\nas the table in docs/cli.md (docs/training.md)"}},
           nullptr, &run};
 }
 
