@@ -125,6 +125,20 @@ OptionSet& OptionSet::add(const OptionSet& other) {
   return *this;
 }
 
+OptionSet& OptionSet::opaque(std::string name, std::string values, std::string default_text, std::string doc) {
+  if (schema_.find(name)) throw Error("internal: option set " + owner_ + " declares '" + name + "' twice");
+  opaque_.push_back({schema_.specs().size(), std::move(name), std::move(values), std::move(default_text), std::move(doc)});
+  return *this;
+}
+
+std::vector<std::string> OptionSet::lua_keys() const {
+  std::vector<std::string> keys;
+  for (const auto& spec : schema_.specs())
+    if (!cli(spec.name).cli_only) keys.push_back(spec.name);
+  for (const auto& o : opaque_) keys.push_back(o.name);
+  return keys;
+}
+
 const OptionCli& OptionSet::cli(const std::string& name) const {
   for (const auto& [n, c] : cli_)
     if (n == name) return c;
@@ -228,8 +242,22 @@ std::string OptionSet::help() const {
 }
 
 std::string OptionSet::markdown() const {
-  std::string out = "| option | Lua key | values | default | meaning |\n|---|---|---|---|---|\n";
-  for (const auto& spec : schema_.specs()) {
+  const auto& specs = schema_.specs();
+  const bool flags = std::any_of(specs.begin(), specs.end(), [this](const ParamSpec& s) { return !cli(s.name).lua_only; });
+  std::string out = flags ? "| option | Lua key | values | default | meaning |\n|---|---|---|---|---|\n"
+                          : "| Lua key | values | default | meaning |\n|---|---|---|---|\n";
+  auto row = [&](const std::string& option, const std::string& key, const std::string& values, const std::string& def,
+                 const std::string& doc) {
+    out += "| " + (flags ? option + " | " : std::string()) + key + " | " + markdown_cell(values) + " | " + markdown_cell(def) +
+           " | " + markdown_cell(doc) + " |\n";
+  };
+  auto opaque_rows = [&](size_t position) {
+    for (const auto& o : opaque_)
+      if (o.position == position) row("—", "`" + o.name + "`", o.values, o.default_text, o.doc);
+  };
+  for (size_t i = 0; i < specs.size(); ++i) {
+    opaque_rows(i);
+    const ParamSpec& spec = specs[i];
     const OptionCli& c = cli(spec.name);
     std::string option = "—";
     if (!c.lua_only) {
@@ -241,9 +269,9 @@ std::string OptionSet::markdown() const {
     if (spec.type != ParamType::Choice && !range_text(spec).empty()) values += " in " + range_text(spec);
     std::string def = default_text(spec, c, false);
     if (c.cli_default && c.default_text.empty()) def += " (command line: " + plain(*c.cli_default) + ")";
-    out += "| " + option + " | " + key + " | " + markdown_cell(values) + " | " + markdown_cell(def) + " | " +
-           markdown_cell(spec.doc) + " |\n";
+    row(option, key, values, def, spec.doc);
   }
+  opaque_rows(specs.size());
   return out;
 }
 

@@ -36,12 +36,18 @@ class OptionSet {
   OptionSet& add(const Schema& schema, const std::vector<std::pair<std::string, OptionCli>>& cli = {});
   /// Every option of `other` (e.g. batch takes all of apply's).
   OptionSet& add(const OptionSet& other);
+  /// A Lua key whose value a Schema cannot hold (a tensor): the binding reads it itself; here it
+  /// is only accepted as a key and documented (`values` and `default_text` as the table shows them).
+  OptionSet& opaque(std::string name, std::string values, std::string default_text, std::string doc);
 
   const std::string& owner() const { return owner_; }
   const Schema& schema() const { return schema_; }
   const OptionCli& cli(const std::string& name) const;
   /// The flag of an option: "--" and the name with '-' for '_' (or --no-NAME for a negated one).
   std::string flag(const ParamSpec& spec) const;
+
+  /// The keys a Lua table may hold: every option but the command-line-only ones, and the opaque keys.
+  std::vector<std::string> lua_keys() const;
 
   /// Validates options given by a Lua table (keys are names) and fills the defaults; errors name
   /// `who` and the key.
@@ -61,13 +67,19 @@ class OptionSet {
 
   /// The options as --help lists them: "  --tile N          doc (default: 1024)", wrapped at 100.
   std::string help() const;
-  /// The options as a Markdown table for docs/cli.md: option, Lua key, values, default, meaning.
+  /// The options as a Markdown table for docs/: option, Lua key, values, default, meaning (without
+  /// the option column for a set that has no flags, e.g. monge.train's).
   std::string markdown() const;
 
  private:
   std::string owner_;
   Schema schema_;
   std::vector<std::pair<std::string, OptionCli>> cli_;
+  struct Opaque {
+    size_t position;  ///< the number of schema options declared before it (its place in the docs)
+    std::string name, values, default_text, doc;
+  };
+  std::vector<Opaque> opaque_;
 };
 
 /// The default of an option as help and docs show it ("1024", "auto", "the receptive radius").

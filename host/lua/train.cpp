@@ -16,6 +16,7 @@
 #include "host/lua/lua_util.hpp"
 #include "host/lua/tensor.hpp"
 #include "host/train/distributed.hpp"
+#include "host/train/options.hpp"
 #include "host/train/trainer.hpp"
 #include "monge/image_metrics.hpp"
 
@@ -78,20 +79,15 @@ at::Tensor tensor_field(lua_State* L, const char* key) {
   return out;
 }
 
-bool bool_field(lua_State* L, const char* key, bool def) {
-  lua_getfield(L, 1, key);
-  const bool v = lua_isnil(L, -1) ? def : lua_toboolean(L, -1) != 0;
-  lua_pop(L, 1);
-  return v;
-}
+Params table_options(lua_State* L, const host::OptionSet& set, const char* who, std::initializer_list<const char*> other);
 
 int l_train(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_keys(L, 1, "monge.train",
-             {"operator", "noise", "clean", "measured", "eval", "map", "potential", "solver", "cost", "iters", "batch",
-              "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume", "progress", "precision",
-              "max_rollbacks", "rollback_lr_factor", "max_loss", "dist_timeout", "dump_first_step"});
+  // Keys, types, ranges and defaults come from the declaration (host/train/options.cpp); the
+  // plugin objects are read again below for their names and parameters, the tensors here only.
+  const Params p = table_options(L, host::train_options(), "monge.train", {});
   host::TrainConfig c;
+  host::set_train_options(p, c);
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
   if (op->params) c.op_spec = recorded(*op);
@@ -111,23 +107,7 @@ int l_train(lua_State* L) {
   c.clean = tensor_field(L, "clean");
   c.measured = tensor_field(L, "measured");
   c.eval_clean = tensor_field(L, "eval");
-  c.iters = static_cast<int64_t>(opt_number_field(L, 1, "iters", 1000));
-  c.batch = static_cast<int64_t>(opt_number_field(L, 1, "batch", 64));
-  c.seed = static_cast<uint64_t>(opt_number_field(L, 1, "seed", 0));
-  c.eval_every = static_cast<int64_t>(opt_number_field(L, 1, "eval_every", 0));
-  c.checkpoint_every = static_cast<int64_t>(opt_number_field(L, 1, "checkpoint_every", 0));
-  c.log_every = static_cast<int64_t>(opt_number_field(L, 1, "log_every", 10));
-  c.out = opt_string_field(L, 1, "out", "");
-  c.device = opt_string_field(L, 1, "device", "auto");
-  c.resume = bool_field(L, "resume", false);
-  c.progress = bool_field(L, "progress", true);
-  c.precision = opt_string_field(L, 1, "precision", "fp32");
-  c.max_rollbacks = static_cast<int64_t>(opt_number_field(L, 1, "max_rollbacks", 3));
-  c.rollback_lr_factor = opt_number_field(L, 1, "rollback_lr_factor", 0.5);
-  c.max_loss = opt_number_field(L, 1, "max_loss", 0);
-  c.dist_timeout = opt_number_field(L, 1, "dist_timeout", 300);
   if (!(c.dist_timeout > 0)) throw std::runtime_error("monge.train: 'dist_timeout' must be a positive number of seconds");
-  c.dump_first_step = opt_string_field(L, 1, "dump_first_step", "");
 
   host::TrainResult r = host::train(c);
 
@@ -389,8 +369,7 @@ std::vector<std::string> strings_field(lua_State* L, const char* key, const char
 // its declaration (host/apply/options.hpp), errors naming `who` and the key.
 Params table_options(lua_State* L, const host::OptionSet& set, const char* who, std::initializer_list<const char*> other) {
   std::vector<std::string> allowed(other.begin(), other.end());
-  for (const auto& spec : set.schema().specs())
-    if (!set.cli(spec.name).cli_only) allowed.push_back(spec.name);
+  for (const auto& key : set.lua_keys()) allowed.push_back(key);
   check_keys(L, 1, who, allowed);
   ParamMap given;
   for (const auto& spec : set.schema().specs()) {

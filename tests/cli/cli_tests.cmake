@@ -10,6 +10,24 @@ endfunction()
 set(_m $<TARGET_FILE:monge>)
 add_cli_test(version 0 MATCH "^monge 0\\.1\\.0" "plugin SDK 7\\.0" "LibTorch 1\\.13" COMMAND ${_m} --version)
 add_cli_test(help 0 MATCH "Usage:" "monge .*run SCRIPT" "Exit codes:" "MONGE_PLUGIN_PATH" COMMAND ${_m} --help)
+# The command list of --help, `monge help NAME` and "did you mean" come from one table
+# (host/cli/commands.cpp): every command is listed, and `monge help NAME` is `monge NAME --help`.
+add_cli_test(help_lists_commands 0
+  MATCH "^  monge \\[OPTIONS\\] run SCRIPT\\.lua \\[ARGS\\.\\.\\.\\] +run a Lua pipeline" "^  monge \\[OPTIONS\\] plugins --describe NAME +show"
+        "^  monge \\[OPTIONS\\] info MAP" "^  monge \\[OPTIONS\\] map upgrade OLD NEW --trust-code$" "^  monge \\[OPTIONS\\] apply MAP IN OUT"
+        "^  monge \\[OPTIONS\\] batch MAP INPUT\\.\\.\\." "^  monge \\[OPTIONS\\] bench " "^  monge \\[OPTIONS\\] eval MAP"
+        "^  monge \\[OPTIONS\\] calibrate --clean" "^  monge --version +print versions" "^  monge help --markdown "
+        "^ {46}data-only format 3"
+  COMMAND ${_m} --help)
+add_test(NAME cli.help_docs COMMAND "${CMAKE_CURRENT_SOURCE_DIR}/cli/help_docs.sh" ${_m} "${PROJECT_SOURCE_DIR}/docs/cli.md")
+add_cli_test(help_topic 0 MATCH "^Usage: monge info MAP \\[--trust-code\\]" COMMAND ${_m} help info)
+add_cli_test(help_topic_run 0 MATCH "^Usage: monge run .*--nproc N" COMMAND ${_m} help run)
+add_cli_test(help_topic_apply 0 MATCH "^Usage: monge apply MAP INPUT OUTPUT" "^  --max-pixels N" COMMAND ${_m} help apply)
+add_cli_test(help_unknown_topic 0 MATCH "^Usage:$" "^Exit codes:$" COMMAND ${_m} help nonsense)
+add_cli_test(help_markdown 0 MATCH "^\\| option \\| Lua key \\| values \\| default \\| meaning \\|$" "^\\| `--out DIR` \\| `out` \\|"
+  COMMAND ${_m} help --markdown batch)
+add_cli_test(unknown_command_far 2 MATCH "^monge: unknown command 'frobnicate'$" COMMAND ${_m} frobnicate)
+add_cli_test(version_command 0 MATCH "^monge 0\\.1\\.0" COMMAND ${_m} version)
 add_cli_test(run_help 0 MATCH "arg\\[1\\.\\.n\\]" COMMAND ${_m} run --help)
 add_cli_test(run_nproc_help 0 MATCH "--nproc N" "--max-restarts K" COMMAND ${_m} run --help)
 add_cli_test(run_nproc_zero 2 MATCH "run: --nproc needs a number of processes \\(1 to 1024\\), got '0'"

@@ -4,13 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <functional>
 #include <sstream>
 #include <string>
 
 #include "host/apply/options.hpp"
 #include "host/core/options.hpp"
+#include "host/train/options.hpp"
 
 using namespace monge;
 using namespace monge::host;
@@ -121,23 +124,104 @@ TEST(Options, HelpListsEveryFlagAndEveryChoiceIsDocumented) {
   }
 }
 
-// docs/cli.md holds each set's table between "<!-- options: NAME -->" and "<!-- end options -->".
-TEST(Options, DocsCliMdTablesAreTheDeclarations) {
-  std::ifstream f(std::string(MONGE_SOURCE_DIR) + "/docs/cli.md");
-  ASSERT_TRUE(f) << "docs/cli.md not found";
+// A docs file holds each set's table between "<!-- options: NAME -->" and "<!-- end options -->".
+void expect_doc_table(const std::string& file, const OptionSet& set, const std::string& declared_in) {
+  std::ifstream f(std::string(MONGE_SOURCE_DIR) + "/" + file);
+  ASSERT_TRUE(f) << file << " not found";
   std::stringstream text;
   text << f.rdbuf();
   const std::string doc = text.str();
-  for (const OptionSet* set : {&apply_options(), &batch_options()}) {
-    const std::string open = "<!-- options: " + set->owner() + " -->\n", close = "<!-- end options -->";
-    const size_t a = doc.find(open);
-    ASSERT_NE(a, std::string::npos) << "docs/cli.md has no '" << open << "' block";
-    const size_t b = doc.find(close, a);
-    ASSERT_NE(b, std::string::npos);
-    EXPECT_EQ(doc.substr(a + open.size(), b - a - open.size()), set->markdown())
-        << "docs/cli.md's " << set->owner() << " options differ from the declaration in host/apply/options.cpp; "
-        << "replace the block with the output of `monge help --markdown " << set->owner() << "`";
-  }
+  const std::string open = "<!-- options: " + set.owner() + " -->\n", close = "<!-- end options -->";
+  const size_t a = doc.find(open);
+  ASSERT_NE(a, std::string::npos) << file << " has no '" << open << "' block";
+  const size_t b = doc.find(close, a);
+  ASSERT_NE(b, std::string::npos);
+  EXPECT_EQ(doc.substr(a + open.size(), b - a - open.size()), set.markdown())
+      << file << "'s " << set.owner() << " options differ from the declaration in " << declared_in
+      << "; replace the block with the output of `monge help --markdown " << set.owner() << "`";
+}
+
+TEST(Options, DocsCliMdTablesAreTheDeclarations) {
+  expect_doc_table("docs/cli.md", apply_options(), "host/apply/options.cpp");
+  expect_doc_table("docs/cli.md", batch_options(), "host/apply/options.cpp");
+}
+
+TEST(Options, DocsTrainingMdTableIsTheDeclaration) {
+  expect_doc_table("docs/training.md", train_options(), "host/train/options.cpp");
+}
+
+// A set without flags (monge.train's) has no option column; its opaque keys (tensors) are Lua keys
+// and rows of the table, in their place, but not options of the schema.
+TEST(Options, LuaOnlySetAndOpaqueKeys) {
+  Schema s;
+  s.integer("iters", 10, 1, 100, "iterations").boolean("resume", false, "continue");
+  OptionCli lua;
+  lua.lua_only = true;
+  OptionSet set("toy");
+  set.add(s, {{"iters", lua}}).opaque("clean", "tensor", "required", "clean signals");
+  Schema more;
+  more.string("out", "", "run directory");
+  set.add(more, {{"out", lua}});
+  EXPECT_EQ(set.lua_keys(), (std::vector<std::string>{"iters", "resume", "out", "clean"}));
+  EXPECT_FALSE(set.schema().find("clean"));
+  // "resume" has a flag here, so the option column stays; with every option Lua-only it goes.
+  EXPECT_NE(set.markdown().find("| option | Lua key |"), std::string::npos);
+  OptionSet lua_set("toy");
+  lua_set.add(s, {{"iters", lua}, {"resume", lua}}).opaque("clean", "tensor", "required", "clean signals");
+  EXPECT_EQ(lua_set.markdown(),
+            "| Lua key | values | default | meaning |\n|---|---|---|---|\n"
+            "| `iters` | integer in [1, 100] | 10 | iterations |\n"
+            "| `resume` | boolean | false | continue |\n"
+            "| `clean` | tensor | required | clean signals |\n");
+  EXPECT_THROW(OptionSet("x").add(s).opaque("iters", "tensor", "", "twice"), Error);
+}
+
+// TrainConfig keeps its defaults for C++ callers; they must be the declared ones: set from the
+// declaration's defaults, a TrainConfig equals a default one.
+TEST(TrainOptions, TrainConfigDefaultsAreTheDeclared) {
+  std::map<std::string, Value> declared;
+  for (const auto& spec : train_options().schema().specs())
+    if (spec.type != ParamType::Object) declared[spec.name] = spec.default_value;
+  ASSERT_TRUE(std::holds_alternative<std::monostate>(declared.at("out")));  // required: no default
+  declared["out"] = std::string("run");
+  TrainConfig from_declaration, defaults;
+  set_train_options(Params(declared), from_declaration);
+  EXPECT_EQ(from_declaration.iters, defaults.iters);
+  EXPECT_EQ(from_declaration.batch, defaults.batch);
+  EXPECT_EQ(from_declaration.seed, defaults.seed);
+  EXPECT_EQ(from_declaration.eval_every, defaults.eval_every);
+  EXPECT_EQ(from_declaration.checkpoint_every, defaults.checkpoint_every);
+  EXPECT_EQ(from_declaration.log_every, defaults.log_every);
+  EXPECT_EQ(from_declaration.out, "run");
+  EXPECT_EQ(from_declaration.device, defaults.device);
+  EXPECT_EQ(from_declaration.resume, defaults.resume);
+  EXPECT_EQ(from_declaration.progress, defaults.progress);
+  EXPECT_EQ(from_declaration.precision, defaults.precision);
+  EXPECT_EQ(from_declaration.max_rollbacks, defaults.max_rollbacks);
+  EXPECT_EQ(from_declaration.rollback_lr_factor, defaults.rollback_lr_factor);
+  EXPECT_EQ(from_declaration.max_loss, defaults.max_loss);
+  EXPECT_EQ(from_declaration.dist_timeout, defaults.dist_timeout);
+  EXPECT_EQ(from_declaration.dump_first_step, defaults.dump_first_step);
+  // Every declared setting is one of the above (a new one needs a line here and in set_train_options).
+  EXPECT_EQ(declared.size(), 16u);
+}
+
+// The keys monge.train accepts: the plugin objects, the tensors and the settings; errors name
+// monge.train and the option.
+TEST(TrainOptions, KeysAndErrors) {
+  const auto keys = train_options().lua_keys();
+  for (const char* key : {"operator", "noise", "clean", "measured", "eval", "map", "potential", "solver", "cost", "iters",
+                          "batch", "seed", "eval_every", "checkpoint_every", "log_every", "out", "device", "resume",
+                          "progress", "precision", "max_rollbacks", "rollback_lr_factor", "max_loss", "dist_timeout",
+                          "dump_first_step"})
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+  EXPECT_EQ(keys.size(), 25u);
+  EXPECT_EQ(error_of([] { train_options().resolve({{"iter", int64_t{3}}}, "monge.train"); }).rfind(
+                "monge.train: unknown parameter 'iter' (did you mean 'iters'?)", 0),
+            0u);
+  EXPECT_NE(error_of([] { train_options().resolve({}, "monge.train"); })
+                .find("monge.train: parameter 'operator' is required (operator object"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -105,7 +105,8 @@ assert(reason and reason:find("above max_loss 1000000") and reason:find('"diverg
 local unguarded = exploding {}
 assert(unguarded.rollbacks == 0, "without max_loss a finite loss must not roll back")
 local bad_limit, bad_limit_err = pcall(exploding, { max_loss = -1 })
-assert(not bad_limit and bad_limit_err:find("max_loss must be a finite number >= 0"), bad_limit_err)
+assert(not bad_limit and bad_limit_err:find("monge.train: parameter 'max_loss' expects a number in [0, inf], got -1", 1, true),
+       bad_limit_err)
 
 -- Always NaN from iteration 3 on: after max_rollbacks the run stops with a clear error, and the
 -- checkpoint it leaves resumes cleanly with a healthy cost.
@@ -143,10 +144,19 @@ local function expect_error(pattern, c)
 end
 local no_operator = config(out .. "/bad", 1)
 no_operator.operator = nil
-expect_error("'operator' %(a operator%) is required", no_operator)
+expect_error("monge%.train: parameter 'operator' is required %(operator object: forward operator", no_operator)
 expect_error("'clean' and 'measured' images differ in shape", config(out .. "/bad", 1, { measured = monge.zeros { 4, 1, 14, 14 } }))
 expect_error("unknown option 'iter' %(did you mean 'iters'%?%)", config(out .. "/bad", 1, { iter = 3 }))
-expect_error("precision must be 'fp32' or 'bf16'", config(out .. "/bad", 1, { precision = "fp16" }))
+expect_error("monge%.train: parameter 'precision' expects one of fp32|bf16, got \"fp16\" %(did you mean 'fp32'%?%)",
+             config(out .. "/bad", 1, { precision = "fp16" }))
+-- Types and ranges come from the declaration (host/train/options.cpp).
+expect_error("monge%.train: parameter 'iters' expects an integer in %[1, inf%], got 0", config(out .. "/bad", 1, { iters = 0 }))
+expect_error("monge%.train: parameter 'batch' expects an integer, got number 2%.5",
+             config(out .. "/bad", 1, { batch = 2.5 }))
+expect_error("monge%.train: parameter 'resume' expects a boolean, got string \"yes\"", config(out .. "/bad", 1, { resume = "yes" }))
+expect_error("monge%.train: parameter 'solver' expects a solver object, got cost object",
+             config(out .. "/bad", 1, { solver = monge.cost("quadratic", { operator = A }) }))
+expect_error("monge%.train: parameter 'device' expects one of auto|cpu|cuda", config(out .. "/bad", 1, { device = "gpu" }))
 expect_error("the operator cannot take the training images", config(out .. "/bad", 1, {
   operator = monge.operator("downsample", { factor = 2 }), clean = monge.zeros { 4, 1, 27, 27 }, measured = monge.zeros { 4, 1, 27, 27 },
   eval = monge.zeros { 2, 1, 27, 27 } }))
