@@ -81,12 +81,13 @@ at::Tensor tensor_field(lua_State* L, const char* key) {
 
 Params table_options(lua_State* L, const host::OptionSet& set, const char* who, std::initializer_list<const char*> other);
 
-int l_train(lua_State* L) {
+// monge.train's table at index 1 as a TrainConfig: keys, types, ranges and defaults from the
+// declaration (host/train/options.cpp); the plugin objects are read again for their names and
+// parameters, the tensors here only.
+host::TrainConfig train_config(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  // Keys, types, ranges and defaults come from the declaration (host/train/options.cpp); the
-  // plugin objects are read again below for their names and parameters, the tensors here only.
-  const Params p = table_options(L, host::train_options(), "monge.train", {});
   host::TrainConfig c;
+  const Params p = table_options(L, host::train_options(), "monge.train", {});
   host::set_train_options(p, c);
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
@@ -109,9 +110,12 @@ int l_train(lua_State* L) {
   c.eval_clean = tensor_field(L, "eval");
   if (!(c.dist_timeout > 0)) throw std::runtime_error("monge.train: 'dist_timeout' must be a positive number of seconds");
 
-  host::TrainResult r = host::train(c);
+  return c;
+}
 
-  lua_createtable(L, 0, 9);
+// The trained map as monge.load_map would give it: the network with its operator, lift, noise
+// and tiling described.
+host::LoadedMap trained_map(const host::TrainConfig& c, const host::TrainResult& r) {
   host::LoadedMap trained;
   trained.module = r.map;
   trained.op = c.op;
@@ -123,7 +127,14 @@ int l_train(lua_State* L) {
   if (auto* w = dynamic_cast<const host::wiener::WienerLift*>(c.op.get())) trained.info.lift = w->model();
   trained.info.noise = c.noise ? c.noise_spec : std::optional<host::PluginSpec>(host::PluginSpec{"none", Params{}});
   host::describe_tiling(trained, *c.map_net);
-  push_map(L, MapBox{trained, r.map_path.string()});
+  return trained;
+}
+
+// The result table of monge.train: map, map_path, iterations, seconds, its_per_second, evals,
+// stats, warnings and rollbacks.
+void push_train_result(lua_State* L, const host::TrainConfig& c, const host::TrainResult& r) {
+  lua_createtable(L, 0, 9);
+  push_map(L, MapBox{trained_map(c, r), r.map_path.string()});
   lua_setfield(L, -2, "map");
   lua_pushstring(L, r.map_path.string().c_str());
   lua_setfield(L, -2, "map_path");
@@ -163,6 +174,12 @@ int l_train(lua_State* L) {
   lua_setfield(L, -2, "warnings");
   lua_pushnumber(L, static_cast<lua_Number>(r.rollbacks));
   lua_setfield(L, -2, "rollbacks");
+}
+
+int l_train(lua_State* L) {
+  const host::TrainConfig c = train_config(L);
+  const host::TrainResult r = host::train(c);
+  push_train_result(L, c, r);
   return 1;
 }
 
