@@ -58,7 +58,11 @@ int run(const Options& opt, const std::vector<std::string>& args) {
   if (i.op) {
     std::cout << "  operator " << i.op->name << version_text(*i.op);
     for (const auto& [k, v] : i.op->params.values()) std::cout << " " << k << "=" << detail::value_text(v);
-    if (i.lift)
+    if (i.lift && i.lift->kind == host::wiener::LiftKind::Fitted)
+      std::cout << " with the fitted lift (a least-squares filter on the operator's own lift, fitted on pairs simulated "
+                   "from the clean set; filter radius "
+                << i.lift->filter.radius << " measurement pixels: inputs are restored by it before the network)\n";
+    else if (i.lift)
       std::cout << " with the Wiener lift (noise variance " << detail::format_number(i.lift->noise_variance)
                 << ", prior from the clean set, filter radius " << i.lift->filter.radius
                 << " measurement pixels: inputs are restored by it before the network)\n";

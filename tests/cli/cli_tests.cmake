@@ -122,6 +122,11 @@ add_cli_test(apply_bf16_without_bf16 1 MATCH "apply: precision 'bf16' needs bflo
   COMMAND ${_m} apply ${_map} ${_grid} "${CMAKE_CURRENT_BINARY_DIR}/never_bf16.png" --precision bf16)
 set_tests_properties(cli.apply_auto_without_bf16 cli.apply_bf16_without_bf16 PROPERTIES DEPENDS lua.train_test
                      ENVIRONMENT "MONGE_PLUGIN_PATH=;DNNL_MAX_CPU_ISA=AVX2")
+# monge info names the lift a map file records: the unpaired Wiener filter or the fitted one.
+add_cli_test(info_wiener_lift 0 MATCH "with the Wiener lift \\(noise variance"
+  COMMAND ${_m} info "${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/map/unet_wiener_lift.map")
+add_cli_test(info_fitted_lift 0 MATCH "with the fitted lift \\(a least-squares filter"
+  COMMAND ${_m} info "${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/map/unet_fitted_lift.map")
 add_cli_test(apply_same_file 1 MATCH "is the input file; choose another output path"
   COMMAND ${_m} apply ${_map} ${_grid} ${_grid})
 set_tests_properties(cli.apply_same_file cli.apply_channels_last PROPERTIES DEPENDS lua.train_test)
