@@ -129,8 +129,9 @@ const OptionSet& batch_options() {
   return set;
 }
 
-StreamOptions stream_options(const Params& p, const std::string& who) {
+StreamOptions stream_options(const Params& p, const std::string& who, const OptionSpelling& spell) {
   StreamOptions o;
+  o.spell = spell;
   o.tiles.tile = p.integer("tile");
   o.tiles.halo = p.integer("halo");
   o.tiles.batch = p.integer("batch");
@@ -149,9 +150,9 @@ StreamOptions stream_options(const Params& p, const std::string& who) {
   return o;
 }
 
-BatchOptions batch_options(const Params& p, const std::string& who) {
+BatchOptions batch_options(const Params& p, const std::string& who, const OptionSpelling& spell) {
   BatchOptions o;
-  o.apply = stream_options(p, who);
+  o.apply = stream_options(p, who, spell);
   o.progress = o.apply.progress;
   o.out = p.string("out");
   o.include = p.strings("include");
@@ -160,7 +161,8 @@ BatchOptions batch_options(const Params& p, const std::string& who) {
   o.shard = resolve_shard(p.string("shard"));
   o.retry_failed = p.boolean("retry_failed");
   if (o.apply.tiles.reduce == "all")
-    throw ParamError(who + ": reduce 'all' writes several files per input; use mean or std (or monge apply)");
+    throw ParamError(who + ": " + spell.setting("reduce", "all", true) +
+                     " writes several files per input; use mean or std (or monge apply)");
   return o;
 }
 

@@ -19,10 +19,11 @@ const OptionSet& apply_options();
 const OptionSet& batch_options();
 
 /// The streaming options that validated apply (or batch) options ask for; the device and the
-/// precision are resolved here, before any work (`who` starts their errors).
-StreamOptions stream_options(const Params& p, const std::string& who);
+/// precision are resolved here, before any work (`who` starts their errors; the errors of these
+/// and of the apply itself name options as `spell` says: Lua keys by default).
+StreamOptions stream_options(const Params& p, const std::string& who, const OptionSpelling& spell = {});
 /// The batch options that validated batch options ask for (the shard resolved from --shard or
 /// the launcher's environment).
-BatchOptions batch_options(const Params& p, const std::string& who);
+BatchOptions batch_options(const Params& p, const std::string& who, const OptionSpelling& spell = {});
 
 }  // namespace monge::host

@@ -336,8 +336,8 @@ ImagePtr open_input(Job& job, const std::string& in_name, const StreamOptions& o
   job.bands = vips_image_get_bands(in.get());
   job.in_fmt = vips_image_get_format(in.get());
   if (opt.max_pixels > 0 && job.width * job.height > opt.max_pixels)
-    throw Error(in_name + ": " + std::to_string(job.width) + " x " + std::to_string(job.height) + " pixels is more than --max-pixels " +
-                std::to_string(opt.max_pixels) + "; raise the limit if the file is trusted");
+    throw Error(in_name + ": " + std::to_string(job.width) + " x " + std::to_string(job.height) + " pixels is more than " +
+                opt.spell.setting("max_pixels", std::to_string(opt.max_pixels)) + "; raise the limit if the file is trusted");
   if (job.in_fmt == VIPS_FORMAT_DOUBLE) {
     VipsImage* f = nullptr;
     if (vips_cast(in.get(), &f, VIPS_FORMAT_FLOAT, nullptr) != 0) throw Error(in_name + ": " + take_vips_error());
@@ -358,7 +358,7 @@ int64_t check_nonfinite(Job& job, const StreamOptions& opt) {
   const int64_t nonfinite = image::count_nonfinite(job.input_name);
   if (nonfinite > 0 && opt.nonfinite == image::NonFinite::Error)
     throw Error(image::nonfinite_message(job.input_name, nonfinite, job.width * job.height * job.bands,
-                                         "--nan replace (Lua: nan = \"replace\")"));
+                                         opt.spell.setting("nan", "replace", true)));
   job.replace_nonfinite = nonfinite > 0;
   return nonfinite;
 }
@@ -389,11 +389,11 @@ void choose_depth(Job& job, const StreamOptions& opt, const char* saver, const s
   else if (opt.depth == "8") job.out_fmt = VIPS_FORMAT_UCHAR;
   else if (opt.depth == "16") job.out_fmt = VIPS_FORMAT_USHORT;
   else if (opt.depth == "float") job.out_fmt = VIPS_FORMAT_FLOAT;
-  else throw Error("apply: --depth must be input, 8, 16 or float, got '" + opt.depth + "'");
+  else throw Error("apply: " + opt.spell.name("depth") + " must be input, 8, 16 or float, got '" + opt.depth + "'");
   std::string why;
   if (!saver_holds(saver, job.out_fmt, job.alpha, why))
     throw Error(out_file + ": " + why + " (this output would be " + format_name(job.out_fmt) + (job.alpha ? " with alpha" : "") +
-                "); write .tif or .png, or choose --depth 8");
+                "); write .tif or .png, or choose " + opt.spell.setting("depth", "8", true));
 }
 
 // The tile plan and the runner computing it; the cache tiles' size and the threads.
@@ -403,7 +403,7 @@ TilePlan plan_job(Job& job, const LoadedMap& map, const StreamOptions& opt) {
   const int64_t out_w = job.runner->out_width(), out_h = job.runner->out_height();
   if (opt.max_pixels > 0 && out_w * out_h > opt.max_pixels)
     throw Error(job.input_name + ": the output would have " + std::to_string(out_w) + " x " + std::to_string(out_h) +
-                " pixels, more than --max-pixels " + std::to_string(opt.max_pixels));
+                " pixels, more than " + opt.spell.setting("max_pixels", std::to_string(opt.max_pixels)));
   if (out_w > INT32_MAX / 2 || out_h > INT32_MAX / 2) throw Error(job.input_name + ": the output would be too large for libvips");
   job.strip = plan.tile * plan.net_scale * (plan.blend ? 4 : 1);
   job.chunk = plan.tile * plan.net_scale * kChunkTiles;

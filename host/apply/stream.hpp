@@ -16,6 +16,7 @@
 #include <c10/core/Device.h>
 
 #include "host/apply/tiling.hpp"
+#include "host/core/spelling.hpp"
 #include "host/image/vips_io.hpp"
 #include "host/map/map_file.hpp"
 
@@ -35,6 +36,8 @@ struct StreamOptions {
   /// NaN and infinite samples of a float input: refused (the default, naming how many, before any
   /// work) or replaced (NaN and -Inf by 0, +Inf by full scale).
   image::NonFinite nonfinite = image::NonFinite::Error;
+  /// How errors name options: Lua keys (the default) or the command line's flags.
+  OptionSpelling spell;
 };
 
 struct StreamReport {

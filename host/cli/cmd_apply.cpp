@@ -70,7 +70,7 @@ int run(const Options& opt, const std::vector<std::string>& args) {
   const auto& files = o.positional;
   if (files.size() != 3) return usage_error("apply: give MAP INPUT OUTPUT (monge apply runs/gb/map.pt blurry.png restored.png)");
   const bool auto_precision = o.params.string("precision") == "auto";
-  auto so = host::stream_options(o.params, "apply");  // the device and precision resolved before any work
+  auto so = host::stream_options(o.params, "apply", host::OptionSpelling{true});  // the device and precision resolved before any work
   monge::host::set_threads(so.threads);
   auto map = host::load_map(files[0], registry(opt), {o.params.boolean("trust_code")});
   seed_map(map, o.params);

@@ -57,7 +57,7 @@ int run(const Options& opt, const std::vector<std::string>& args) {
   if (o.positional.size() < 2) return usage_error("batch: give MAP and at least one INPUT (monge batch map.pt scans/ --out restored/)");
   host::BatchOptions bo;
   try {
-    bo = host::batch_options(o.params, "batch");
+    bo = host::batch_options(o.params, "batch", host::OptionSpelling{true});
   } catch (const monge::ParamError& e) {
     return usage_error(e.what());
   }

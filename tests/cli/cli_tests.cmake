@@ -164,7 +164,7 @@ add_cli_test(apply_samples_deterministic 1 MATCH "--samples 2 needs a stochastic
   COMMAND ${_m} apply "${_sto}/deterministic.pt" "${_sto}/blurred.png" "${_sto}/never.png" --samples 2)
 add_cli_test(apply_bad_reduce 2 MATCH "apply: --reduce expects one of mean\\|std\\|all, got \"median\""
   COMMAND ${_m} apply a.pt b.png c.png --samples 2 --reduce median)
-add_cli_test(batch_reduce_all 2 MATCH "batch: reduce 'all' writes several files per input"
+add_cli_test(batch_reduce_all 2 MATCH "batch: --reduce all writes several files per input"
   COMMAND ${_m} batch a.pt in/ --out x --samples 2 --reduce all)
 add_cli_test(info_stochastic 0 MATCH "stochastic: measurements smoothed with N\\(0, 0\\.2\\^2\\) noise at each call" "solver otp"
   COMMAND ${_m} info "${_sto}/map.pt")

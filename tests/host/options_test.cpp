@@ -108,7 +108,20 @@ TEST(Options, StreamAndBatchOptionsFollowTheParameters) {
   EXPECT_TRUE(b.retry_failed);
   EXPECT_EQ(b.out, "o");
   const Params all = cli(batch_options(), {"--out", "o", "--reduce", "all", "--device", "cpu"});
-  EXPECT_NE(error_of([&] { batch_options(all, "batch"); }).find("reduce 'all'"), std::string::npos);
+  // The error names the option as the caller spells it: a Lua key by default, the flag for the CLI.
+  EXPECT_NE(error_of([&] { batch_options(all, "monge.batch"); }).find("monge.batch: reduce = \"all\" writes"), std::string::npos);
+  EXPECT_NE(error_of([&] { batch_options(all, "batch", OptionSpelling{true}); }).find("batch: --reduce all writes"),
+            std::string::npos);
+}
+
+TEST(Options, SpellingNamesOptionsAsTheCallerTypesThem) {
+  const OptionSpelling lua, cli{true};
+  EXPECT_EQ(lua.name("max_pixels"), "max_pixels");
+  EXPECT_EQ(cli.name("max_pixels"), "--max-pixels");
+  EXPECT_EQ(lua.setting("max_pixels", "100"), "max_pixels = 100");
+  EXPECT_EQ(cli.setting("max_pixels", "100"), "--max-pixels 100");
+  EXPECT_EQ(lua.setting("nan", "replace", true), "nan = \"replace\"");
+  EXPECT_EQ(cli.setting("nan", "replace", true), "--nan replace");
 }
 
 TEST(Options, HelpListsEveryFlagAndEveryChoiceIsDocumented) {

@@ -48,6 +48,9 @@ end
 -- Errors are Lua errors with the reason; nothing is left behind.
 ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/x.jpg", depth = "16" })
 assert(not ok and err:find("JPEG holds 8%-bit images only"), err)
+assert(err:find('choose depth = "8"', 1, true), "a Lua caller is told the Lua key, not the flag: " .. err)
+ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/z.png", max_pixels = 100 })
+assert(not ok and err:find("pixels is more than max_pixels = 100", 1, true), err)
 ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/y.png", tiel = 3 })
 assert(not ok and err:find("did you mean 'tile'"), err)
 assert(not io.open(out .. "/x.jpg") and not io.open(out .. "/y.png"))
