@@ -1,5 +1,7 @@
 #include "host/core/options.hpp"
 
+#include "host/core/spelling.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -146,9 +148,8 @@ const OptionCli& OptionSet::cli(const std::string& name) const {
 }
 
 std::string OptionSet::flag(const ParamSpec& spec) const {
-  std::string name = spec.name;
-  std::replace(name.begin(), name.end(), '_', '-');
-  return (cli(spec.name).negated ? "--no-" : "--") + name;
+  const std::string flag = OptionSpelling{true}.name(spec.name);  // "--max-pixels": one spelling of flags
+  return cli(spec.name).negated ? "--no-" + flag.substr(2) : flag;
 }
 
 Params OptionSet::resolve(const ParamMap& given, const std::string& who) const {
