@@ -40,10 +40,16 @@ OptionSet make_apply_options() {
               "as fp32 on an AVX-512 BF16 CPU and differs from fp32 by a level or two in 8-bit output (docs/performance.md); "
               "the lift, the residual sum, strength and the output conversion stay fp32. The last line says which ran")
       .choice("layout", "auto", {"auto", "nchw", "channels-last"},
-              "the network's feature-map layout: auto (channels-last where it runs in bf16 on a CPU, nchw otherwise), "
+              "the network's feature-map layout: auto (channels-last where it runs in bf16 on a CPU on images of 65536 "
+              "(256 x 256) network-input pixels or more, nchw otherwise), "
               "nchw, or channels-last (NHWC: oneDNN's convolutions skip reordering each layer; 1.3-1.7x the unets' speed "
               "on the CPUs we measured, in fp32 too, where results then differ from nchw's by float rounding, a unit in "
               "the last place; docs/performance.md)")
+      .integer("shape_step", -1, 0, 4096,
+               "round each window's sides up to a multiple of this many pixels, with zeros the network ignores, so that "
+               "images of many sizes share the kernels oneDNN compiles per shape (4-6 ms for each new one, more than "
+               "the network takes on a thumbnail); the output is unchanged (bit for bit in the runs we made). 0: off; "
+               "networks without monge::PaddedInput (TorchScript) run every window at its own size")
       .choice("depth", "input", {"input", "8", "16", "float"}, "output samples: input (the input's depth), 8, 16 or float")
       .choice("colour", "per-channel", {"per-channel", "luminance"},
               "a grey map on an RGB image: per-channel, or luminance (restore Y' of Y'CbCr, keep the chroma)")
@@ -82,6 +88,7 @@ OptionSet make_apply_options() {
                  {"device", with("D")},
                  {"precision", with("P")},
                  {"layout", with("L")},
+                 {"shape_step", with("N", "on a CPU, windows of at most 128 pixels a side to multiples of 32; on CUDA 0")},
                  {"depth", with("D")},
                  {"colour", with("M", "", {"--color"})},
                  {"max_pixels", with("N", "1073741824 (2^30)")},
@@ -138,6 +145,7 @@ StreamOptions stream_options(const Params& p, const std::string& who, const Opti
   o.tiles.samples = p.integer("samples");
   o.tiles.reduce = p.string("reduce");
   o.tiles.strength = p.real("strength");
+  o.tiles.shape_step = p.integer("shape_step");
   o.threads = p.integer("threads") > 0 ? static_cast<int>(p.integer("threads")) : at::get_num_threads();
   o.max_pixels = p.integer("max_pixels");
   o.colour = p.string("colour");
@@ -146,7 +154,7 @@ StreamOptions stream_options(const Params& p, const std::string& who, const Opti
   o.nonfinite = image::parse_nonfinite(p.string("nan"), who + ": nan");
   o.device = resolve_device(p.string("device"), who);
   o.tiles.precision = resolve_precision(parse_precision(p.string("precision"), who + ": precision"), o.device, who);
-  o.tiles.layout = resolve_layout(parse_layout(p.string("layout"), who + ": layout"), o.tiles.precision, o.device);
+  o.tiles.layout = parse_layout(p.string("layout"), who + ": layout");  // resolved per image by the tiling
   return o;
 }
 

@@ -409,7 +409,7 @@ TilePlan plan_job(Job& job, const LoadedMap& map, const StreamOptions& opt) {
   job.chunk = plan.tile * plan.net_scale * kChunkTiles;
   job.chunks = ceil_div(out_w, job.chunk);
   job.threads = opt.threads > 0 ? opt.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  return plan;
+  return job.runner->plan();  // its layout is the one this image runs in
 }
 
 // The output image, generated on demand one cache tile (a chunk of a strip) at a time; a tile

@@ -95,12 +95,18 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
   p.strength = opt.strength;
   p.precision = resolve_precision(opt.precision, device, "apply");
   p.layout = resolve_layout(opt.layout, p.precision, device);
+  p.layout_by_size = opt.layout == Layout::Auto && p.layout == Layout::ChannelsLast;
+  const int64_t step = opt.shape_step >= 0 ? opt.shape_step : (gpu ? 0 : kShapeStep);
+  p.shape_step = map.padded_input != nullptr && step > 1 ? ceil_div(step, p.align) * p.align : 0;
+  p.shape_step_max_side = opt.shape_step >= 0 ? 0 : kShapeStepMaxSide;
   return p;
 }
 
 TileRunner::TileRunner(const LoadedMap& map, TilePlan plan, c10::Device device, int64_t height, int64_t width)
     : map_(map), plan_(std::move(plan)), device_(device), height_(height), width_(width) {
   if (height < 1 || width < 1) throw Error("apply: empty image");
+  const int64_t ks = plan_.lift_scale;
+  if (plan_.layout_by_size && height * ks * width * ks < kChannelsLastMinPixels) plan_.layout = Layout::Contiguous;
   // A stochastic map's noise is drawn by position, so that tiles agree where they overlap; each
   // apply takes fresh draw numbers, one per sample.
   stochastic_ = dynamic_cast<StochasticMap*>(map_.module.get());
@@ -217,7 +223,8 @@ at::Tensor TileRunner::sample(const std::vector<const Window*>& batch, const Mea
   }
   Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
   const at::Tensor input = at::cat(inputs, 0);
-  at::Tensor t = forward_in(plan_.precision, device_, network, input, plan_.layout);
+  at::Tensor t = forward_in(plan_.precision, device_, network, input, plan_.layout,
+                            {plan_.shape_step > 0 ? map_.padded_input : nullptr, plan_.shape_step, plan_.shape_step_max_side});
   if (plan_.strength != 1) t = input + plan_.strength * (t - input);
   return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
 }

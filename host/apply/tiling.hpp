@@ -42,7 +42,26 @@ struct TileOptions {
   Precision precision = Precision::FP32;
   /// The feature maps' layout, resolved by plan_tiles for the precision (resolve_layout).
   Layout layout = Layout::Auto;
+  /// Windows are zero-padded up to multiples of this (network-input pixels) where the network
+  /// offers monge::PaddedInput; 0: never; -1: on a CPU, windows of at most kShapeStepMaxSide a
+  /// side to multiples of kShapeStep, on CUDA none.
+  int64_t shape_step = -1;
 };
+
+/// Layout auto's channels-last is for images of at least this many network-input pixels. oneDNN
+/// compiles channels-last bf16 kernels for each new input shape (about 5 ms on the CPUs we
+/// measured, against 0.4 ms in NCHW), which a 224 x 224 image does not win back (channels-last
+/// ran it 8% faster): a batch of small images of all different sizes ran 25% faster in NCHW,
+/// large images up to 1.65x faster in channels-last (docs/performance.md).
+inline constexpr int64_t kChannelsLastMinPixels = 256 * 256;
+
+/// The automatic --shape-step on a CPU: windows of at most 128 pixels a side are rounded up to
+/// multiples of 32 (16 shapes instead of thousands). Each new shape costs oneDNN about 4-6 ms of
+/// kernel compilation, more than such a window's network: thumbnails of 32 to 128 pixels a side
+/// ran 1.3x faster so. Larger windows are left alone: at 48 to 400 pixels a side the 15% more
+/// pixels cost more than the compilations saved (fp32 0.91-0.95x; docs/performance.md).
+inline constexpr int64_t kShapeStep = 32;
+inline constexpr int64_t kShapeStepMaxSide = 128;
 
 struct TilePlan {
   int64_t lift_scale = 1;  ///< network-input pixels per measurement pixel and axis (the lift's factor)
@@ -61,6 +80,14 @@ struct TilePlan {
   /// the output stay fp32 (see docs/performance.md for why).
   Precision precision = Precision::FP32;
   Layout layout = Layout::Contiguous;  ///< Contiguous or ChannelsLast (see Layout)
+  /// Layout auto resolved to ChannelsLast: a TileRunner for an image of fewer than
+  /// kChannelsLastMinPixels network-input pixels runs NCHW instead (its plan() then says so).
+  bool layout_by_size = false;
+  /// Windows run zero-padded to multiples of this through the network's PaddedInput (a multiple of
+  /// `align`); 0 when off or when the network does not offer it. Only windows of at most
+  /// `shape_step_max_side` a side (0: any).
+  int64_t shape_step = 0;
+  int64_t shape_step_max_side = 0;
 
   int64_t scale() const { return lift_scale * net_scale; }
 };

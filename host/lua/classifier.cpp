@@ -239,15 +239,10 @@ int ct_index(lua_State* L) {
       lua_pushinteger(L, static_cast<lua_Integer>(c.widths[static_cast<size_t>(i)]));
       lua_rawseti(L, -2, i + 1);
     }
-  } else if (key == "metrics" || key == "notes") {
-    lua_newtable(L);
-    if (key == "metrics")
-      for (const auto& [k, v] : box.metrics) set_number(L, k.c_str(), v);
-    else
-      for (const auto& [k, v] : box.notes) {
-        lua_pushstring(L, v.c_str());
-        lua_setfield(L, -2, k.c_str());
-      }
+  } else if (key == "metrics") {
+    push_table(L, box.metrics);
+  } else if (key == "notes") {
+    push_table(L, box.notes);
   } else {
     throw std::runtime_error("classifier has no field '" + key +
                              "' (predict, logits, features, accuracy, save, path, classes, channels, size, widths, "

@@ -3,9 +3,11 @@
 
 #include <exception>
 #include <initializer_list>
+#include <map>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <lua.hpp>
@@ -85,6 +87,17 @@ inline void get_or_create_table(lua_State* L, int index, const char* name) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, index, name);
+  }
+}
+
+/// Pushes a new table holding `entries` (numbers, or strings).
+template <class Value>
+void push_table(lua_State* L, const std::map<std::string, Value>& entries) {
+  lua_createtable(L, 0, static_cast<int>(entries.size()));
+  for (const auto& [key, value] : entries) {
+    if constexpr (std::is_arithmetic_v<Value>) lua_pushnumber(L, static_cast<lua_Number>(value));
+    else lua_pushstring(L, value.c_str());
+    lua_setfield(L, -2, key.c_str());
   }
 }
 

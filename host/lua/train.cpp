@@ -126,7 +126,7 @@ host::LoadedMap trained_map(const host::TrainConfig& c, const host::TrainResult&
   trained.info.op = c.op_spec;
   if (auto* w = dynamic_cast<const host::wiener::WienerLift*>(c.op.get())) trained.info.lift = w->model();
   trained.info.noise = c.noise ? c.noise_spec : std::optional<host::PluginSpec>(host::PluginSpec{"none", Params{}});
-  host::describe_tiling(trained, *c.map_net);
+  host::describe_tiling(trained, c.map_net);
   return trained;
 }
 
@@ -160,11 +160,7 @@ void push_train_result(lua_State* L, const host::TrainConfig& c, const host::Tra
     lua_rawseti(L, -2, static_cast<int>(i + 1));
   }
   lua_setfield(L, -2, "evals");
-  lua_createtable(L, 0, static_cast<int>(r.last_stats.size()));
-  for (const auto& [k, v] : r.last_stats) {
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, k.c_str());
-  }
+  push_table(L, r.last_stats);
   lua_setfield(L, -2, "stats");
   lua_createtable(L, static_cast<int>(r.warnings.size()), 0);
   for (size_t i = 0; i < r.warnings.size(); ++i) {
@@ -301,17 +297,9 @@ int mt_index(lua_State* L) {
       push_plugin(L, box.map.op, "operator");
   }
   else if (key == "notes") {
-    lua_newtable(L);
-    for (const auto& [k, v] : box.map.info.notes) {
-      lua_pushstring(L, v.c_str());
-      lua_setfield(L, -2, k.c_str());
-    }
+    push_table(L, box.map.info.notes);
   } else if (key == "metrics") {
-    lua_newtable(L);
-    for (const auto& [k, v] : box.map.info.metrics) {
-      lua_pushnumber(L, v);
-      lua_setfield(L, -2, k.c_str());
-    }
+    push_table(L, box.map.info.metrics);
   } else {
     throw std::runtime_error("map has no field '" + key +
                              "' (path, network, operator, notes, metrics, device, latent, input_noise, noise, restore, forward, sample, to, "

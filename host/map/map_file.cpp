@@ -312,9 +312,12 @@ std::string plugin_spec_text(const PluginSpec& spec) {
   return out;
 }
 
-void describe_tiling(LoadedMap& map, const Network& network) {
-  map.receptive_radius = network.tileable() ? network.receptive_radius() : -1;
-  map.tile_alignment = std::max<int64_t>(1, network.tile_alignment());
+void describe_tiling(LoadedMap& map, std::shared_ptr<const Network> network) {
+  map.receptive_radius = network->tileable() ? network->receptive_radius() : -1;
+  map.tile_alignment = std::max<int64_t>(1, network->tile_alignment());
+  map.padded_input = capability<PaddedInput>(*network);
+  if (map.padded_input != nullptr && map.padded_input->forward == nullptr) map.padded_input = nullptr;
+  map.network = std::move(network);
 }
 
 namespace {
@@ -350,7 +353,7 @@ void build_map(LoadedMap& out, const SavedSpec& saved, const Registry& registry,
                    " bytes of weights the file holds");
   auto network = build_module(net, built);
   budget.reset();
-  describe_tiling(out, *net);
+  describe_tiling(out, net);
   load_weights(*network);
   out.module = stochastic_map(network, out.info.latent_channels, out.info.input_noise);
 }

@@ -56,14 +56,18 @@ struct LoadedMap {
   /// TorchScript map declares nothing: radius -1 (unknown), alignment 1.
   int64_t receptive_radius = -1;
   int64_t tile_alignment = 1;
+  /// The network plugin's monge::PaddedInput, or nullptr (kept valid by `network`): lets apply
+  /// round window sizes up to a few shapes whose compiled kernels it reuses.
+  const PaddedInput* padded_input = nullptr;
+  std::shared_ptr<const Network> network;  ///< the plugin that built the module (none for TorchScript)
 };
 
 /// A plugin as text: "name" or "name:key=value,key=value" (numbers in full precision, strings as
 /// they are), the form `monge eval --noise` and `--metrics` read.
 std::string plugin_spec_text(const PluginSpec& spec);
 
-/// Fills the tiling fields of `map` from the network plugin that built its module.
-void describe_tiling(LoadedMap& map, const Network& network);
+/// Fills the tiling fields of `map` from the network plugin that built its module, and keeps it.
+void describe_tiling(LoadedMap& map, std::shared_ptr<const Network> network);
 
 /// The bytes of a map file of format 3 for `module` (a StochasticMap is saved as its network).
 std::string encode_map(Module& module, const MapInfo& info);

@@ -122,18 +122,30 @@ void use_layout(Module& network, Layout layout) {
     if (p.dim() == 4 && !p.is_contiguous(format)) p.set_data(p.contiguous(format));
 }
 
-at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input, Layout layout) {
+at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input, Layout layout,
+                      const PaddedShape& padded) {
   use_layout(network, layout);
   const bool nhwc = layout == Layout::ChannelsLast && input.dim() == 4;
-  const at::Tensor x = nhwc ? input.contiguous(at::MemoryFormat::ChannelsLast) : input;
+  const int64_t h = input.dim() == 4 ? input.size(2) : 0, w = input.dim() == 4 ? input.size(3) : 0;
+  const int64_t step = padded.via != nullptr && input.dim() == 4 ? padded.step : 0;
+  const bool small = padded.max_side == 0 || (h <= padded.max_side && w <= padded.max_side);
+  const bool pad = step > 1 && small && (h % step != 0 || w % step != 0);
+  const int64_t H = pad ? (h + step - 1) / step * step : h, W = pad ? (w + step - 1) / step * step : w;
+  at::Tensor x = pad ? at::constant_pad_nd(input, {0, W - w, 0, H - h}) : input;
+  if (nhwc) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+  auto call = [&] { return pad ? padded.via->forward(network, x, h, w) : network.forward(x); };
   at::Tensor out;
   if (precision != Precision::BF16) {
-    out = network.forward(x);
+    out = call();
   } else {
     PrecisionGuard bf16(precision, device);
-    out = network.forward(x).to(at::kFloat);
+    out = call().to(at::kFloat);
   }
-  return nhwc ? out.contiguous() : out;
+  if (pad) {
+    const int64_t k = out.size(2) / H;  // the network's scale
+    out = out.narrow(2, 0, h * k).narrow(3, 0, w * k);
+  }
+  return nhwc || pad ? out.contiguous() : out;
 }
 
 at::Tensor restore(Module& map, const ForwardOperator* op, const at::Tensor& y, c10::Device device, int64_t chunk,

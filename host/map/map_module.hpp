@@ -83,10 +83,17 @@ at::Tensor map_input(Module& map, const ForwardOperator* op, const at::Tensor& y
 /// (PrecisionGuard) the result comes back as float32. FP32 is a plain forward(). With `layout`
 /// ChannelsLast the network's 4-D weights and the input are made NHWC first (the weights stay so
 /// until a call in Contiguous layout turns them back; the output is returned contiguous); with
-/// Contiguous (or Auto, read as Contiguous) the weights are made NCHW, as they were loaded. Not
-/// for concurrent calls on one network.
+/// Contiguous (or Auto, read as Contiguous) the weights are made NCHW, as they were loaded. With
+/// `padded`, a window whose sides are not multiples of `padded.step` runs zero-padded up to them
+/// through the network plugin's PaddedInput and is cut back (same output, fewer distinct shapes).
+/// Not for concurrent calls on one network.
+struct PaddedShape {
+  const PaddedInput* via = nullptr;  ///< the network plugin's capability; nullptr: no padding
+  int64_t step = 0;                  ///< sides rounded up to multiples of this (a multiple of the alignment)
+  int64_t max_side = 0;              ///< only windows of at most this many pixels a side (0: all)
+};
 at::Tensor forward_in(Precision precision, c10::Device device, Module& network, const at::Tensor& input,
-                      Layout layout = Layout::Contiguous);
+                      Layout layout = Layout::Contiguous, const PaddedShape& padded = {});
 /// Makes the 4-D weights of `network` (of a stochastic map's network) NHWC (ChannelsLast) or NCHW
 /// (Contiguous, Auto), copying only those not already so.
 void use_layout(Module& network, Layout layout);

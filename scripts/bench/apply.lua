@@ -55,9 +55,9 @@ local threads = monge.threads()
 -- One `monge apply` of `input` in `setting` (see bench.precisions), with the pure network
 -- measured around it.
 local function run_apply(input, output, side, setting)
-  local precision, env = bench.setting(setting)
-  local cmd = string.format("%s'%s' --threads %d apply '%s' '%s' '%s[tile,bigtiff]' --tile %d --device %s --precision %s --no-progress",
-    env, exe, threads, map_file, input, output, tile, device, precision)
+  local precision, env, flags = bench.setting(setting)
+  local cmd = string.format("%s'%s' --threads %d apply '%s' '%s' '%s[tile,bigtiff]' --tile %d --device %s --precision %s %s--no-progress",
+    env, exe, threads, map_file, input, output, tile, device, precision, flags)
   local before = network_mpix(setting)
   local text, ok = sh(cmd)
   local net_mpix = (before + network_mpix(setting)) / 2

@@ -6,8 +6,9 @@
 --   monge run scripts/bench/batch.lua [OUT_DIR=runs/bench-batch] [IMAGES=1000] [PROCESSES=all cores]
 --                                     [CHANNELS=8] [PRECISIONS=fp32,bf16]
 --
--- PRECISIONS may add fp32-uncached (fp32 with the CPU tensor cache off, as before the cache) and
--- fp32-before (also OpenBLAS's threads on every core, as monge ran before issue 21).
+-- PRECISIONS may add fp32-uncached (fp32 with the CPU tensor cache off, as before the cache),
+-- fp32-unrounded (every window at its own size, --shape-step 0) and fp32-before (the cache off,
+-- OpenBLAS's threads on every core and windows at their own size, as monge ran before issue 21).
 -- Images are 8-bit grey PNGs of 48 .. 400 pixels a side (seeded), packed into a tar archive;
 -- the map is a unet (CHANNELS base channels, depth 2). bf16 is left out (and the report says so)
 -- on a CPU without bf16 convolutions. Writes OUT_DIR/results.json and report.html.
@@ -40,13 +41,13 @@ print(string.format("batch: %d images, %.1f MPix in all, %s/images.tar", count, 
 -- One setting in one precision; the outputs of the P-process runs are kept (keep = true) to
 -- compare the precisions.
 local function run(label, processes, threads, setting, keep)
-  local precision, env = bench.setting(setting)
+  local precision, env, flags = bench.setting(setting)
   local dir = string.format("%s/out-%dx%d-%s", out, processes, threads, setting)
   os.execute("rm -rf '" .. dir .. "'")
   local cmds = {}
   for i = 0, processes - 1 do
-    cmds[#cmds + 1] = string.format("%s'%s' -q --threads %d batch '%s' '%s/images.tar' --out '%s' --shard %d/%d --precision %s --no-progress &",
-      env, exe, threads, map, out, dir, i, processes, precision)
+    cmds[#cmds + 1] = string.format("%s'%s' -q --threads %d batch '%s' '%s/images.tar' --out '%s' --shard %d/%d --precision %s %s--no-progress &",
+      env, exe, threads, map, out, dir, i, processes, precision, flags)
   end
   local t0 = monge.clock()
   local text, ok = sh(table.concat(cmds, " ") .. " wait")
@@ -120,9 +121,15 @@ if last.fp32 and last.bf16 then
   print(string.format("%s: bf16 / fp32 %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1",
     last.bf16.label, bf16_speedup, network.bf16 / network.fp32, acc.max, acc.p999, 100 * acc.within1))
 end
-for _, ref in ipairs { "fp32-before", "fp32-uncached" } do
+if last.fp32 and last["fp32-unrounded"] then
+  -- Rounded window shapes (--shape-step) must not change the output: 0 levels apart.
+  local r = accuracy(last["fp32-unrounded"].dir, last.fp32.dir)
+  print(string.format("%s: fp32 (rounded window shapes) against fp32-unrounded: max %d levels, %.4f%% identical",
+    last.fp32.label, r.max, 100 * r.within0))
+end
+for _, ref in ipairs { "fp32-before", "fp32-uncached", "fp32-unrounded" } do
   if last[ref] then
-    for _, p in ipairs { "fp32", "bf16", "fp32-uncached" } do
+    for _, p in ipairs { "fp32", "bf16", "fp32-uncached", "fp32-unrounded" } do
       if last[p] and p ~= ref then
         print(string.format("%s: %s / %s %.2fx (pure network %.2fx)", last[p].label, p, ref,
           last[p].images_per_s / last[ref].images_per_s, network[p] / network[ref]))

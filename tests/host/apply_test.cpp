@@ -58,7 +58,7 @@ LoadedMap random_unet(int64_t channels, int64_t depth, const std::string& op = "
   m.module->eval();
   m.info.network = {"unet", params};
   m.info.shape = monge::NetworkShape{channels, channels, 1, 0, 0};
-  monge::host::describe_tiling(m, *net);
+  monge::host::describe_tiling(m, net);
   if (!op.empty()) {
     const auto op_params = registry().resolve(op, {{"factor", factor}}, monge::Kind::Operator);
     m.op = std::dynamic_pointer_cast<monge::ForwardOperator>(registry().instantiate(op, op_params));
@@ -70,11 +70,12 @@ LoadedMap random_unet(int64_t channels, int64_t depth, const std::string& op = "
 // grid, each block given only the measurement rows and columns it asks for, as the streaming
 // layer does.
 at::Tensor tiled(const LoadedMap& map, const at::Tensor& y, int64_t tile, int64_t strip, int64_t halo = -1,
-                 double strength = 1) {
+                 double strength = 1, int64_t shape_step = -1) {
   monge::host::TileOptions o;
   o.tile = tile;
   o.halo = halo;
   o.strength = strength;
+  o.shape_step = shape_step;
   o.batch = 3;
   monge::host::TileRunner runner(map, monge::host::plan_tiles(map, o, c10::kCPU), c10::kCPU, y.size(2), y.size(3));
   const int64_t split = std::min(runner.out_width() - 1, runner.out_width() / 2 + 3);
@@ -126,6 +127,33 @@ TEST(Tiling, TilesEqualWholeImageInference) {
     if (c.h > c.tile) {
       EXPECT_GT(max_diff(tiled(map, y, c.tile, c.strip, 2), whole), 1e-3) << c.what;
     }
+  }
+}
+
+// --shape-step: windows rounded up to a few sizes (zero-padded, through the unet's PaddedInput)
+// give the output of windows at their own size; on by default on the CPU (32), off with 0.
+TEST(Tiling, RoundedWindowShapesGiveTheSameOutput) {
+  const LoadedMap map = random_unet(1, 2);
+  monge::host::TileOptions o;
+  EXPECT_EQ(monge::host::plan_tiles(map, o, c10::kCPU).shape_step, monge::host::kShapeStep);
+  EXPECT_EQ(monge::host::plan_tiles(map, o, c10::kCPU).shape_step_max_side, monge::host::kShapeStepMaxSide);
+  o.shape_step = 6;  // rounded up to the alignment, 4; given, it applies to every window
+  EXPECT_EQ(monge::host::plan_tiles(map, o, c10::kCPU).shape_step, 8);
+  EXPECT_EQ(monge::host::plan_tiles(map, o, c10::kCPU).shape_step_max_side, 0);
+  o.shape_step = 0;
+  EXPECT_EQ(monge::host::plan_tiles(map, o, c10::kCPU).shape_step, 0);
+  for (auto hw : std::vector<std::pair<int64_t, int64_t>>{{75, 53}, {13, 20}, {40, 97}}) {
+    const at::Tensor y = torch::rand({2, 1, hw.first, hw.second}) * 2 - 1;
+    const at::Tensor own = tiled(map, y, 32, 32, -1, 1, 0);
+    for (int64_t step : {8, 24, 32, 64}) {
+      const at::Tensor rounded = tiled(map, y, 32, 32, -1, 1, step);
+      EXPECT_LE(max_diff(rounded, own), 1e-5) << hw.first << " x " << hw.second << ", step " << step;
+      std::cout << hw.first << " x " << hw.second << ", step " << step << ": max difference " << max_diff(rounded, own)
+                << (rounded.equal(own) ? " (bit for bit equal)" : "") << "\n";
+    }
+    // Whole images of all sizes (one window each, as in a batch of small images).
+    const at::Tensor whole = tiled(map, y, 1024, 1024, -1, 1, 0);
+    EXPECT_LE(max_diff(tiled(map, y, 1024, 1024, -1, 1, 32), whole), 1e-5) << hw.first << " x " << hw.second;
   }
 }
 
@@ -652,6 +680,27 @@ TEST(Layout, ParsesItsNamesAndAutoIsChannelsLastForBf16OnTheCpuOnly) {
   EXPECT_EQ(resolve_layout(Layout::Auto, Precision::FP32, c10::kCPU), Layout::Contiguous);  // fp32 bit for bit as before
   EXPECT_EQ(resolve_layout(Layout::Auto, Precision::BF16, c10::Device(c10::kCUDA)), Layout::Contiguous);
   EXPECT_EQ(resolve_layout(Layout::ChannelsLast, Precision::FP32, c10::kCPU), Layout::ChannelsLast);
+}
+
+// Layout auto: channels-last for bf16 on a CPU, but only on images large enough to win back the
+// kernels oneDNN compiles for each new shape; an explicit layout holds for every image.
+TEST(Layout, AutoRunsSmallImagesInNchw) {
+  using monge::host::Layout;
+  const LoadedMap map = random_unet(1, 2);
+  monge::host::TileOptions o;
+  o.precision = Precision::FP32;
+  EXPECT_FALSE(monge::host::plan_tiles(map, o, c10::kCPU).layout_by_size);  // fp32: nchw, as before
+  if (!monge::host::cpu_bf16_native()) return;  // bf16 is refused here (Precision.* tests that)
+  o.precision = Precision::BF16;
+  const monge::host::TilePlan plan = monge::host::plan_tiles(map, o, c10::kCPU);
+  EXPECT_TRUE(plan.layout_by_size);
+  EXPECT_EQ(plan.layout, Layout::ChannelsLast);
+  EXPECT_EQ(monge::host::TileRunner(map, plan, c10::kCPU, 255, 256).plan().layout, Layout::Contiguous);
+  EXPECT_EQ(monge::host::TileRunner(map, plan, c10::kCPU, 256, 256).plan().layout, Layout::ChannelsLast);
+  o.layout = Layout::ChannelsLast;
+  const monge::host::TilePlan asked = monge::host::plan_tiles(map, o, c10::kCPU);
+  EXPECT_FALSE(asked.layout_by_size);
+  EXPECT_EQ(monge::host::TileRunner(map, asked, c10::kCPU, 20, 20).plan().layout, Layout::ChannelsLast);
 }
 
 // channels-last in fp32 differs from nchw by float rounding only; the weights follow the layout of

@@ -195,7 +195,7 @@ class Batch : public ::testing::Test {
     m.module->eval();
     m.info.network = {"unet", params};
     m.info.shape = monge::NetworkShape{1, 1, 1, 0, 0};
-    monge::host::describe_tiling(m, *net);
+    monge::host::describe_tiling(m, net);
     return m;
   }
 

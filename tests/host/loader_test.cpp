@@ -110,7 +110,7 @@ TEST(Loader, WrongSdkMajorIsRefusedWithBothVersionsAndTheFile) {
   const fs::path file = fixture("bad_sdk") / "future_op.monge.so";
   const std::string err = load_error(file);
   EXPECT_TRUE(contains(err, file.string())) << err;
-  EXPECT_TRUE(contains(err, "built for monge SDK 99.0, but this monge provides SDK 7.0")) << err;
+  EXPECT_TRUE(contains(err, "built for monge SDK 99.0, but this monge provides SDK 7.1")) << err;
   // While scanning it is a warning, and asking for it by name repeats why.
   Registry reg({builtin_dir(), fixture("bad_sdk")});
   reg.scan();

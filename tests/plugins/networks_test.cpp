@@ -4,6 +4,7 @@
 // a short training run.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <iostream>
 #include <memory>
@@ -119,6 +120,49 @@ TEST(UNet, PadsToMultipleAndCrops) {
   const auto padded = F::pad(x, F::PadFuncOptions({0, 1, 0, 1}).mode(torch::kReplicate));
   const auto want = m->forward(padded).narrow(2, 0, 27).narrow(3, 0, 31);
   EXPECT_LT((m->forward(x) - want).abs().max().item<double>(), 1e-6);
+}
+
+// monge::PaddedInput: an image in the corner of a larger zero-padded input gives the output of the
+// image alone (what lets apply round window sizes to reuse compiled kernels). Without the zeroing
+// after each layer it would not: the test shows that too.
+TEST(UNet, PaddedInputGivesTheImageAlonesOutput) {
+  torch::NoGradGuard no_grad;
+  for (int64_t depth : {1, 2, 3}) {
+    auto net = make_net("unet", unet_small(false, depth));
+    const auto* padded = monge::capability<monge::PaddedInput>(*net);
+    ASSERT_NE(padded, nullptr);
+    ASSERT_NE(padded->forward, nullptr);
+    torch::manual_seed(2 + depth);
+    auto m = net->build(shape(2, 1));
+    {
+      // Random biases too (they start at zero): what leaks past the image edge would show.
+      for (auto& p : m->parameters()) p.normal_(0, p.dim() > 1 ? 1.0 / std::sqrt(double(p[0].numel())) : 0.3);
+    }
+    const int64_t step = 32;
+    for (auto hw : std::vector<std::pair<int64_t, int64_t>>{{27, 31}, {32, 20}, {5, 3}, {64, 64}, {33, 47}}) {
+      const int64_t h = hw.first, w = hw.second;
+      const int64_t H = (h + step - 1) / step * step + step, W = (w + step - 1) / step * step;
+      const auto x = torch::randn({2, 2, h, w});
+      const auto big = F::pad(x, F::PadFuncOptions({0, W - w, 0, H - h}));
+      const auto want = m->forward(x);
+      const auto got = padded->forward(*m, big, h, w);
+      ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, 1, H, W}));
+      const std::string what = "depth " + std::to_string(depth) + ", " + std::to_string(h) + " x " + std::to_string(w);
+      EXPECT_LT((got.narrow(2, 0, h).narrow(3, 0, w) - want).abs().max().item<double>(), 1e-5) << what;
+      // In channels-last too.
+      const auto got_nhwc = padded->forward(*m, big.contiguous(at::MemoryFormat::ChannelsLast), h, w);
+      EXPECT_LT((got_nhwc.narrow(2, 0, h).narrow(3, 0, w) - want).abs().max().item<double>(), 1e-5) << what;
+      // The plain forward of the padded input differs near the image's edges.
+      EXPECT_GT((m->forward(big).narrow(2, 0, h).narrow(3, 0, w) - want).abs().max().item<double>(), 1e-3) << what;
+    }
+    // Inputs that do not hold the image on the network's grid are refused.
+    EXPECT_THROW(padded->forward(*m, torch::zeros({1, 2, 31, 32}), 27, 31), monge::Error);
+    EXPECT_THROW(padded->forward(*m, torch::zeros({1, 2, 32, 32}), 40, 31), monge::Error);
+  }
+  // Only modules the plugin built.
+  auto other = make_net("potential")->build(shape(1, 1));
+  const auto* padded = monge::capability<monge::PaddedInput>(*make_net("unet"));
+  EXPECT_THROW(padded->forward(*other, torch::zeros({1, 1, 32, 32}), 20, 20), monge::Error);
 }
 
 TEST(UNet, ResidualIsIdentityAtInit) {

@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "monge/layers.hpp"
 #include "monge/network.hpp"
 #include "monge/sdk.hpp"
 #include "monge/shape.hpp"
@@ -26,27 +27,18 @@ struct PotentialConfig {
   std::string activation = "leaky_relu";
 };
 
-// Width after stage l: channels * 2^l, capped at 1024 (but never below channels).
-int64_t stage_width(const PotentialConfig& c, int64_t level) {
-  const int64_t cap = std::max<int64_t>(c.channels, 1024);
-  int64_t w = c.channels;
-  for (int64_t i = 0; i < level && w < cap; ++i) w = std::min(cap, w * 2);
-  return w;
-}
-
-nn::Conv2d conv3(int64_t in, int64_t out, int64_t stride = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).padding_mode(torch::kZeros));
-}
+// Width after stage l: channels * 2^l, capped at 1024.
+int64_t stage_width(const PotentialConfig& c, int64_t level) { return monge::doubling_width(c.channels, level); }
 
 class PotentialModule final : public monge::Module {
  public:
   PotentialModule(const PotentialConfig& c, int64_t in_channels) : cfg_(c), in_channels_(in_channels) {
-    stem_ = register_module("stem", conv3(in_channels, stage_width(c, 0)));
+    stem_ = register_module("stem", monge::conv3x3(in_channels, stage_width(c, 0)));
     for (int64_t l = 0; l < c.depth; ++l) {
       const int64_t w = stage_width(c, l);
       const std::string s = std::to_string(l);
-      convs_.push_back(register_module("stage" + s + "_conv", conv3(w, w)));
-      downs_.push_back(register_module("stage" + s + "_down", conv3(w, stage_width(c, l + 1), 2)));
+      convs_.push_back(register_module("stage" + s + "_conv", monge::conv3x3(w, w)));
+      downs_.push_back(register_module("stage" + s + "_down", monge::conv3x3(w, stage_width(c, l + 1), 2)));
     }
     head_ = register_module("head", nn::Linear(stage_width(c, c.depth), 1));
   }

@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "monge/layers.hpp"
 #include "monge/network.hpp"
 #include "monge/sdk.hpp"
 #include "monge/shape.hpp"
@@ -28,43 +30,34 @@ struct UNetConfig {
   std::string activation = "silu";
 };
 
-// Width of level l (resolution 2^-l): channels * 2^l, capped at 1024 (but never below channels).
-int64_t level_width(const UNetConfig& c, int64_t level) {
-  const int64_t cap = std::max<int64_t>(c.channels, 1024);
-  int64_t w = c.channels;
-  for (int64_t i = 0; i < level && w < cap; ++i) w = std::min(cap, w * 2);
-  return w;
-}
-
-nn::Conv2d conv3(int64_t in, int64_t out, int64_t stride = 1) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).padding_mode(torch::kZeros));
-}
+// Width of level l (resolution 2^-l): channels * 2^l, capped at 1024.
+int64_t level_width(const UNetConfig& c, int64_t level) { return monge::doubling_width(c.channels, level); }
 
 class UNetModule final : public monge::Module {
  public:
   UNetModule(const UNetConfig& c, int64_t in_channels, int64_t out_channels)
       : cfg_(c), in_channels_(in_channels) {
     const int64_t d = c.depth;
-    stem_ = register_module("stem", conv3(in_channels, level_width(c, 0)));
+    stem_ = register_module("stem", monge::conv3x3(in_channels, level_width(c, 0)));
     for (int64_t l = 0; l < d; ++l) {
       const int64_t w = level_width(c, l);
       const std::string s = std::to_string(l);
-      enc_a_.push_back(register_module("enc" + s + "_conv1", conv3(w, w)));
-      enc_b_.push_back(register_module("enc" + s + "_conv2", conv3(w, w)));
-      down_.push_back(register_module("down" + s, conv3(w, level_width(c, l + 1), 2)));
+      enc_a_.push_back(register_module("enc" + s + "_conv1", monge::conv3x3(w, w)));
+      enc_b_.push_back(register_module("enc" + s + "_conv2", monge::conv3x3(w, w)));
+      down_.push_back(register_module("down" + s, monge::conv3x3(w, level_width(c, l + 1), 2)));
     }
     const int64_t wb = level_width(c, d);
-    mid_a_ = register_module("mid_conv1", conv3(wb, wb));
-    mid_b_ = register_module("mid_conv2", conv3(wb, wb));
+    mid_a_ = register_module("mid_conv1", monge::conv3x3(wb, wb));
+    mid_b_ = register_module("mid_conv2", monge::conv3x3(wb, wb));
     up_.resize(d, nn::Conv2d(nullptr));
     dec_a_.resize(d, nn::Conv2d(nullptr));
     dec_b_.resize(d, nn::Conv2d(nullptr));
     for (int64_t l = d - 1; l >= 0; --l) {
       const int64_t w = level_width(c, l);
       const std::string s = std::to_string(l);
-      up_[l] = register_module("up" + s, conv3(level_width(c, l + 1), w));
-      dec_a_[l] = register_module("dec" + s + "_conv1", conv3(2 * w, w));
-      dec_b_[l] = register_module("dec" + s + "_conv2", conv3(w, w));
+      up_[l] = register_module("up" + s, monge::conv3x3(level_width(c, l + 1), w));
+      dec_a_[l] = register_module("dec" + s + "_conv1", monge::conv3x3(2 * w, w));
+      dec_b_[l] = register_module("dec" + s + "_conv2", monge::conv3x3(w, w));
     }
     out_ = register_module("out", nn::Conv2d(nn::Conv2dOptions(level_width(c, 0), out_channels, 1)));
     if (c.residual) {
@@ -75,41 +68,94 @@ class UNetModule final : public monge::Module {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    if (x.dim() != 4 || x.size(1) != in_channels_)
-      throw monge::Error("unet: expected an N x " + std::to_string(in_channels_) + " x H x W tensor, got " +
-                         shape_text(x.sizes()));
+    check_input(x);
     const int64_t h = x.size(2), w = x.size(3);
     const int64_t m = int64_t(1) << cfg_.depth;
     const int64_t ph = (m - h % m) % m, pw = (m - w % m) % m;
     at::Tensor input = x;
     if (ph != 0 || pw != 0)
       input = F::pad(x, F::PadFuncOptions({0, pw, 0, ph}).mode(torch::kReplicate));
-
-    at::Tensor t = stem_->forward(input);
-    std::vector<at::Tensor> skips;
-    for (int64_t l = 0; l < cfg_.depth; ++l) {
-      t = act(enc_a_[l]->forward(t));
-      t = act(enc_b_[l]->forward(t));
-      skips.push_back(t);
-      t = down_[l]->forward(t);
-    }
-    t = act(mid_a_->forward(t));
-    t = act(mid_b_->forward(t));
-    for (int64_t l = cfg_.depth - 1; l >= 0; --l) {
-      t = F::interpolate(t, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
-      t = up_[l]->forward(t);
-      t = torch::cat({skips[l], t}, 1);
-      t = act(dec_a_[l]->forward(t));
-      t = act(dec_b_[l]->forward(t));
-    }
-    t = out_->forward(t);
-    // Residual on the first output-many channels: extra inputs (a stochastic map's z) are not added.
-    if (cfg_.residual) t = t + (in_channels_ == t.size(1) ? input : input.narrow(1, 0, t.size(1)));
+    at::Tensor t = run(input, {});
     if (ph != 0 || pw != 0) t = t.narrow(2, 0, h).narrow(3, 0, w);
     return t;
   }
 
+  // monge::PaddedInput: the image is the top-left height x width of x, zeros beyond. It is padded
+  // as forward() pads it (replicating its last row and column up to a multiple of 2^depth), and
+  // after every 3x3 convolution what lies beyond that padded image at the level's resolution is
+  // zeroed again, so that the next convolution reads the zeros its own padding would give: the
+  // image's output is forward()'s.
+  at::Tensor forward_padded(const at::Tensor& x, int64_t height, int64_t width) {
+    check_input(x);
+    const int64_t m = int64_t(1) << cfg_.depth;
+    const int64_t H = x.size(2), W = x.size(3);
+    const int64_t h = (height + m - 1) / m * m, w = (width + m - 1) / m * m;
+    if (height < 1 || width < 1 || H % m != 0 || W % m != 0 || h > H || w > W)
+      throw monge::Error("unet: a padded input must be a multiple of " + std::to_string(m) + " a side and hold the " +
+                         std::to_string(height) + " x " + std::to_string(width) + " image, got " + shape_text(x.sizes()));
+    at::Tensor input = x;
+    if (h != height || w != width) {
+      const at::Tensor image = x.narrow(2, 0, height).narrow(3, 0, width);
+      input = F::pad(F::pad(image, F::PadFuncOptions({0, w - width, 0, h - height}).mode(torch::kReplicate)),
+                     F::PadFuncOptions({0, W - w, 0, H - h}));
+      if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous())
+        input = input.contiguous(at::MemoryFormat::ChannelsLast);
+    }
+    return run(input, {h, w});
+  }
+
+  /// Size of the image at full resolution inside a larger input ({} when it fills it).
+  struct Valid {
+    int64_t height = 0, width = 0;
+  };
+
  private:
+  void check_input(const at::Tensor& x) const {
+    if (x.dim() != 4 || x.size(1) != in_channels_)
+      throw monge::Error("unet: expected an N x " + std::to_string(in_channels_) + " x H x W tensor, got " +
+                         shape_text(x.sizes()));
+  }
+
+  // Zeroes t (a feature map at resolution 2^-level) beyond the image, when it is in a larger input.
+  static at::Tensor within(at::Tensor t, const Valid& valid, int64_t level) {
+    if (valid.height == 0) return t;
+    const int64_t h = valid.height >> level, w = valid.width >> level;
+    if (h == t.size(2) && w == t.size(3)) return t;
+    if (t.requires_grad()) {
+      at::Tensor mask = torch::zeros({1, 1, t.size(2), t.size(3)}, t.options().requires_grad(false));
+      mask.narrow(2, 0, h).narrow(3, 0, w).fill_(1);
+      return t * mask;
+    }
+    t.narrow(2, h, t.size(2) - h).zero_();
+    t.narrow(3, w, t.size(3) - w).zero_();
+    return t;
+  }
+
+  // The network on an input whose sides are multiples of 2^depth.
+  at::Tensor run(const at::Tensor& input, const Valid& valid) {
+    at::Tensor t = within(act(stem_->forward(input)), valid, 0);
+    std::vector<at::Tensor> skips;
+    for (int64_t l = 0; l < cfg_.depth; ++l) {
+      t = within(act(enc_a_[l]->forward(t)), valid, l);
+      t = within(act(enc_b_[l]->forward(t)), valid, l);
+      skips.push_back(t);
+      t = within(down_[l]->forward(t), valid, l + 1);
+    }
+    t = within(act(mid_a_->forward(t)), valid, cfg_.depth);
+    t = within(act(mid_b_->forward(t)), valid, cfg_.depth);
+    for (int64_t l = cfg_.depth - 1; l >= 0; --l) {
+      t = F::interpolate(t, F::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(torch::kNearest));
+      t = within(up_[l]->forward(t), valid, l);
+      t = torch::cat({skips[l], t}, 1);
+      t = within(act(dec_a_[l]->forward(t)), valid, l);
+      t = within(act(dec_b_[l]->forward(t)), valid, l);
+    }
+    t = out_->forward(t);
+    // Residual on the first output-many channels: extra inputs (a stochastic map's z) are not added.
+    if (cfg_.residual) t = t + (in_channels_ == t.size(1) ? input : input.narrow(1, 0, t.size(1)));
+    return t;
+  }
+
   at::Tensor act(const at::Tensor& t) const {
     if (cfg_.activation == "relu") return torch::relu(t);
     if (cfg_.activation == "leaky_relu") return torch::leaky_relu(t, 0.2);
@@ -121,6 +167,14 @@ class UNetModule final : public monge::Module {
   nn::Conv2d stem_{nullptr}, mid_a_{nullptr}, mid_b_{nullptr}, out_{nullptr};
   std::vector<nn::Conv2d> enc_a_, enc_b_, down_, up_, dec_a_, dec_b_;
 };
+
+at::Tensor padded_forward(monge::Module& module, const at::Tensor& x, int64_t height, int64_t width) {
+  auto* unet = dynamic_cast<UNetModule*>(&module);
+  if (unet == nullptr) throw monge::Error("unet: a padded input needs a module built by unet");
+  return unet->forward_padded(x, height, width);
+}
+
+constexpr monge::PaddedInput kPaddedInput{&padded_forward};
 
 class UNet final : public monge::Network {
  public:
@@ -176,6 +230,10 @@ class UNet final : public monge::Network {
   // depth stride-2 convolutions: feature grids line up with the image's only when a tile starts
   // at a multiple of 2^depth.
   int64_t tile_alignment() const override { return int64_t(1) << cfg_.depth; }
+
+  const void* capability(std::string_view name, int version) const override {
+    return monge::offer(name, version, &kPaddedInput);
+  }
 
   static monge::Schema schema() {
     return monge::Schema{}

@@ -43,15 +43,16 @@ end
 --- The settings a speed benchmark compares on `device`: "fp32", "bf16" where it runs (a GPU, or a
 --- CPU with native bf16 convolutions: monge.cpu_bf16()'s second value), and on request
 --- "fp32-uncached": fp32 with the CPU tensor cache off (MONGE_CPU_CACHE_MB=0), as monge ran before
---- the cache, the reference for what the cache brings, and "fp32-before": fp32 as monge ran before
---- issue 21, the cache off and OpenBLAS's threads on every core whatever --threads says
---- (MONGE_BLAS_THREADS). `wanted` ("fp32,bf16" by default) picks them.
+--- the cache, the reference for what the cache brings, "fp32-unrounded": fp32 with every window
+--- run at its own size (--shape-step 0), and "fp32-before": fp32 as monge ran before issue 21, the
+--- cache off, OpenBLAS's threads on every core whatever --threads says (MONGE_BLAS_THREADS) and
+--- windows at their own size. `wanted` ("fp32,bf16" by default) picks them.
 --- Returns the list and a note saying what was left out and why ("" when nothing).
 function M.precisions(wanted, device)
   local list, note = {}, ""
   for p in (wanted or "fp32,bf16"):gmatch("[^,]+") do
-    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached" or p == "fp32-before",
-           "precisions: fp32, bf16, fp32-uncached and/or fp32-before, got '" .. p .. "'")
+    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached" or p == "fp32-unrounded" or p == "fp32-before",
+           "precisions: fp32, bf16, fp32-uncached, fp32-unrounded and/or fp32-before, got '" .. p .. "'")
     if p == "bf16" and device ~= "cuda" and not select(2, monge.cpu_bf16()) then
       note = "bf16 left out: this CPU (or its DNNL_MAX_CPU_ISA limit) has no native bf16 convolutions"
     else
@@ -69,12 +70,16 @@ local function cores()
   return n or monge.threads()
 end
 
---- A setting of M.precisions as the network's precision ("fp32" or "bf16") and the environment
---- prefix of a `monge` command that runs in it ("MONGE_CPU_CACHE_MB=0 " for fp32-uncached).
+--- A setting of M.precisions as the network's precision ("fp32" or "bf16"), the environment
+--- prefix of a `monge` command that runs in it ("MONGE_CPU_CACHE_MB=0 " for fp32-uncached) and the
+--- flags it adds to apply or batch ("--shape-step 0 " for fp32-unrounded; "" for most).
 function M.setting(name)
-  if name == "fp32-uncached" then return "fp32", "MONGE_CPU_CACHE_MB=0 " end
-  if name == "fp32-before" then return "fp32", string.format("MONGE_CPU_CACHE_MB=0 MONGE_BLAS_THREADS=%d ", cores()) end
-  return name, ""
+  if name == "fp32-uncached" then return "fp32", "MONGE_CPU_CACHE_MB=0 ", "" end
+  if name == "fp32-unrounded" then return "fp32", "", "--shape-step 0 " end
+  if name == "fp32-before" then
+    return "fp32", string.format("MONGE_CPU_CACHE_MB=0 MONGE_BLAS_THREADS=%d ", cores()), "--shape-step 0 "
+  end
+  return name, "", ""
 end
 
 --- Runs fn(precision) in this process as setting `name` runs: for fp32-uncached and fp32-before
@@ -93,7 +98,8 @@ end
 
 --- Statistics of a histogram of differences in output levels (an int64 tensor whose element d + 1
 --- counts the samples d levels apart, as monge.image.difference returns): { samples, max, p999,
---- mean, within1 } (p999: the 99.9th percentile; within1: the share of samples at most 1 level apart).
+--- mean, within0, within1 } (p999: the 99.9th percentile; within0 and within1: the shares of
+--- samples equal and at most 1 level apart).
 function M.level_stats(hist)
   local counts, samples, sum, max = {}, 0, 0, 0
   for d = 0, hist:size(1) - 1 do
@@ -107,6 +113,7 @@ function M.level_stats(hist)
     if seen >= 0.999 * samples then p999 = d break end
   end
   return { samples = samples, max = max, p999 = p999, mean = samples > 0 and sum / samples or 0,
+           within0 = samples > 0 and counts[0] / samples or 1,
            within1 = samples > 0 and (counts[0] + (counts[1] or 0)) / samples or 1 }
 end
 

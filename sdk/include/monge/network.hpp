@@ -46,4 +46,21 @@ class MONGE_SDK_API Network : public Plugin {
   virtual int64_t tile_alignment() const { return 1; }
 };
 
+/// Capability of a network plugin (SDK 7.1): run its modules on an image that fills only the
+/// top-left corner of a larger input, as if the input were that corner alone. monge apply rounds
+/// the windows it cuts up to a few sizes this way, so that a batch of images of all different
+/// sizes reuses the convolution kernels oneDNN compiles per input shape (about 10-14 ms for each
+/// new shape on a CPU, as much as the network itself on a 224 x 224 image).
+struct PaddedInput {
+  static constexpr const char* kName = "monge.network.padded_input";
+  static constexpr int kVersion = 1;
+  /// `module` (built by this plugin) on `x`, N x C x H x W, whose rows [0, height) and columns
+  /// [0, width) hold the image; H and W are multiples of tile_alignment(), at least the image's
+  /// size rounded up to it, and the pixels beyond the image are zeros. Returns N x C_out x H x W
+  /// (times the network's scale) whose top-left height x width pixels are module.forward() of the
+  /// image alone, equal up to float rounding (bit for bit where the kernels sum in the same order);
+  /// the rest is unspecified.
+  at::Tensor (*forward)(Module& module, const at::Tensor& x, int64_t height, int64_t width) = nullptr;
+};
+
 }  // namespace monge

@@ -35,9 +35,11 @@
 ///        and MONGE_PLUGIN_MIGRATION (an optional exported migration of parameters saved by an
 ///        older version of the plugin; map files record plugin versions): a new virtual function
 ///        in the base class changes every interface's layout.
+///   7.1  monge::PaddedInput, a network capability: modules run on an image in the corner of a
+///        larger, zero-padded input (apply rounds window sizes to reuse compiled kernels).
 
 #define MONGE_SDK_MAJOR 7
-#define MONGE_SDK_MINOR 0
+#define MONGE_SDK_MINOR 1
 #define MONGE_VERSION_STRING "0.1.0"
 
 namespace monge {
