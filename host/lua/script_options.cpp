@@ -107,7 +107,7 @@ Schema calibration_shared() {
          "where to search for the parameter: LO,HI (Lua: { lo, hi }) with LO < HI; a warning says when the estimate lands on an end "
          "(widen it)"})
       .integer("images", 2000, 1, kMaxCount, "images of each set used")
-      .integer("iterations", 24, 1, 10000, "golden-section steps (24: the range shrinks to 1e-5 of itself)");
+      .integer("iterations", 24, 1, kMaxCount, "golden-section steps (24: the range shrinks to 1e-5 of itself)");
   return s;
 }
 
