@@ -5,17 +5,18 @@
 #include <iostream>
 
 #include "host/cli/commands.hpp"
-#include "host/train/options.hpp"
+#include "host/lua/script_options.hpp"
 
 namespace monge::cli {
 namespace {
 
-// The option set whose table `monge help --markdown NAME` prints: a command's, or a Lua function's
-// that has no command (train: monge.train, in docs/training.md); null for none.
+// The option set whose table `monge help --markdown NAME` prints: a command's, or a Lua
+// function's (train: monge.train, in docs/training.md; monge.evaluate, monge.calibrate and
+// monge.ot.*, in docs/lua.md); null for none.
 const host::OptionSet* documented_options(const std::string& name) {
-  if (name == "train") return &host::train_options();
   const Command* c = find_command(name);
-  return c && c->options ? &c->options() : nullptr;
+  if (c && c->options) return &c->options();
+  return host::find_option_set(name);
 }
 
 int run(const Options&, const std::vector<std::string>& args) {
@@ -34,8 +35,8 @@ int run(const Options&, const std::vector<std::string>& args) {
 Command help_command() {
   return {"help",
           {{"--help | monge COMMAND --help | monge help COMMAND", ""},
-           {"help --markdown apply|batch|train",
-            "print the options of a command (or of monge.train)\nas the table in docs/cli.md (docs/training.md)"}},
+           {"help --markdown COMMAND|train|monge.FUNCTION",
+            "print the options of a command (or of a Lua function:\ntrain, monge.evaluate, monge.ot.sinkhorn, ...) as the\ntable in docs/cli.md (docs/training.md, docs/lua.md)"}},
           nullptr, &run};
 }
 

@@ -127,6 +127,19 @@ OptionSet& OptionSet::add(const OptionSet& other) {
   return *this;
 }
 
+OptionSet& OptionSet::add(const OptionSet& other, const std::vector<std::string>& names, Use use) {
+  for (const auto& name : names) {
+    const ParamSpec* spec = other.schema_.find(name);
+    if (!spec) throw Error("internal: option set " + other.owner_ + " has no option '" + name + "' for " + owner_);
+    schema_.add(*spec);
+    OptionCli c = other.cli(name);
+    if (use == Use::LuaOnly) c = OptionCli{"", c.default_text, {}, false, false, true, std::nullopt};
+    if (use == Use::CliOnly) c.cli_only = true;
+    cli_.emplace_back(name, std::move(c));
+  }
+  return *this;
+}
+
 OptionSet& OptionSet::opaque(std::string name, std::string values, std::string default_text, std::string doc) {
   if (schema_.find(name)) throw Error("internal: option set " + owner_ + " declares '" + name + "' twice");
   opaque_.push_back({schema_.specs().size(), std::move(name), std::move(values), std::move(default_text), std::move(doc)});

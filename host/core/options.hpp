@@ -36,6 +36,12 @@ class OptionSet {
   OptionSet& add(const Schema& schema, const std::vector<std::pair<std::string, OptionCli>>& cli = {});
   /// Every option of `other` (e.g. batch takes all of apply's).
   OptionSet& add(const OptionSet& other);
+  /// Where options taken from another set are used here.
+  enum class Use { Both, LuaOnly, CliOnly };
+  /// The options `names` of `other`, declared there (eval takes apply's --threads, --device and
+  /// --trust-code): as they are there (Both), without their flags (LuaOnly: for a Lua function's
+  /// set) or without their Lua keys (CliOnly).
+  OptionSet& add(const OptionSet& other, const std::vector<std::string>& names, Use use = Use::Both);
   /// A Lua key whose value a Schema cannot hold (a tensor): the binding reads it itself; here it
   /// is only accepted as a key and documented (`values` and `default_text` as the table shows them).
   OptionSet& opaque(std::string name, std::string values, std::string default_text, std::string doc);

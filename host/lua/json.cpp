@@ -24,6 +24,9 @@ using Json = nlohmann::json;  // objects keep their keys sorted, as report.lua a
 // recurses once per level on the C stack. Real files (reports, manifests, logs) nest a few levels.
 constexpr int kMaxDepth = 200;
 
+// monge.json.null: a value that encodes as null where nil would leave the key out of an object.
+char null_sentinel;
+
 // A number as report.lua wrote it before: a whole number below 2^53 as an integer, any other at 10
 // significant digits; NaN and infinities as null.
 Json number_json(double v) {
@@ -85,6 +88,9 @@ Json to_json(lua_State* L, int index, int depth) {
       return std::string(s, n);
     }
     case LUA_TTABLE: break;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, index) == &null_sentinel) return nullptr;
+      [[fallthrough]];
     default:
       throw std::runtime_error(std::string("monge.json.encode: cannot encode a ") + luaL_typename(L, index));
   }
@@ -188,6 +194,8 @@ void open_json(lua_State* L) {
   get_or_create_table(L, -1, "json");
   set_function<l_encode>(L, "encode");
   set_function<l_decode>(L, "decode");
+  lua_pushlightuserdata(L, &null_sentinel);
+  lua_setfield(L, -2, "null");
   lua_pop(L, 1);
 }
 

@@ -8,8 +8,10 @@
 
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
+#include "host/lua/option_tables.hpp"
 #include "host/lua/tensor.hpp"
 #include "host/ot/discrete_ot.hpp"
+#include "host/ot/options.hpp"
 
 namespace monge::lua {
 
@@ -71,11 +73,6 @@ void set_sinkhorn_fields(lua_State* L, const Result& r) {
   set_bool(L, "converged", r.converged);
 }
 
-void check_options_table(lua_State* L, int index, const char* function) {
-  if (!lua_isnoneornil(L, index) && !lua_istable(L, index))
-    throw std::runtime_error(std::string(function) + ": options must be a table, got " + luaL_typename(L, index));
-}
-
 // monge.ot.cost_matrix(x, y [, p]) -> [n, m] float64
 int l_cost_matrix(lua_State* L) {
   const at::Tensor x = tensor_arg(L, 1), y = tensor_arg(L, 2);
@@ -101,14 +98,8 @@ int l_exact(lua_State* L) {
 // monge.ot.sinkhorn(C [, { eps, a, b, max_iter, tol }]) -> { plan, cost, objective, f, g, iterations, error, converged }
 int l_sinkhorn(lua_State* L) {
   const at::Tensor C = tensor_arg(L, 1);
-  check_options_table(L, 2, "monge.ot.sinkhorn");
-  check_keys(L, 2, "monge.ot.sinkhorn", {"eps", "a", "b", "max_iter", "tol"});
-  ot::SinkhornOptions o;
-  if (lua_istable(L, 2)) {
-    o.eps = opt_number_field(L, 2, "eps", o.eps);
-    o.max_iter = static_cast<int64_t>(opt_number_field(L, 2, "max_iter", static_cast<double>(o.max_iter)));
-    o.tol = opt_number_field(L, 2, "tol", o.tol);
-  }
+  // Keys, types, ranges and defaults from the declaration (host/ot/options.cpp); the weights here.
+  const ot::SinkhornOptions o = ot::sinkhorn_settings(table_options(L, 2, ot::sinkhorn_options(), "monge.ot.sinkhorn"));
   const ot::SinkhornResult r = ot::sinkhorn(C, tensor_field(L, 2, "a"), tensor_field(L, 2, "b"), o);
   lua_createtable(L, 0, 8);
   set_sinkhorn_fields(L, r);
@@ -119,17 +110,8 @@ int l_sinkhorn(lua_State* L) {
 //   -> { plan, cost, objective, marginal_a, marginal_b, mass, f, g, iterations, error, converged }
 int l_unbalanced(lua_State* L) {
   const at::Tensor C = tensor_arg(L, 1);
-  check_options_table(L, 2, "monge.ot.unbalanced");
-  check_keys(L, 2, "monge.ot.unbalanced", {"eps", "rho", "rho_a", "rho_b", "a", "b", "max_iter", "tol"});
-  ot::UnbalancedOptions o;
-  if (lua_istable(L, 2)) {
-    o.eps = opt_number_field(L, 2, "eps", o.eps);
-    const double rho = opt_number_field(L, 2, "rho", o.rho_a);
-    o.rho_a = opt_number_field(L, 2, "rho_a", rho);
-    o.rho_b = opt_number_field(L, 2, "rho_b", rho);
-    o.max_iter = static_cast<int64_t>(opt_number_field(L, 2, "max_iter", static_cast<double>(o.max_iter)));
-    o.tol = opt_number_field(L, 2, "tol", o.tol);
-  }
+  const ot::UnbalancedOptions o =
+      ot::unbalanced_settings(table_options(L, 2, ot::unbalanced_options(), "monge.ot.unbalanced"));
   const ot::UnbalancedResult r = ot::unbalanced_sinkhorn(C, tensor_field(L, 2, "a"), tensor_field(L, 2, "b"), o);
   lua_createtable(L, 0, 11);
   set_sinkhorn_fields(L, r);
@@ -142,8 +124,7 @@ int l_unbalanced(lua_State* L) {
 // monge.ot.energy_distance(x, y [, { a, b }]) -> number
 int l_energy_distance(lua_State* L) {
   const at::Tensor x = tensor_arg(L, 1), y = tensor_arg(L, 2);
-  check_options_table(L, 3, "monge.ot.energy_distance");
-  check_keys(L, 3, "monge.ot.energy_distance", {"a", "b"});
+  table_options(L, 3, ot::energy_distance_options(), "monge.ot.energy_distance");
   lua_pushnumber(L, ot::energy_distance(x, y, tensor_field(L, 3, "a"), tensor_field(L, 3, "b")));
   return 1;
 }
@@ -151,15 +132,8 @@ int l_energy_distance(lua_State* L) {
 // monge.ot.sinkhorn_divergence(x, y [, { eps, p, a, b, max_iter, tol }]) -> number
 int l_sinkhorn_divergence(lua_State* L) {
   const at::Tensor x = tensor_arg(L, 1), y = tensor_arg(L, 2);
-  check_options_table(L, 3, "monge.ot.sinkhorn_divergence");
-  check_keys(L, 3, "monge.ot.sinkhorn_divergence", {"eps", "p", "a", "b", "max_iter", "tol"});
-  ot::DivergenceOptions o;
-  if (lua_istable(L, 3)) {
-    o.eps = opt_number_field(L, 3, "eps", o.eps);
-    o.power = opt_number_field(L, 3, "p", o.power);
-    o.max_iter = static_cast<int64_t>(opt_number_field(L, 3, "max_iter", static_cast<double>(o.max_iter)));
-    o.tol = opt_number_field(L, 3, "tol", o.tol);
-  }
+  const ot::DivergenceOptions o =
+      ot::divergence_settings(table_options(L, 3, ot::divergence_options(), "monge.ot.sinkhorn_divergence"));
   lua_pushnumber(L, ot::sinkhorn_divergence(x, y, tensor_field(L, 3, "a"), tensor_field(L, 3, "b"), o));
   return 1;
 }

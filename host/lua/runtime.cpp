@@ -9,6 +9,7 @@
 
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
+#include "host/lua/option_tables.hpp"
 #include "host/lua/tensor.hpp"
 #include "monge/version.hpp"
 #include "monge_config.hpp"
@@ -73,6 +74,7 @@ int open_core(lua_State* L) {
   open_classifier(L);
   open_wiener(L);
   open_json(L);
+  open_options(L);
   return 1;
 }
 

@@ -14,6 +14,7 @@
 #include "host/core/registry.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
+#include "host/lua/option_tables.hpp"
 #include "host/lua/tensor.hpp"
 #include "host/train/distributed.hpp"
 #include "host/train/options.hpp"
@@ -79,15 +80,13 @@ at::Tensor tensor_field(lua_State* L, const char* key) {
   return out;
 }
 
-Params table_options(lua_State* L, const host::OptionSet& set, const char* who, std::initializer_list<const char*> other);
-
 // monge.train's table at index 1 as a TrainConfig: keys, types, ranges and defaults from the
 // declaration (host/train/options.cpp); the plugin objects are read again for their names and
 // parameters, the tensors here only.
 host::TrainConfig train_config(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   host::TrainConfig c;
-  const Params p = table_options(L, host::train_options(), "monge.train", {});
+  const Params p = table_options(L, 1, host::train_options(), "monge.train");
   host::set_train_options(p, c);
   auto op = plugin_field(L, "operator", Kind::Operator, true);
   c.op = std::dynamic_pointer_cast<ForwardOperator>(op->object);
@@ -347,49 +346,6 @@ const host::LoadedMap& map_field(lua_State* L, const char* who, host::LoadedMap&
   return *map;
 }
 
-std::vector<std::string> strings_field(lua_State* L, const char* key, const char* who) {
-  std::vector<std::string> out;
-  lua_getfield(L, 1, key);
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    out.emplace_back(lua_tostring(L, -1));
-  } else if (lua_istable(L, -1)) {
-    for (int i = 1;; ++i) {
-      lua_rawgeti(L, -1, i);
-      if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        break;
-      }
-      if (lua_type(L, -1) != LUA_TSTRING) throw std::runtime_error(std::string(who) + ": '" + key + "' must hold strings");
-      out.emplace_back(lua_tostring(L, -1));
-      lua_pop(L, 1);
-    }
-  } else if (!lua_isnil(L, -1)) {
-    throw std::runtime_error(std::string(who) + ": '" + key + "' must be a string or a list of strings");
-  }
-  lua_pop(L, 1);
-  return out;
-}
-
-// The options of `set` in the table at index 1 (keys beside them: `other`), validated against
-// its declaration (host/apply/options.hpp), errors naming `who` and the key.
-Params table_options(lua_State* L, const host::OptionSet& set, const char* who, std::initializer_list<const char*> other) {
-  std::vector<std::string> allowed(other.begin(), other.end());
-  for (const auto& key : set.lua_keys()) allowed.push_back(key);
-  check_keys(L, 1, who, allowed);
-  ParamMap given;
-  for (const auto& spec : set.schema().specs()) {
-    if (spec.type == ParamType::StringList) {
-      auto list = strings_field(L, spec.name.c_str(), who);
-      if (!list.empty()) given[spec.name] = std::move(list);
-      continue;
-    }
-    lua_getfield(L, 1, spec.name.c_str());
-    if (!lua_isnil(L, -1)) given[spec.name] = to_value(L, -1, std::string(who) + ": '" + spec.name + "'");
-    lua_pop(L, 1);
-  }
-  return set.resolve(given, who);
-}
-
 // Readies `map` for monge.apply and monge.batch: moved to the streaming options' device; `seed`,
 // when given, reseeds a stochastic map's noise and is an error for another map.
 void ready_map(lua_State* L, const Params& p, const host::LoadedMap& map, const host::StreamOptions& o, const char* who) {
@@ -415,7 +371,7 @@ void set_numbers(lua_State* L, std::initializer_list<std::pair<const char*, doub
 // tiled apply of `monge apply` (host/apply/stream.hpp); returns a table describing what was done.
 int l_apply(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  const Params p = table_options(L, host::apply_options(), "monge.apply", {"map", "input", "output"});
+  const Params p = table_options(L, 1, host::apply_options(), "monge.apply", {"map", "input", "output"});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.apply", holder);
   const std::string input = opt_string_field(L, 1, "input", ""), output = opt_string_field(L, 1, "output", "");
@@ -439,12 +395,12 @@ int l_apply(lua_State* L) {
 // monge.batch{ map = m, inputs = { "scans/", "more.tar" }, out = "restored", shard = "0/2", ... }
 int l_batch(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  const Params p = table_options(L, host::batch_options(), "monge.batch", {"map", "inputs"});
+  const Params p = table_options(L, 1, host::batch_options(), "monge.batch", {"map", "inputs"});
   host::LoadedMap holder;
   const host::LoadedMap& map = map_field(L, "monge.batch", holder);
   const host::BatchOptions o = host::batch_options(p, "monge.batch");
   ready_map(L, p, map, o.apply, "monge.batch");
-  const host::BatchReport r = host::run_batch(map, strings_field(L, "inputs", "monge.batch"), o);
+  const host::BatchReport r = host::run_batch(map, strings_field(L, 1, "inputs", "monge.batch"), o);
   lua_createtable(L, 0, 9);
   set_numbers(L, {{"found", double(r.found)},   {"mine", double(r.mine)},   {"already", double(r.already)},
                   {"ok", double(r.ok)},         {"failed", double(r.failed)}, {"failed_before", double(r.failed_before)},

@@ -111,47 +111,34 @@ for _, mpix in ipairs(sizes) do
   for _, p in ipairs(precisions) do os.remove(out .. "/out-" .. p .. ".tif") end
 end
 
--- results.json and report.html
+-- results.json (monge.json.encode; numbers to the places that mean something) and report.html
+local fixed, null = bench.fixed, monge.json.null
 local function json_run(r)
-  if not r then return "null" end
-  return string.format('{"seconds": %.3f, "mpix_per_s": %.4f, "network_mpix_per_s": %.4f, "ratio_to_network": %.4f, "peak_rss_mib": %d}',
-    r.seconds, r.mpix_per_s, r.net_mpix_per_s, r.ratio, r.peak_rss_mib)
+  if not r then return null end
+  return { seconds = fixed(r.seconds, 3), mpix_per_s = fixed(r.mpix_per_s, 4), network_mpix_per_s = fixed(r.net_mpix_per_s, 4),
+           ratio_to_network = fixed(r.ratio, 4), peak_rss_mib = r.peak_rss_mib }
 end
 local function json_accuracy(a)
-  if not a then return "null" end
-  return string.format('{"max_levels": %d, "p999_levels": %d, "within_1_level": %.6f, "mean_levels": %.6f, "samples": %d}',
-    a.max, a.p999, a.within1, a.mean, a.samples)
+  if not a then return null end
+  return { max_levels = a.max, p999_levels = a.p999, within_1_level = fixed(a.within1, 6), mean_levels = fixed(a.mean, 6),
+           samples = a.samples }
 end
-local function json_rows()
-  local parts = {}
-  for _, r in ipairs(rows) do
-    local over = r.over_uncached
-    parts[#parts + 1] = string.format('{"mpix": %.3f, "side": %d, "fp32": %s, "bf16": %s, "fp32_uncached": %s, "bf16_speedup": %s, "bf16_network_speedup": %s, "bf16_vs_fp32": %s, "speedup_over_fp32_uncached": %s}',
-      r.mpix, r.side, json_run(r.runs.fp32), json_run(r.runs.bf16), json_run(r.runs["fp32-uncached"]),
-      r.speedup and string.format("%.4f", r.speedup) or "null",
-      r.network_speedup and string.format("%.4f", r.network_speedup) or "null", json_accuracy(r.accuracy),
-      over and string.format('{"fp32": %s, "bf16": %s}', over.fp32 and string.format("%.4f", over.fp32) or "null",
-        over.bf16 and string.format("%.4f", over.bf16) or "null") or "null")
-  end
-  return table.concat(parts, ",\n    ")
+local sizes_json = {}
+for _, r in ipairs(rows) do
+  local over = r.over_uncached
+  sizes_json[#sizes_json + 1] = {
+    mpix = fixed(r.mpix, 3), side = r.side, fp32 = json_run(r.runs.fp32), bf16 = json_run(r.runs.bf16),
+    fp32_uncached = json_run(r.runs["fp32-uncached"]), bf16_speedup = fixed(r.speedup, 4),
+    bf16_network_speedup = fixed(r.network_speedup, 4), bf16_vs_fp32 = json_accuracy(r.accuracy),
+    speedup_over_fp32_uncached = over and { fp32 = fixed(over.fp32, 4), bf16 = fixed(over.bf16, 4) } or null,
+  }
 end
 local rev = bench.git_revision()
-local f = assert(io.open(out .. "/results.json.tmp", "w"))
-f:write(string.format([[{
-  "benchmark": "apply",
-  "machine": {"cpu": "%s", "threads": %d, "device": "%s", "cpu_bf16_native": %s},
-  "git_revision": "%s",
-  "network": "%s",
-  "tile": %d,
-  "precisions": ["%s"],
-  "note": "%s",
-  "sizes": [
-    %s
-  ]
-}
-]], cpu, threads, device, tostring(select(2, monge.cpu_bf16())), rev, network, tile, table.concat(precisions, '", "'), left_out, json_rows()))
-f:close()
-os.rename(out .. "/results.json.tmp", out .. "/results.json")
+bench.write_json(out .. "/results.json", {
+  benchmark = "apply",
+  machine = { cpu = cpu, threads = threads, device = device, cpu_bf16_native = select(2, monge.cpu_bf16()) },
+  git_revision = rev, network = network, tile = tile, precisions = precisions, note = left_out, sizes = sizes_json,
+})
 
 local trs, bars, i = {}, {}, 0
 for _, r in ipairs(rows) do

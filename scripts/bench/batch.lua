@@ -143,21 +143,25 @@ print(string.format("speed-up over 1 process x 1 thread (%s): %.2f (1 x %d threa
 
 local cpu = bench.machine()
 local rev = bench.git_revision()
+local fixed = bench.fixed
 local parts, trs = {}, {}
 for _, r in ipairs(rows) do
-  parts[#parts + 1] = string.format('{"setting": "%s", "precision": "%s", "processes": %d, "threads": %d, "seconds": %.3f, "images_per_s": %.3f, "mpix_per_s": %.4f, "speedup": %.3f}',
-    r.label, r.precision, r.processes, r.threads, r.seconds, r.images_per_s, r.mpix_per_s, r.speedup)
+  parts[#parts + 1] = { setting = r.label, precision = r.precision, processes = r.processes, threads = r.threads,
+                        seconds = fixed(r.seconds, 3), images_per_s = fixed(r.images_per_s, 3), mpix_per_s = fixed(r.mpix_per_s, 4),
+                        speedup = fixed(r.speedup, 3) }
   trs[#trs + 1] = string.format("<tr><td>%s</td><td>%s</td><td>%.1f</td><td>%.2f</td><td>%.3f</td><td>%.2f</td></tr>",
     r.label, r.precision, r.seconds, r.images_per_s, r.mpix_per_s, r.speedup)
 end
 local nets = {}
-for _, p in ipairs(precisions) do nets[#nets + 1] = string.format('"%s": %.3f', p, network[p]) end
-local acc_json = acc and string.format('{"setting": "%s", "bf16_speedup": %.4f, "max_levels": %d, "p999_levels": %d, "within_1_level": %.6f, "mean_levels": %.6f}',
-  last.bf16.label, bf16_speedup, acc.max, acc.p999, acc.within1, acc.mean) or "null"
-local f = assert(io.open(out .. "/results.json", "w"))
-f:write(string.format('{\n  "benchmark": "batch",\n  "machine": {"cpu": "%s", "cores": %d, "cpu_bf16_native": %s},\n  "git_revision": "%s",\n  "images": %d,\n  "mpix": %.3f,\n  "network": {"name": "unet", "channels": %d, "depth": 2},\n  "note": "%s",\n  "network_images_per_s_224": {%s},\n  "bf16_vs_fp32": %s,\n  "settings": [\n    %s\n  ]\n}\n',
-  cpu, all, tostring(select(2, monge.cpu_bf16())), rev, count, pixels / 1e6, channels, left_out, table.concat(nets, ", "), acc_json, table.concat(parts, ",\n    ")))
-f:close()
+for _, p in ipairs(precisions) do nets[p] = fixed(network[p], 3) end
+local acc_json = acc and { setting = last.bf16.label, bf16_speedup = fixed(bf16_speedup, 4), max_levels = acc.max,
+                           p999_levels = acc.p999, within_1_level = fixed(acc.within1, 6), mean_levels = fixed(acc.mean, 6) }
+  or monge.json.null
+bench.write_json(out .. "/results.json", {
+  benchmark = "batch", machine = { cpu = cpu, cores = all, cpu_bf16_native = select(2, monge.cpu_bf16()) }, git_revision = rev,
+  images = count, mpix = fixed(pixels / 1e6, 3), network = { name = "unet", channels = channels, depth = 2 }, note = left_out,
+  network_images_per_s_224 = nets, bf16_vs_fp32 = acc_json, settings = parts,
+})
 local html = assert(io.open(out .. "/report.html", "w"))
 html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge batch benchmark</title>
 <body style="font-family: sans-serif; max-width: 900px"><h1>Batch restoration</h1>

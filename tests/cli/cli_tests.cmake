@@ -217,6 +217,20 @@ add_cli_test(eval_help 0 MATCH "Usage: monge eval MAP --data SPEC --out DIR" "fa
   COMMAND ${_m} eval --help)
 add_cli_test(eval_unknown_option 2 MATCH "eval: unknown option '--metric' \\(did you mean '--metrics'\\?\\)"
   COMMAND ${_m} eval map.pt --data fashion-mnist:test --out x --metric psnr)
+# eval's flags are declared once (host/lua/script_options.cpp) and parsed from that declaration:
+# a misspelt flag gets the nearest one, a value of the wrong type is refused naming the flag and
+# what it takes (exit 2, before any file is read); --help lists the declared options.
+add_cli_test(eval_misspelt_flag 2 MATCH "^monge: eval: unknown option '--nosie' \\(did you mean '--noise'\\?\\)$"
+  "^Run 'monge eval --help' for usage\\.$"
+  COMMAND ${_m} eval map.pt --data fashion-mnist:test --out x --nosie none)
+add_cli_test(eval_bad_value 2 MATCH "^monge: eval: --grid expects an integer in \\[0, [0-9]+\\], got 'many'$"
+  COMMAND ${_m} eval map.pt --data fashion-mnist:test --out x --grid many)
+add_cli_test(eval_missing_value 2 MATCH "^monge: eval: --seed needs a value: an integer in \\[0, [0-9]+\\]$"
+  COMMAND ${_m} eval map.pt --data fashion-mnist:test --out x --seed)
+add_cli_test(eval_help_options 0 MATCH "^  --grid K +images in grid\\.png" "^  --no-progress +no progress lines" "^  --trust-code "
+  COMMAND ${_m} eval --help)
+add_cli_test(help_markdown_lua 0 MATCH "^\\| Lua key \\| values \\| default \\| meaning \\|$" "^\\| `eps` \\| number \\| 0\\.05 \\|"
+  COMMAND ${_m} help --markdown monge.ot.sinkhorn)
 add_cli_test(eval_recorded_noise 0 MATCH "on fashion-mnist:test:12: 12 images, noise gaussian:sigma=0\\.05, seed 0"
   COMMAND ${_m} -q eval "${_eval}/map.pt" --data fashion-mnist:test:12 --metrics psnr --out "${_eval}/recorded")
 add_cli_test(info_noise 0 MATCH "trained with noise gaussian:sigma=0\\.05 \\(monge eval's default --noise\\)"

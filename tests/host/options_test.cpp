@@ -5,14 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <functional>
 #include <sstream>
 #include <string>
+#include <tuple>
 
 #include "host/apply/options.hpp"
 #include "host/core/options.hpp"
+#include "host/lua/script_options.hpp"
+#include "host/ot/options.hpp"
 #include "host/train/options.hpp"
 
 using namespace monge;
@@ -125,7 +130,7 @@ TEST(Options, SpellingNamesOptionsAsTheCallerTypesThem) {
 }
 
 TEST(Options, HelpListsEveryFlagAndEveryChoiceIsDocumented) {
-  for (const OptionSet* set : {&apply_options(), &batch_options()}) {
+  for (const OptionSet* set : {&apply_options(), &batch_options(), &eval_options(), &calibrate_options()}) {
     const std::string help = set->help();
     for (const auto& spec : set->schema().specs()) {
       EXPECT_NE(help.find("  " + set->flag(spec)), std::string::npos) << set->flag(spec);
@@ -159,8 +164,135 @@ TEST(Options, DocsCliMdTablesAreTheDeclarations) {
   expect_doc_table("docs/cli.md", batch_options(), "host/apply/options.cpp");
 }
 
+TEST(Options, DocsCliMdEvalAndCalibrateTablesAreTheDeclarations) {
+  expect_doc_table("docs/cli.md", eval_options(), "host/lua/script_options.cpp");
+  expect_doc_table("docs/cli.md", calibrate_options(), "host/lua/script_options.cpp");
+}
+
+TEST(Options, DocsLuaMdTablesAreTheDeclarations) {
+  expect_doc_table("docs/lua.md", evaluate_options(), "host/lua/script_options.cpp");
+  expect_doc_table("docs/lua.md", calibrate_lua_options(), "host/lua/script_options.cpp");
+  for (const OptionSet* set : {&ot::sinkhorn_options(), &ot::unbalanced_options(), &ot::energy_distance_options(),
+                               &ot::divergence_options()})
+    expect_doc_table("docs/lua.md", *set, "host/ot/options.cpp");
+}
+
 TEST(Options, DocsTrainingMdTableIsTheDeclaration) {
   expect_doc_table("docs/training.md", train_options(), "host/train/options.cpp");
+}
+
+// `monge eval` and `monge calibrate` (their command lines parsed in Lua by monge.options.parse):
+// a misspelt flag gets the nearest one, a value of the wrong type is refused naming the flag, and
+// the options they share with monge.evaluate{} / monge.calibrate{} are one declaration.
+TEST(ScriptOptions, EvalCommandLine) {
+  std::vector<std::string> positional;
+  const Params p = cli(eval_options(), {"map.pt", "--data", "fashion-mnist:test:40", "--out", "o", "--grid", "0", "--no-progress",
+                                        "--trust-code", "--seed=3"},
+                       &positional);
+  EXPECT_EQ(positional, (std::vector<std::string>{"map.pt"}));
+  EXPECT_EQ(p.string("data"), "fashion-mnist:test:40");
+  EXPECT_EQ(p.integer("grid"), 0);
+  EXPECT_EQ(p.integer("seed"), 3);
+  EXPECT_EQ(p.integer("batch"), 256);
+  EXPECT_EQ(p.string("metrics"), "psnr,ssim");
+  EXPECT_EQ(p.string("device"), "auto");
+  EXPECT_FALSE(p.boolean("progress"));
+  EXPECT_TRUE(p.boolean("trust_code"));
+  EXPECT_TRUE(cli(eval_options(), {"--data", "d", "--out", "o"}).boolean("progress"));
+
+  const auto& set = eval_options();
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--data", "d", "--out", "o", "--metric", "psnr"}); }),
+            "eval: unknown option '--metric' (did you mean '--metrics'?); see monge eval --help");
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--data", "d", "--out", "o", "--nosie", "none"}); }),
+            "eval: unknown option '--nosie' (did you mean '--noise'?); see monge eval --help");
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--data", "d", "--out", "o", "--grid", "many"}); }),
+            "eval: --grid expects an integer in [0, 1099511627776], got 'many'");
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--data", "d", "--out", "o", "--batch", "0"}); }),
+            "eval: --batch expects an integer in [1, 1099511627776], got 0");
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--data", "d", "--out", "o", "--device", "gpu"}); }).rfind("eval: --device expects one of auto|cpu|cuda", 0),
+            0u);
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--out", "o"}); }).rfind("eval: --data is required", 0), 0u);
+  EXPECT_EQ(error_of([&] { cli(set, {"m", "--data", "d"}); }).rfind("eval: --out is required", 0), 0u);
+}
+
+TEST(ScriptOptions, CalibrateCommandLine) {
+  const auto& set = calibrate_options();
+  const Params p = cli(set, {"--clean", "a", "--measured", "b", "--operator", "gaussian_blur:size=13", "--range", "0.5,4"});
+  EXPECT_EQ(p.reals("range"), (std::vector<double>{0.5, 4}));
+  EXPECT_EQ(p.integer("images"), 2000);
+  EXPECT_EQ(p.integer("iterations"), 24);
+  EXPECT_EQ(p.integer("seed"), 0);
+  EXPECT_EQ(error_of([&] { cli(set, {"--clean", "a", "--measured", "b", "--operator", "o", "--estimat", "sigma"}); }),
+            "calibrate: unknown option '--estimat' (did you mean '--estimate'?); see monge calibrate --help");
+  EXPECT_EQ(error_of([&] { cli(set, {"--clean", "a", "--measured", "b", "--operator", "o", "--range", "a,b"}); }),
+            "calibrate: --range expects a list of numbers, got 'a,b'");
+  EXPECT_EQ(error_of([&] { cli(set, {"--clean", "a", "--measured", "b", "--operator", "o", "--images", "1.5"}); }),
+            "calibrate: --images expects an integer in [1, 1099511627776], got '1.5'");
+  EXPECT_EQ(error_of([&] { cli(set, {"--measured", "b", "--operator", "o"}); }).rfind("calibrate: --clean is required", 0), 0u);
+}
+
+// An option with a Lua key in the command line's table is an option of monge.evaluate
+// (monge.calibrate) under that key, of the same type; the options they share are one declaration:
+// the same type, default, range and doc.
+TEST(ScriptOptions, SharedOptionsAreOneDeclaration) {
+  for (const auto& [cli_set, lua_set] : {std::pair{&eval_options(), &evaluate_options()},
+                                         std::pair{&calibrate_options(), &calibrate_lua_options()}}) {
+    const auto keys = lua_set->lua_keys();
+    for (const auto& spec : cli_set->schema().specs()) {
+      if (cli_set->cli(spec.name).cli_only) continue;
+      EXPECT_NE(std::find(keys.begin(), keys.end(), spec.name), keys.end()) << cli_set->owner() << ": " << spec.name;
+      if (const ParamSpec* twin = lua_set->schema().find(spec.name)) EXPECT_EQ(twin->type, spec.type) << spec.name;
+    }
+  }
+  for (const auto& [cli_set, lua_set, shared] :
+       {std::tuple{&eval_options(), &evaluate_options(),
+                   std::vector<std::string>{"seed", "grid", "batch", "progress", "threads", "device", "trust_code"}},
+        std::tuple{&calibrate_options(), &calibrate_lua_options(), std::vector<std::string>{"range", "images", "iterations"}}})
+    for (const auto& name : shared) {
+      const ParamSpec *spec = cli_set->schema().find(name), *twin = lua_set->schema().find(name);
+      ASSERT_TRUE(spec && twin) << name;
+      EXPECT_EQ(twin->type, spec->type) << name;
+      EXPECT_EQ(twin->doc, spec->doc) << name;
+      EXPECT_EQ(monge::detail::value_text(twin->default_value), monge::detail::value_text(spec->default_value)) << name;
+      EXPECT_EQ(range_text(*twin), range_text(*spec)) << name;
+    }
+  // eval's --threads, --device and --trust-code are apply's.
+  for (const char* name : {"threads", "device", "trust_code"})
+    EXPECT_EQ(eval_options().schema().find(name)->doc, apply_options().schema().find(name)->doc) << name;
+  // eval's --noise, a spec string, is one of the values monge.evaluate's `noise` takes (opaque there).
+  const auto keys = evaluate_options().lua_keys();
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "noise"), keys.end());
+  EXPECT_EQ(evaluate_options().resolve({}, "monge.evaluate").integer("batch"), 256);
+  EXPECT_EQ(error_of([] { evaluate_options().resolve({{"grid", -1.0}}, "monge.evaluate"); }),
+            "monge.evaluate: parameter 'grid' expects an integer in [0, 1099511627776], got -1");
+  for (const auto& name : option_set_names()) EXPECT_EQ(find_option_set(name)->owner(), name);
+  EXPECT_EQ(find_option_set("nope"), nullptr);
+}
+
+// monge.ot.*'s option tables: the defaults are the C++ option structs', rho_a and rho_b follow rho
+// unless given, and a misspelt key gets the nearest one.
+TEST(OtOptions, DefaultsAndRho) {
+  const ot::SinkhornOptions s = ot::sinkhorn_settings(ot::sinkhorn_options().resolve({}, "monge.ot.sinkhorn"));
+  EXPECT_EQ(s.eps, ot::SinkhornOptions{}.eps);
+  EXPECT_EQ(s.max_iter, ot::SinkhornOptions{}.max_iter);
+  EXPECT_EQ(s.tol, ot::SinkhornOptions{}.tol);
+  const ot::DivergenceOptions d = ot::divergence_settings(ot::divergence_options().resolve({}, "x"));
+  EXPECT_EQ(d.eps, ot::DivergenceOptions{}.eps);
+  EXPECT_EQ(d.power, ot::DivergenceOptions{}.power);
+  EXPECT_EQ(d.max_iter, ot::DivergenceOptions{}.max_iter);
+  const auto& u = ot::unbalanced_options();
+  ot::UnbalancedOptions o = ot::unbalanced_settings(u.resolve({{"rho", 3.0}}, "x"));
+  EXPECT_EQ(o.rho_a, 3.0);
+  EXPECT_EQ(o.rho_b, 3.0);
+  o = ot::unbalanced_settings(u.resolve({{"rho", 3.0}, {"rho_a", std::numeric_limits<double>::infinity()}}, "x"));
+  EXPECT_TRUE(std::isinf(o.rho_a));
+  EXPECT_EQ(o.rho_b, 3.0);
+  o = ot::unbalanced_settings(u.resolve({}, "x"));
+  EXPECT_EQ(o.rho_a, ot::UnbalancedOptions{}.rho_a);
+  EXPECT_EQ(o.max_iter, ot::UnbalancedOptions{}.max_iter);
+  EXPECT_EQ(error_of([&] { u.resolve({{"rho_a", -2.0}}, "monge.ot.unbalanced"); }),
+            "monge.ot.unbalanced: parameter 'rho_a' expects a number in [0, inf], got -2");
+  EXPECT_EQ(ot::energy_distance_options().lua_keys(), (std::vector<std::string>{"a", "b"}));
 }
 
 // A set without flags (monge.train's) has no option column; its opaque keys (tensors) are Lua keys

@@ -66,6 +66,8 @@ local function with(k, v)
 end
 fails(function() monge.calibrate(with("range", { 5, 0.3 })) end, "lo < hi")
 fails(function() monge.calibrate(with("sigma", 1)) end, "unknown option 'sigma'")
+fails(function() monge.calibrate(with("images", 0)) end, "monge.calibrate: parameter 'images' expects an integer in [1, ")
+fails(function() monge.calibrate(with("operator", nil)) end, "parameter 'operator' is required")
 fails(function() monge.calibrate(with("clean", 3)) end, "must be tensors")
 fails(function() monge.calibrate(with("parameter", nil)) end, "'parameter'")
 fails(function() monge.calibrate(with("measured", down)) end, "gives 28x28 measurements of the clean images, the measured set is 14x14")

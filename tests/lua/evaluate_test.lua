@@ -119,6 +119,24 @@ fails({ map = map, clean = test:narrow(1, 1, 0), noise = "none", out = bad }, "t
 fails({ map = map, clean = test, measured = y, noise = "none", out = bad }, "with 'measured' give neither")
 fails({ map = out .. "/nope.pt", clean = test, out = bad }, "nope%.pt: no such map file")
 fails({ map = map, clean = test, noise = "gaussian:sigma", out = bad }, "expected key=value")
-fails({ map = map, clean = test, nosie = "none" }, "unknown option 'nosie'")
+fails({ map = map, clean = test, nosie = "none" }, "unknown option 'nosie' %(did you mean 'noise'%?%)")
+-- Types and ranges from the declaration shared with `monge eval` (host/lua/script_options.cpp).
+fails({ map = map, clean = test, batch = 2.5, out = bad }, "monge%.evaluate: parameter 'batch' expects an integer, got number 2%.5")
+fails({ map = map, clean = test, grid = -1, out = bad }, "monge%.evaluate: parameter 'grid' expects an integer in %[0, %d+%], got %-1")
+fails({ map = map, clean = test, device = "gpu", out = bad }, "parameter 'device' expects one of auto|cpu|cuda")
 assert(not exists(bad), "nothing written after an error")
+
+-- `monge eval`'s command line through the same declaration (monge.options.parse): typed options
+-- with their defaults, the positional arguments, which options were given; a bad one is nil and
+-- the message naming the flag.
+local po, positional, given = monge.options.parse("eval", { "m.pt", "--data", "d", "--out", "o", "--seed=2", "--no-progress" })
+assert(po.seed == 2 and po.grid == 8 and po.batch == 256 and po.progress == false and po.metrics == "psnr,ssim", "parsed options")
+assert(#positional == 1 and positional[1] == "m.pt")
+assert(given.seed and given.progress and not given.grid and not given.noise)
+local none, msg = monge.options.parse("eval", { "--data", "d", "--out", "o", "--batch", "x" })
+assert(none == nil and msg == "eval: --batch expects an integer in [1, 1099511627776], got 'x'", msg)
+local checked = monge.options.check("monge.evaluate", { map = "m.pt", clean = test, seed = 4 })
+assert(checked.seed == 4 and checked.grid == 8 and checked.device == "auto" and checked.map == nil, "checked options")
+local ok, err = pcall(monge.options.check, "monge.evaluat", {})
+assert(not ok and err:find("no option set 'monge.evaluat' %(did you mean 'monge.evaluate'%?%)"), err)
 print("ok")

@@ -113,4 +113,10 @@ fails("nested more than", json.decode, string.rep("[", 250) .. string.rep("]", 2
 fails("nested more than", json.decode, string.rep('{"a":', 250) .. "1" .. string.rep("}", 250))
 assert(#json.decode(string.rep("[", 150) .. string.rep("]", 150)) == 1)      -- deep enough for any real file
 fails("bad argument", json.decode, {})
+-- monge.json.null keeps a member with no value (nil leaves it out), in objects and arrays.
+assert(json.encode { a = json.null, b = 1 } == '{"a": null, "b": 1}', json.encode { a = json.null, b = 1 })
+assert(json.encode { a = nil, b = 1 } == '{"b": 1}')
+assert(json.encode { 1, json.null, 3 } == "[1, null, 3]")
+assert(json.decode(json.encode { a = json.null }).a == nil)
+fails("cannot encode a userdata", json.encode, { a = io.stdout })
 print("ok")

@@ -83,6 +83,12 @@ expect_error("eps must be a positive number", ot.sinkhorn, C, { eps = 0 })
 expect_error("eps must be a positive number", ot.unbalanced, C, { eps = -1 })
 expect_error("unknown option 'epsilon'", ot.sinkhorn, C, { epsilon = 0.1 })
 expect_error("did you mean 'rho'", ot.unbalanced, C, { rhp = 1 })
+-- Types and ranges from the declarations (host/ot/options.cpp).
+expect_error("monge.ot.sinkhorn: parameter 'max_iter' expects an integer, got number 2.5", ot.sinkhorn, C, { max_iter = 2.5 })
+expect_error("monge.ot.unbalanced: parameter 'rho_b' expects a number in [0, inf], got -1", ot.unbalanced, C, { rho_b = -1 })
+expect_error("monge.ot.sinkhorn_divergence: parameter 'tol' expects a number", ot.sinkhorn_divergence, x2, x2, { tol = "small" })
+expect_error("monge.ot.energy_distance: unknown option 'eps'", ot.energy_distance, x2, x2, { eps = 1 })
+expect_error("options must be a table, got number", ot.sinkhorn, C, 0.1)
 expect_error("x and y must have the same number of features", ot.cost_matrix, x2, monge.zeros({ 3, 3 }))
 expect_error("the cost matrix must be 2-D", ot.exact, monge.zeros({ 3 }))
 expect_error("ot_test.lua:", ot.exact, monge.zeros({ 3 }))  -- errors carry the script's file:line

@@ -26,6 +26,22 @@ function M.git_revision()
   return rev:match("^%x+$") and rev or "unknown"
 end
 
+--- `x` rounded to `decimals` places, the number string.format("%.Nf") writes (results.json keeps
+--- timings to the digits that mean something); monge.json.null for nil, so that the key stays.
+function M.fixed(x, decimals)
+  if x == nil then return monge.json.null end
+  return tonumber(string.format("%." .. decimals .. "f", x))
+end
+
+--- Writes `value` as `path` in JSON (monge.json.encode, indented by 2), through a temporary file
+--- renamed into place.
+function M.write_json(path, value)
+  local f = assert(io.open(path .. ".tmp", "w"))
+  f:write(monge.json.encode(value, 2), "\n")
+  f:close()
+  assert(os.rename(path .. ".tmp", path))
+end
+
 --- Writes dir/map.pt: a unet map (depth 2, `channels` base channels) after one training
 --- iteration on random data. Inference costs the same whatever the weights, so this stands in for
 --- a trained map in speed benchmarks. Returns the map file's path.

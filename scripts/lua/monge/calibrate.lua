@@ -64,17 +64,11 @@ end
 --- estimate), evaluations }.
 function M.calibrate(o)
   assert(type(o) == "table", "monge.calibrate: expected a table of options")
-  local known = { clean = true, measured = true, operator = true, params = true, parameter = true, range = true, images = true,
-                  iterations = true }
-  for k in pairs(o) do
-    if not known[k] then error("monge.calibrate: unknown option '" .. tostring(k) .. "' (clean, measured, operator, params, parameter, range, images, iterations)", 2) end
-  end
+  -- Keys, types, ranges and defaults from the declaration (host/lua/script_options.cpp, shared
+  -- with `monge calibrate`); the tensors and the operator's parameters are read here.
+  local p = monge.options.check("monge.calibrate", o)
   if not (monge.is_tensor(o.clean) and monge.is_tensor(o.measured)) then
     error("monge.calibrate: 'clean' and 'measured' must be tensors of images (N x C x H x W)", 2)
-  end
-  if type(o.operator) ~= "string" then error("monge.calibrate: 'operator' (a plugin name) is required", 2) end
-  if o.parameter ~= nil and type(o.parameter) ~= "string" then
-    error("monge.calibrate: 'parameter' must be the name of the operator's parameter to estimate (or nil: the noise only)", 2)
   end
   local range = o.range
   if o.parameter == nil then
@@ -82,14 +76,14 @@ function M.calibrate(o)
   elseif type(range) ~= "table" or type(range[1]) ~= "number" or type(range[2]) ~= "number" or not (range[1] < range[2]) then
     error("monge.calibrate: 'range' must be { lo, hi } with lo < hi", 2)
   end
-  local n = o.images or 2000
+  local n = p.images
   local clean = o.clean:narrow(1, 1, math.min(n, o.clean:size(1))):to("float32")
   local measured = o.measured:narrow(1, 1, math.min(n, o.measured:size(1))):to("float32")
   local function make(value)
-    local p = {}
-    for k, v in pairs(o.params or {}) do p[k] = v end
-    if o.parameter then p[o.parameter] = value end
-    return monge.operator(o.operator, p)
+    local params = {}
+    for k, v in pairs(o.params or {}) do params[k] = v end
+    if o.parameter then params[o.parameter] = value end
+    return monge.operator(o.operator, params)
   end
   local probe = make(range and (range[1] + range[2]) / 2)(clean:narrow(1, 1, 1))
   if probe:size(3) ~= measured:size(3) or probe:size(4) ~= measured:size(4) then
@@ -112,7 +106,7 @@ function M.calibrate(o)
     local l = loss(nil)
     return { noise_sigma = evaluations[1].noise_sigma, loss = l, operator = make(nil), evaluations = evaluations }
   end
-  local value, l = minimise(loss, range[1], range[2], o.iterations or 24)
+  local value, l = minimise(loss, range[1], range[2], p.iterations)
   local best
   for _, e in ipairs(evaluations) do
     if e.value == value then best = e end

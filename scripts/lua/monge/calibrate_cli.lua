@@ -8,17 +8,12 @@ local evaluate = require "monge.evaluate"
 local report = require "monge.report"
 local usage = cli.usage("calibrate")
 
-local options = { ["--clean"] = true, ["--measured"] = true, ["--operator"] = true, ["--estimate"] = true, ["--range"] = true,
-                  ["--images"] = true, ["--iterations"] = true, ["--degrade"] = true, ["--noise"] = true, ["--seed"] = true,
-                  ["--json"] = true, ["--threads"] = true }
-local o, positional = cli.parse({ ... }, options, usage)
+-- Flags, types, ranges and defaults from the declaration (host/lua/script_options.cpp).
+local o, positional, given = cli.options("calibrate", { ... })
 if #positional > 0 then usage("unexpected argument '" .. positional[1] .. "' (every input is an option: --clean, --measured)") end
-for _, k in ipairs { "clean", "measured", "operator" } do
-  if not o[k] then usage("--" .. k .. " is required (see monge calibrate --help)") end
-end
-local images, iterations = cli.count(o, "images", usage) or 2000, cli.count(o, "iterations", usage) or 24
-local seed, threads = cli.count(o, "seed", usage, true) or 0, cli.count(o, "threads", usage)
-if (o.noise or o.seed) and not o.degrade then usage("--noise and --seed go with --degrade (they simulate the measured set)") end
+local images, iterations, seed = o.images, o.iterations, o.seed
+local threads = o.threads > 0 and o.threads or nil
+if (given.noise or given.seed) and not given.degrade then usage("--noise and --seed go with --degrade (they simulate the measured set)") end
 
 -- What to estimate: the blur's width by default; a downsampling factor from the image sizes.
 local function spec_of(flag, text)
@@ -28,13 +23,14 @@ local function spec_of(flag, text)
 end
 local op_name, op_params = spec_of("--operator", o.operator)
 local defaults = { gaussian_blur = { "sigma", { 0.3, 6 } } }
-local estimate, range = o.estimate, nil
+local estimate, range = given.estimate and o.estimate or nil, nil
 if estimate == nil and defaults[op_name] then estimate, range = defaults[op_name][1], defaults[op_name][2] end
 if estimate == "none" then estimate = nil end
-if o.range then
-  local lo, hi = o.range:match("^%s*([^,]+)%s*,%s*([^,]+)%s*$")
-  range = lo and { tonumber(lo), tonumber(hi) }
-  if not (range and range[1] and range[2] and range[1] < range[2]) then usage("--range needs LO,HI with LO < HI, got '" .. o.range .. "'") end
+if given.range then
+  range = o.range
+  if not (#range == 2 and range[1] < range[2]) then
+    usage("--range needs LO,HI with LO < HI, got '" .. table.concat(range, ",") .. "'")
+  end
   if not estimate then usage("--range goes with --estimate (the parameter to search for)") end
 end
 if estimate and op_params[estimate] ~= nil then
@@ -55,14 +51,14 @@ cli.run("calibrate", function()
   local t0 = monge.clock()
   local clean, measured = set("clean"), set("measured")
   local simulated = ""
-  if o.degrade then
+  if given.degrade then
     local name, params = spec_of("--degrade", o.degrade)
     measured = monge.no_grad(function() return monge.operator(name, params)(measured) end)
-    if o.noise then
+    if given.noise then
       local nname, nparams = spec_of("--noise", o.noise)
       measured = monge.noise(nname, nparams):sample(measured, seed)
     end
-    simulated = string.format(" (simulated: %s%s)", o.degrade, o.noise and (", " .. o.noise .. ", seed " .. seed) or "")
+    simulated = string.format(" (simulated: %s%s)", o.degrade, given.noise and (", " .. o.noise .. ", seed " .. seed) or "")
   end
   local factor
   if op_name == "downsample" and (estimate == nil or estimate == "factor") and op_params.factor == nil then
@@ -93,13 +89,13 @@ cli.run("calibrate", function()
     what, c.noise_sigma, #c.evaluations, #c.evaluations == 1 and "" or "s", used_clean, used_measured, simulated, monge.clock() - t0))
   print("  operator " .. op_spec)
   print("  noise    " .. noise_spec .. "  (white Gaussian assumed; for other noise, its standard deviation)")
-  if o.json then
+  if given.json then
     local evals = {}
     for i, e in ipairs(c.evaluations) do evals[i] = { value = e.value, noise_sigma = e.noise_sigma, loss = e.loss } end
     report.write_json(o.json, {
       operator = op_name, params = params, estimate = estimate, value = c.value, factor = factor, range = range,
       noise_sigma = c.noise_sigma, loss = c.loss, operator_spec = op_spec, noise_spec = noise_spec,
-      clean = o.clean, measured = o.measured, degrade = o.degrade, noise = o.noise, images = { clean = used_clean, measured = used_measured },
+      clean = o.clean, measured = o.measured, degrade = given.degrade and o.degrade or nil, noise = given.noise and o.noise or nil, images = { clean = used_clean, measured = used_measured },
       evaluations = evals,
     })
     print("wrote " .. o.json)

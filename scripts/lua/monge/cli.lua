@@ -1,5 +1,5 @@
--- Command-line helpers for the subcommands written in Lua (eval_cli.lua, calibrate_cli.lua): one
--- option parser with "did you mean", and one reader of image-set specs.
+-- Command-line helpers for the subcommands written in Lua (eval_cli.lua, calibrate_cli.lua): their
+-- declared options parsed, usage errors, and one reader of image-set specs.
 local monge = require "monge"
 local M = {}
 
@@ -12,52 +12,19 @@ function M.usage(cmd)
   end
 end
 
---- Parses `args` against `options` ({ ["--name"] = true for an option taking a value, false for a
---- flag; `repeat_` lists options that may repeat, collected into lists}). Returns the values by name
---- without the dashes (flags: true) and the positional arguments. Unknown options go to `usage`
---- with the nearest known one.
-function M.parse(args, options, usage, repeat_)
-  local o, positional, i = {}, {}, 1
-  local repeats = {}
-  for _, name in ipairs(repeat_ or {}) do repeats[name] = true end
-  while i <= #args do
-    local a = args[i]
-    if options[a] ~= nil then
-      local key = a:sub(3)
-      if options[a] then
-        if i == #args then usage(a .. " needs a value") end
-        if repeats[a] then
-          o[key] = o[key] or {}
-          table.insert(o[key], args[i + 1])
-        else
-          o[key] = args[i + 1]
-        end
-        i = i + 1
-      else
-        o[key] = true
-      end
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      local names = {}
-      for name in pairs(options) do names[#names + 1] = name end
-      table.sort(names)
-      local best = monge.did_you_mean(a, names)
-      usage("unknown option '" .. a .. "'" .. (best and " (did you mean '" .. best .. "'?)" or ""))
-    else
-      positional[#positional + 1] = a
-    end
-    i = i + 1
+--- The command line `args` of subcommand `cmd`, parsed by its declared options (monge.options.parse;
+--- the declarations are in host/lua/script_options.cpp, which also give --help and docs/cli.md's
+--- table): the options by key (typed, the defaults filled in), the positional arguments and the set
+--- of options given. A bad command line (an unknown option, with the nearest known one; a missing
+--- or bad value; a required option missing) exits with status 2, the message naming the flag.
+function M.options(cmd, args)
+  local o, positional, given = monge.options.parse(cmd, args)
+  if not o then
+    local msg = positional:gsub("; see monge %S+ %-%-help$", "")
+    io.stderr:write("monge: " .. msg .. "\nRun 'monge " .. cmd .. " --help' for usage.\n")
+    os.exit(2)
   end
-  return o, positional
-end
-
---- `o[name]` as a whole number (nil when absent); anything else goes to `usage`.
-function M.count(o, name, usage, allow_zero)
-  if o[name] == nil then return nil end
-  local n = tonumber(o[name])
-  if not n or n % 1 ~= 0 or n < (allow_zero and 0 or 1) then
-    usage("--" .. name .. " needs " .. (allow_zero and "a number (0 or more)" or "a positive integer") .. ", got '" .. o[name] .. "'")
-  end
-  return n
+  return o, positional, given
 end
 
 M.set_specs = "fashion-mnist:test[:N], fashion-mnist:train[:N], idx:FILE[:N] or folder:DIR[:N]"

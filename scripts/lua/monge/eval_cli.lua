@@ -7,29 +7,19 @@ local evaluate = require "monge.evaluate"
 local cli = require "monge.cli"
 local usage = cli.usage("eval")
 
-local options = { ["--data"] = true, ["--reference"] = true, ["--noise"] = true, ["--seed"] = true, ["--metrics"] = true,
-                  ["--out"] = true, ["--grid"] = true, ["--batch"] = true, ["--threads"] = true, ["--device"] = true,
-                  ["--no-progress"] = false, ["--trust-code"] = false }
-local o, positional = cli.parse({ ... }, options, usage)
-
+-- Flags, types, ranges and defaults from the declaration (host/lua/script_options.cpp).
+local o, positional, given = cli.options("eval", { ... })
 if #positional ~= 1 then
   usage(#positional == 0 and "give a map file (monge eval runs/gb/map.pt --data fashion-mnist:test:1000 --noise gaussian:sigma=0.05 --out eval/)"
     or "give one map file, got " .. #positional .. " arguments (" .. table.concat(positional, " ") .. ")")
 end
-if not o.data then usage("--data SPEC is required (fashion-mnist:test[:N], idx:FILE[:N], folder:DIR[:N], or DIR --reference CLEAN)") end
-if not o.out then usage("--out DIR is required") end
-local seed, grid, batch, threads = cli.count(o, "seed", usage, true), cli.count(o, "grid", usage, true), cli.count(o, "batch", usage),
-  cli.count(o, "threads", usage)
-if o.device and o.device ~= "auto" and o.device ~= "cpu" and not o.device:match("^cuda") then
-  usage("--device needs auto, cpu or cuda, got '" .. o.device .. "'")
-end
 
 -- The data spec: SCHEME:ARG[:N], or a folder of degraded images with --reference.
 local scheme, rest, limit = cli.split_set(o.data, "--data", usage)
-local degraded_folder = o.reference ~= nil
+local degraded_folder = given.reference ~= nil
 if degraded_folder then
   if scheme then usage("--reference goes with a folder of degraded images (--data DIR), not with " .. scheme .. ":") end
-  if o.noise or seed then usage("--noise and --seed degrade clean images; the images of --data " .. o.data .. " are degraded already") end
+  if given.noise or given.seed then usage("--noise and --seed degrade clean images; the images of --data " .. o.data .. " are degraded already") end
 else
   if not scheme then
     usage("--data '" .. o.data .. "': expected fashion-mnist:test[:N], idx:FILE[:N], folder:DIR[:N], or a folder of degraded " ..
@@ -39,10 +29,10 @@ end
 
 cli.run("eval", function()
   -- Metrics first: an unknown name fails before any data is read.
-  local metrics = evaluate.split_metrics(o.metrics or "psnr,ssim")
+  local metrics = evaluate.split_metrics(o.metrics)
   for _, m in ipairs(metrics) do evaluate.parse_spec(m, "--metrics") end
-  local map = monge.load_map(positional[1], { trust_code = o["trust-code"] == true })
-  if not degraded_folder and not o.noise then
+  local map = monge.load_map(positional[1], { trust_code = o.trust_code })
+  if not degraded_folder and not given.noise then
     -- The noise the map was trained with, as its file records it.
     o.noise = map.noise
     if not o.noise then
@@ -74,9 +64,9 @@ cli.run("eval", function()
     clean = cli.load_set(scheme, rest, limit)
   end
   local r = evaluate.evaluate {
-    map = map, clean = clean, measured = measured, noise = o.noise, seed = (not degraded_folder) and (seed or 0) or nil,
-    metrics = metrics, out = o.out, grid = grid, batch = batch, threads = threads, device = o.device,
-    progress = not o["no-progress"], data = description,
+    map = map, clean = clean, measured = measured, noise = (not degraded_folder) and o.noise or nil,
+    seed = (not degraded_folder) and o.seed or nil, metrics = metrics, out = o.out, grid = o.grid, batch = o.batch,
+    threads = o.threads > 0 and o.threads or nil, device = o.device, progress = o.progress, data = description,
   }
   print(string.format("eval: %s on %s: %d images%s, %.1f s", positional[1], description, r.count,
     r.noise and string.format(", noise %s, seed %d", r.noise, r.seed) or "", r.seconds))

@@ -176,28 +176,18 @@ end
 ---   threads = n, progress = true, data = "description" }
 function M.evaluate(o)
   if type(o) ~= "table" then fail("monge.evaluate: expected a table of options") end
-  local known = { map = 1, clean = 1, measured = 1, noise = 1, seed = 1, metrics = 1, out = 1, grid = 1, batch = 1,
-                  device = 1, threads = 1, progress = 1, data = 1, trust_code = 1 }
-  for k in pairs(o) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      fail("monge.evaluate: unknown option '" .. tostring(k) .. "' (" .. table.concat(names, ", ") .. ")")
-    end
-  end
+  -- Keys, types, ranges and defaults from the declaration (host/lua/script_options.cpp, shared
+  -- with `monge eval`); the map, the tensors, the noise and the metrics are read here.
+  local p = monge.options.check("monge.evaluate", o)
   local t0 = monge.clock()
   local metrics = resolve_metrics(o.metrics or { "psnr", "ssim" })
-  local batch = o.batch or 256
-  local grid = o.grid or 8
-  if type(batch) ~= "number" or batch < 1 or batch % 1 ~= 0 then fail("monge.evaluate: batch must be a positive integer") end
-  if type(grid) ~= "number" or grid < 0 or grid % 1 ~= 0 then fail("monge.evaluate: grid must be a number of images (0: none)") end
-  if o.threads then monge.set_threads(o.threads) end
+  local batch, grid = p.batch, p.grid
+  if p.threads > 0 then monge.set_threads(p.threads) end
 
   local map = o.map
-  if type(map) == "string" then map = monge.load_map(map, { trust_code = o.trust_code == true })
+  if type(map) == "string" then map = monge.load_map(map, { trust_code = p.trust_code })
   elseif map == nil then fail("monge.evaluate: 'map' (a map or a map file path) is required") end
-  map:to(o.device or "auto")
+  map:to(p.device)
   local A = map.operator
 
   local clean = o.clean
@@ -218,7 +208,7 @@ function M.evaluate(o)
     end
     y = y:float()
   else
-    seed = o.seed or 0
+    seed = p.seed
     local noise = o.noise
     if type(noise) == "string" then
       noise_text = noise
@@ -245,7 +235,7 @@ function M.evaluate(o)
   end
 
   -- Restore, a batch at a time, with progress.
-  local show = progress_printer(n, o.progress ~= false)
+  local show = progress_printer(n, p.progress)
   local parts, t_restore = {}, monge.clock()
   for i = 1, n, batch do
     local k = math.min(batch, n - i + 1)
