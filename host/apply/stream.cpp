@@ -27,6 +27,14 @@ namespace fs = std::filesystem;
 
 namespace monge::host {
 
+int64_t strips_for_band(int64_t band, int64_t strip) {
+  // Bands start at multiples of `band` rows, strips at multiples of `strip`: a band that divides
+  // the strip (the usual case, 128 rows against 1024) never crosses a strip's edge, nor does a
+  // band that is a multiple of it; otherwise it may reach one strip more.
+  if (band <= 0 || strip <= 0) return 1;
+  return ceil_div(band, strip) + (strip % band == 0 || band % strip == 0 ? 0 : 1);
+}
+
 #ifdef MONGE_WITH_VIPS
 
 namespace {
@@ -434,13 +442,13 @@ OutputImage output_image(Job& job, VipsImage* in, const TilePlan& plan) {
   if (vips_image_generate(gen.get(), start_sequence, generate, stop_sequence, &job, nullptr) != 0)
     throw Error(take_vips_error());
   // Savers ask for bands of up to `request` rows across the whole width (vips_sink_disc's
-  // buffers, or strips of them), left to right, top to bottom. Such a band spans at most 1 +
-  // ceil(request / strip) strips; holding that many strips' chunks serves it without computing a
+  // buffers, or strips of them), left to right, top to bottom. Such a band spans
+  // strips_for_band() strips; holding that many strips' chunks serves it without computing a
   // tile twice (tested for each saver by counting), and what is held is in the output's storage
   // type. The sequential strategy recycles the topmost tiles first.
   int tile_w = 0, tile_h = 0, request = 0;
   vips_get_tile_size(gen.get(), &tile_w, &tile_h, &request);
-  const int64_t strips_held = 1 + ceil_div(std::max<int64_t>(request, tile_h), job.strip);
+  const int64_t strips_held = strips_for_band(std::max<int64_t>(request, tile_h), job.strip);
   VipsImage* cached_raw = nullptr;
   if (vips_tilecache(gen.get(), &cached_raw, "tile_width", int(job.chunk), "tile_height", int(job.strip), "max_tiles",
                      int(strips_held * job.chunks), "access", VIPS_ACCESS_SEQUENTIAL, "threaded", TRUE, nullptr) != 0)

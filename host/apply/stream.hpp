@@ -51,6 +51,12 @@ struct StreamReport {
   int64_t windows = 0;      ///< network windows computed
 };
 
+/// How many strips of `strip` rows a saver's band of `band` rows can reach (bands start at
+/// multiples of `band`, strips at multiples of `strip`): the output strips the apply's tile cache
+/// holds. 1 when one divides the other (a 128-row band, 1024-row strips); it depends on the rows
+/// only, never on the image's width.
+int64_t strips_for_band(int64_t band, int64_t strip);
+
 /// Restores `input` with `map` and writes `output`. `output` may carry libvips save options in
 /// brackets, e.g. "out.tif[tile,pyramid,compression=deflate,bigtiff]" or "out.jpg[Q=90]"; the
 /// format follows the extension. 8-bit, 16-bit and float ([0, 1]) inputs are read at full

@@ -382,6 +382,36 @@ TEST_F(Apply, WideAndTallImagesEqualWholeImageInferenceComputingEachBlockOnce) {
   }
 }
 
+TEST(Stream, TheOutputStripsHeldDependOnTheRowsOnly) {
+  // The tile cache holds the strips a saver's band (rows from a multiple of the band) can reach:
+  // one when band and strip divide each other (128-row bands and the default 1024-row strips),
+  // never a number that grows with the width.
+  using monge::host::strips_for_band;
+  EXPECT_EQ(strips_for_band(128, 1024), 1);
+  EXPECT_EQ(strips_for_band(128, 4096), 1);
+  EXPECT_EQ(strips_for_band(128, 128), 1);
+  EXPECT_EQ(strips_for_band(128, 64), 2);
+  EXPECT_EQ(strips_for_band(256, 32), 8);
+  EXPECT_EQ(strips_for_band(128, 96), 3);  // bands cross strip edges: one strip more
+  EXPECT_EQ(strips_for_band(128, 24), 7);
+  EXPECT_EQ(strips_for_band(48, 1024), 2);
+}
+
+TEST_F(Apply, EachBlockIsComputedOnceWhenStripsAndBandsAlign) {
+  // With strips a multiple of the saver's band (or the band a multiple of the strips), the cache
+  // holds exactly the strips a band reaches, and still no block is computed twice.
+  const LoadedMap map = random_unet(1, 2);
+  monge::image::save(torch::rand({1, 300, 700}) * 2 - 1, dir_ / "wide.png", 8);
+  for (const int64_t tile : {32, 128, 256}) {
+    for (const char* suffix : {".tif", "_tiled.tif[tile,tile_width=64,tile_height=64]", "_out.png", ".jpg[Q=90]"}) {
+      const std::string spec = (dir_ / ("wide" + std::to_string(tile) + suffix)).string();
+      const auto r = apply(map, dir_ / "wide.png", spec, options(tile));
+      EXPECT_EQ(r.cache_tiles, (300 + tile - 1) / tile * ((700 + 4 * tile - 1) / (4 * tile))) << spec;
+      EXPECT_EQ(r.recomputed, 0) << spec;
+    }
+  }
+}
+
 TEST_F(Apply, FormatsAndDepthsRoundTripThroughTheIdentity) {
   // The untrained residual unet is exactly the identity: every format and depth must come back
   // bit for bit, alpha included.
