@@ -10,15 +10,6 @@ namespace {
 
 constexpr int64_t kMaxSide = int64_t{1} << 20;
 
-// A flag's placeholder, its default in words (where the declared one is a sentinel) and aliases.
-OptionCli with(std::string value, std::string default_text = "", std::vector<std::string> aliases = {}) {
-  OptionCli c;
-  c.value = std::move(value);
-  c.default_text = std::move(default_text);
-  c.aliases = std::move(aliases);
-  return c;
-}
-
 // --no-progress: on unless turned off on the command line (off by default in Lua).
 OptionCli progress_flag() {
   OptionCli c;

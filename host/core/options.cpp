@@ -8,6 +8,28 @@
 #include <sstream>
 
 namespace monge::host {
+
+OptionCli with(std::string value, std::string default_text, std::vector<std::string> aliases) {
+  OptionCli c;
+  c.value = std::move(value);
+  c.default_text = std::move(default_text);
+  c.aliases = std::move(aliases);
+  return c;
+}
+
+OptionCli cli_only(std::string value, std::string default_text) {
+  OptionCli c = with(std::move(value), std::move(default_text));
+  c.cli_only = true;
+  return c;
+}
+
+OptionCli lua_only(std::string default_text) {
+  OptionCli c;
+  c.lua_only = true;
+  c.default_text = std::move(default_text);
+  return c;
+}
+
 namespace {
 
 constexpr size_t kHelpWidth = 100, kHelpIndent = 20;

@@ -27,6 +27,15 @@ struct OptionCli {
   std::optional<Value> cli_default;
 };
 
+/// A flag with a value placeholder ("N"), its default in words where the declared one is a
+/// sentinel, and other spellings ("--color").
+OptionCli with(std::string value, std::string default_text = "", std::vector<std::string> aliases = {});
+/// A flag only: its value means something else to the Lua function (a spec string where Lua takes
+/// tensors or a list), so it is no Lua key.
+OptionCli cli_only(std::string value, std::string default_text = "");
+/// A Lua key only (no flag), with its default in words.
+OptionCli lua_only(std::string default_text = "");
+
 class OptionSet {
  public:
   explicit OptionSet(std::string owner) : owner_(std::move(owner)) {}

@@ -9,28 +9,6 @@ namespace {
 
 constexpr int64_t kMaxCount = int64_t{1} << 40;
 
-OptionCli with(std::string value, std::string default_text = "") {
-  OptionCli c;
-  c.value = std::move(value);
-  c.default_text = std::move(default_text);
-  return c;
-}
-
-// A flag whose value means something else to the Lua function (a spec string where Lua takes
-// tensors or a list): no Lua key in the table.
-OptionCli cli_only(std::string value, std::string default_text = "") {
-  OptionCli c = with(std::move(value), std::move(default_text));
-  c.cli_only = true;
-  return c;
-}
-
-OptionCli lua_only(std::string default_text = "") {
-  OptionCli c;
-  c.lua_only = true;
-  c.default_text = std::move(default_text);
-  return c;
-}
-
 // The options `monge eval` and monge.evaluate{} share: the degradation's seed, what is written
 // and how the restoration runs (the network's device and threads, and reading map files, as
 // monge apply declares them).

@@ -13,13 +13,6 @@ ParamSpec positive(std::string name, double def, std::string doc) {
   return {std::move(name), ParamType::Real, def, std::nullopt, std::nullopt, {}, Kind::Operator, false, std::move(doc)};
 }
 
-OptionCli lua_only(std::string default_text = "") {
-  OptionCli c;
-  c.lua_only = true;
-  c.default_text = std::move(default_text);
-  return c;
-}
-
 // Every option of `schema` without a flag (these are Lua functions).
 OptionSet& add_lua(OptionSet& set, const Schema& schema, const std::vector<std::pair<std::string, std::string>>& default_texts = {}) {
   std::vector<std::pair<std::string, OptionCli>> cli;

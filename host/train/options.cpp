@@ -14,13 +14,6 @@ ParamSpec at_least(std::string name, ParamType type, Value def, double min, std:
   return s;
 }
 
-OptionCli lua_only(std::string default_text = "") {
-  OptionCli c;
-  c.lua_only = true;
-  c.default_text = std::move(default_text);
-  return c;
-}
-
 OptionSet make_train_options() {
   // Declared in four steps so that the tensors (opaque: a Schema cannot hold them) sit among the
   // plugin objects in the docs, as a pipeline writes them.
