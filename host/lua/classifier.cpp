@@ -267,12 +267,7 @@ int ct_tostring(lua_State* L) {
 }  // namespace
 
 void open_classifier(lua_State* L) {
-  if (luaL_newmetatable(L, kClassifierMeta)) {
-    set_function<ct_index>(L, "__index");
-    set_function<ct_tostring>(L, "__tostring");
-    lua_pushcfunction(L, &ct_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  new_object_metatable<ct_index, ct_tostring, ct_gc>(L, kClassifierMeta);
   lua_pop(L, 1);
   set_function<l_train_classifier>(L, "train_classifier");
   set_function<l_classifier>(L, "classifier");

@@ -78,6 +78,18 @@ void set_function(lua_State* L, const char* name) {
   lua_setfield(L, -2, name);
 }
 
+/// Creates the metatable `meta` of a userdata type with __index, __tostring and __gc (left on the
+/// stack); returns false, doing nothing else, when it exists already.
+template <lua_CFunction Index, lua_CFunction ToString, lua_CFunction Gc>
+bool new_object_metatable(lua_State* L, const char* meta) {
+  if (!luaL_newmetatable(L, meta)) return false;
+  set_function<Index>(L, "__index");
+  set_function<ToString>(L, "__tostring");
+  lua_pushcfunction(L, Gc);
+  lua_setfield(L, -2, "__gc");
+  return true;
+}
+
 /// Returns the table `name` inside the table at `index`, creating it if needed (pushed on stack).
 inline void get_or_create_table(lua_State* L, int index, const char* name) {
   index = index < 0 ? lua_gettop(L) + index + 1 : index;

@@ -534,14 +534,10 @@ void push_plugin(lua_State* L, std::shared_ptr<Plugin> object, const std::string
 }
 
 void open_plugins(lua_State* L) {
-  if (luaL_newmetatable(L, kPluginMeta)) {
-    set_function<mt_index>(L, "__index");
+  if (new_object_metatable<mt_index, mt_tostring, mt_gc>(L, kPluginMeta)) {
     set_function<mt_call>(L, "__call");
-    set_function<mt_tostring>(L, "__tostring");
     set_function<mt_add>(L, "__add");
     set_function<mt_mul>(L, "__mul");
-    lua_pushcfunction(L, &mt_gc);
-    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   set_function<l_operator>(L, "operator");

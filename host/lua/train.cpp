@@ -465,12 +465,7 @@ int l_cpu_cache(lua_State* L) {
 }  // namespace
 
 void open_train(lua_State* L) {
-  if (luaL_newmetatable(L, kMapMeta)) {
-    set_function<mt_index>(L, "__index");
-    set_function<mt_tostring>(L, "__tostring");
-    lua_pushcfunction(L, &mt_gc);
-    lua_setfield(L, -2, "__gc");
-  }
+  new_object_metatable<mt_index, mt_tostring, mt_gc>(L, kMapMeta);
   lua_pop(L, 1);
   set_function<l_train>(L, "train");
   set_function<l_load_map>(L, "load_map");
