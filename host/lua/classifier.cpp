@@ -214,41 +214,44 @@ int c_save(lua_State* L) {
   return 0;
 }
 
+// The fields of a classifier, in the order its "no field" error lists them.
+const Field<ClassifierBox> kClassifierFields[] = {
+    {"predict", [](lua_State* L, ClassifierBox&) { lua_pushcfunction(L, &guard<c_predict>); }},
+    {"logits", [](lua_State* L, ClassifierBox&) { lua_pushcfunction(L, &guard<c_logits>); }},
+    {"features", [](lua_State* L, ClassifierBox&) { lua_pushcfunction(L, &guard<c_features>); }},
+    {"accuracy", [](lua_State* L, ClassifierBox&) { lua_pushcfunction(L, &guard<c_accuracy>); }},
+    {"save", [](lua_State* L, ClassifierBox&) { lua_pushcfunction(L, &guard<c_save>); }},
+    {"path", [](lua_State* L, ClassifierBox& box) { lua_pushstring(L, box.path.c_str()); }},
+    {"classes",
+     [](lua_State* L, ClassifierBox& box) { lua_pushinteger(L, static_cast<lua_Integer>(box.net->config().classes)); }},
+    {"channels",
+     [](lua_State* L, ClassifierBox& box) { lua_pushinteger(L, static_cast<lua_Integer>(box.net->config().in_channels)); }},
+    {"size",
+     [](lua_State* L, ClassifierBox& box) {
+       const ClassifierConfig& c = box.net->config();
+       lua_createtable(L, 2, 0);
+       lua_pushinteger(L, static_cast<lua_Integer>(c.height));
+       lua_rawseti(L, -2, 1);
+       lua_pushinteger(L, static_cast<lua_Integer>(c.width));
+       lua_rawseti(L, -2, 2);
+     }},
+    {"widths",
+     [](lua_State* L, ClassifierBox& box) {
+       const auto& widths = box.net->config().widths;
+       lua_createtable(L, 3, 0);
+       for (int i = 0; i < 3; ++i) {
+         lua_pushinteger(L, static_cast<lua_Integer>(widths[static_cast<size_t>(i)]));
+         lua_rawseti(L, -2, i + 1);
+       }
+     }},
+    {"feature_dim",
+     [](lua_State* L, ClassifierBox& box) { lua_pushinteger(L, static_cast<lua_Integer>(box.net->feature_dim())); }},
+    {"metrics", [](lua_State* L, ClassifierBox& box) { push_table(L, box.metrics); }},
+    {"notes", [](lua_State* L, ClassifierBox& box) { push_table(L, box.notes); }},
+};
+
 int ct_index(lua_State* L) {
-  ClassifierBox& box = check_classifier(L, 1);
-  const std::string key = luaL_checkstring(L, 2);
-  const ClassifierConfig& c = box.net->config();
-  if (key == "predict") lua_pushcfunction(L, &guard<c_predict>);
-  else if (key == "logits") lua_pushcfunction(L, &guard<c_logits>);
-  else if (key == "features") lua_pushcfunction(L, &guard<c_features>);
-  else if (key == "accuracy") lua_pushcfunction(L, &guard<c_accuracy>);
-  else if (key == "save") lua_pushcfunction(L, &guard<c_save>);
-  else if (key == "path") lua_pushstring(L, box.path.c_str());
-  else if (key == "classes") lua_pushinteger(L, static_cast<lua_Integer>(c.classes));
-  else if (key == "channels") lua_pushinteger(L, static_cast<lua_Integer>(c.in_channels));
-  else if (key == "feature_dim") lua_pushinteger(L, static_cast<lua_Integer>(box.net->feature_dim()));
-  else if (key == "size") {
-    lua_createtable(L, 2, 0);
-    lua_pushinteger(L, static_cast<lua_Integer>(c.height));
-    lua_rawseti(L, -2, 1);
-    lua_pushinteger(L, static_cast<lua_Integer>(c.width));
-    lua_rawseti(L, -2, 2);
-  } else if (key == "widths") {
-    lua_createtable(L, 3, 0);
-    for (int i = 0; i < 3; ++i) {
-      lua_pushinteger(L, static_cast<lua_Integer>(c.widths[static_cast<size_t>(i)]));
-      lua_rawseti(L, -2, i + 1);
-    }
-  } else if (key == "metrics") {
-    push_table(L, box.metrics);
-  } else if (key == "notes") {
-    push_table(L, box.notes);
-  } else {
-    throw std::runtime_error("classifier has no field '" + key +
-                             "' (predict, logits, features, accuracy, save, path, classes, channels, size, widths, "
-                             "feature_dim, metrics, notes)");
-  }
-  return 1;
+  return push_field(L, check_classifier(L, 1), "classifier", luaL_checkstring(L, 2), kClassifierFields);
 }
 
 int ct_gc(lua_State* L) {

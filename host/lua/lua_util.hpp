@@ -1,6 +1,7 @@
 #pragma once
 // A small helper layer over the Lua C API, shared by all bindings.
 
+#include <cstddef>
 #include <exception>
 #include <initializer_list>
 #include <map>
@@ -13,6 +14,7 @@
 #include <lua.hpp>
 
 #include "host/core/text.hpp"
+#include "monge/params.hpp"
 
 namespace monge::lua {
 
@@ -76,6 +78,33 @@ template <lua_CFunction F>
 void set_function(lua_State* L, const char* name) {
   lua_pushcfunction(L, &guard<F>);
   lua_setfield(L, -2, name);
+}
+
+/// A field of a userdata type as its __index serves it: the name and how to push its value.
+template <class Box>
+struct Field {
+  const char* name;
+  void (*push)(lua_State* L, Box& box);
+};
+
+/// __index through a table of fields: pushes field `key` of `box` and returns 1; an unknown key is
+/// an error naming `what` and listing every field (in the table's order).
+template <class Box, size_t N>
+int push_field(lua_State* L, Box& box, const char* what, const std::string& key, const Field<Box> (&fields)[N]) {
+  for (const Field<Box>& f : fields)
+    if (key == f.name) {
+      f.push(L, box);
+      return 1;
+    }
+  std::vector<std::string> names;
+  std::string list;
+  for (const Field<Box>& f : fields) {
+    names.emplace_back(f.name);
+    list += (list.empty() ? "" : ", ") + names.back();
+  }
+  const std::string hint = did_you_mean(key, names);
+  throw std::runtime_error(std::string(what) + " has no field '" + key + "' (" +
+                           (hint.empty() ? "" : "did you mean '" + hint + "'? ") + "it has " + list + ")");
 }
 
 /// Creates the metatable `meta` of a userdata type with __index, __tostring and __gc (left on the

@@ -268,44 +268,40 @@ int m_reseed(lua_State* L) {
   return 0;
 }
 
-int mt_index(lua_State* L) {
-  MapBox& box = check_map(L, 1);
-  const std::string key = luaL_checkstring(L, 2);
-  if (key == "path") lua_pushstring(L, box.path.c_str());
-  else if (key == "network") lua_pushstring(L, box.map.info.network.name.c_str());
-  else if (key == "restore") lua_pushcfunction(L, &guard<m_restore>);
-  else if (key == "forward") lua_pushcfunction(L, &guard<m_forward>);
-  else if (key == "sample") lua_pushcfunction(L, &guard<m_sample>);
-  else if (key == "parameters") lua_pushcfunction(L, &guard<m_parameters>);
-  else if (key == "reseed") lua_pushcfunction(L, &guard<m_reseed>);
-  else if (key == "latent") lua_pushnumber(L, static_cast<lua_Number>(box.map.info.latent_channels));
-  else if (key == "input_noise") lua_pushnumber(L, box.map.info.input_noise);
-  else if (key == "noise") {
-    // The noise model it was trained with, as a spec "name:key=value,..." ("none"); nil: not recorded.
-    if (box.map.info.noise) lua_pushstring(L, host::plugin_spec_text(*box.map.info.noise).c_str());
-    else lua_pushnil(L);
-  }
-  else if (key == "to") lua_pushcfunction(L, &guard<m_to>);
-  else if (key == "device") lua_pushstring(L, module_device(*box.map.module).str().c_str());
-  else if (key == "operator") {
-    // The operator whose lift the map applies (nil for a TorchScript map or one trained without).
-    if (!box.map.op) lua_pushnil(L);
-    else if (box.map.info.op)
-      push_plugin(L, box.map.op, box.map.info.op->name, std::make_shared<Params>(box.map.info.op->params));
-    else
-      push_plugin(L, box.map.op, "operator");
-  }
-  else if (key == "notes") {
-    push_table(L, box.map.info.notes);
-  } else if (key == "metrics") {
-    push_table(L, box.map.info.metrics);
-  } else {
-    throw std::runtime_error("map has no field '" + key +
-                             "' (path, network, operator, notes, metrics, device, latent, input_noise, noise, restore, forward, sample, to, "
-                             "parameters, reseed)");
-  }
-  return 1;
-}
+// The fields of a map, in the order its "no field" error lists them.
+const Field<MapBox> kMapFields[] = {
+    {"path", [](lua_State* L, MapBox& box) { lua_pushstring(L, box.path.c_str()); }},
+    {"network", [](lua_State* L, MapBox& box) { lua_pushstring(L, box.map.info.network.name.c_str()); }},
+    {"operator",
+     [](lua_State* L, MapBox& box) {
+       // The operator whose lift the map applies (nil for a TorchScript map or one trained without).
+       if (!box.map.op) lua_pushnil(L);
+       else if (box.map.info.op)
+         push_plugin(L, box.map.op, box.map.info.op->name, std::make_shared<Params>(box.map.info.op->params));
+       else
+         push_plugin(L, box.map.op, "operator");
+     }},
+    {"notes", [](lua_State* L, MapBox& box) { push_table(L, box.map.info.notes); }},
+    {"metrics", [](lua_State* L, MapBox& box) { push_table(L, box.map.info.metrics); }},
+    {"device", [](lua_State* L, MapBox& box) { lua_pushstring(L, module_device(*box.map.module).str().c_str()); }},
+    {"latent",
+     [](lua_State* L, MapBox& box) { lua_pushnumber(L, static_cast<lua_Number>(box.map.info.latent_channels)); }},
+    {"input_noise", [](lua_State* L, MapBox& box) { lua_pushnumber(L, box.map.info.input_noise); }},
+    {"noise",
+     [](lua_State* L, MapBox& box) {
+       // The noise model it was trained with, as a spec "name:key=value,..." ("none"); nil: not recorded.
+       if (box.map.info.noise) lua_pushstring(L, host::plugin_spec_text(*box.map.info.noise).c_str());
+       else lua_pushnil(L);
+     }},
+    {"restore", [](lua_State* L, MapBox&) { lua_pushcfunction(L, &guard<m_restore>); }},
+    {"forward", [](lua_State* L, MapBox&) { lua_pushcfunction(L, &guard<m_forward>); }},
+    {"sample", [](lua_State* L, MapBox&) { lua_pushcfunction(L, &guard<m_sample>); }},
+    {"to", [](lua_State* L, MapBox&) { lua_pushcfunction(L, &guard<m_to>); }},
+    {"parameters", [](lua_State* L, MapBox&) { lua_pushcfunction(L, &guard<m_parameters>); }},
+    {"reseed", [](lua_State* L, MapBox&) { lua_pushcfunction(L, &guard<m_reseed>); }},
+};
+
+int mt_index(lua_State* L) { return push_field(L, check_map(L, 1), "map", luaL_checkstring(L, 2), kMapFields); }
 
 int mt_gc(lua_State* L) {
   return gc_box<MapBox>(L, kMapMeta);

@@ -70,6 +70,8 @@ fails("fid: FID compares the feature distributions of two sets and has no per-im
 fails("fid: the restored set has 1 image(s)", function() return fid(x:narrow(1, 1, 1), x) end)
 fails("the classifier takes 1-channel images, got 3 channels", function() return c:predict(monge.zeros(2, 3, 28, 28)) end)
 fails("monge.classifier: nope.pt: no such classifier file", monge.classifier, "nope.pt")
+fails("classifier has no field 'widht' (did you mean 'widths'? it has predict, logits, features, accuracy, save, path, "
+  .. "classes, channels, size, widths, feature_dim, metrics, notes)", function() return c.widht end)
 local bad = io.open(out .. "/bad.pt", "w")
 bad:write("garbage")
 bad:close()

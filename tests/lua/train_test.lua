@@ -50,6 +50,12 @@ assert(lines == 7, "log lines: " .. lines)  -- 6 iterations + the final evaluati
 -- The map file reloads to the same function and knows its operator (restore lifts y).
 local y = noise:sample(A(eval), 0)
 local loaded = monge.load_map(run.map_path)
+-- A misspelt field: a suggestion and the list of fields.
+local ok_field, field_err = pcall(function() return loaded.nois end)
+assert(not ok_field and field_err:find("map has no field 'nois' %(did you mean 'noise'%? it has path, network, operator,"),
+  tostring(field_err))
+ok_field, field_err = pcall(function() return loaded.xyzzy end)
+assert(not ok_field and field_err:find("map has no field 'xyzzy' %(it has path, network, .*, reseed%)"), tostring(field_err))
 assert(loaded.network == "unet" and loaded.metrics.psnr == run.evals[2].psnr)
 assert(loaded:restore(y):allclose(run.map:restore(y), 1e-6, 1e-6))
 assert(table.concat(loaded:restore(y):shape(), ",") == "64,1,28,28")
