@@ -40,25 +40,6 @@ void push_classifier(lua_State* L, ClassifierBox box) {
   lua_setmetatable(L, -2);
 }
 
-at::Tensor tensor_option(lua_State* L, const char* key, bool required) {
-  lua_getfield(L, 1, key);
-  at::Tensor out;
-  if (!lua_isnil(L, -1)) {
-    at::Tensor* t = test_tensor(L, -1);
-    if (!t) {
-      const std::string got = luaL_typename(L, -1);
-      lua_pop(L, 1);
-      throw std::runtime_error(std::string("monge.train_classifier: '") + key + "' must be a tensor, got " + got);
-    }
-    out = *t;
-  } else if (required) {
-    lua_pop(L, 1);
-    throw std::runtime_error(std::string("monge.train_classifier: '") + key + "' (a tensor) is required");
-  }
-  lua_pop(L, 1);
-  return out;
-}
-
 std::vector<int64_t> widths_option(lua_State* L, std::vector<int64_t> def) {
   lua_getfield(L, 1, "widths");
   if (lua_isnil(L, -1)) {
@@ -105,10 +86,10 @@ int l_train_classifier(lua_State* L) {
              {"images", "labels", "test_images", "test_labels", "widths", "features", "classes", "epochs", "batch", "lr",
               "weight_decay", "flip", "seed", "threads", "out", "progress"});
   host::ClassifierTrainConfig c;
-  c.images = tensor_option(L, "images", true);
-  c.labels = tensor_option(L, "labels", true);
-  c.test_images = tensor_option(L, "test_images", false);
-  c.test_labels = tensor_option(L, "test_labels", false);
+  c.images = tensor_field(L, 1, "images", "monge.train_classifier", true);
+  c.labels = tensor_field(L, 1, "labels", "monge.train_classifier", true);
+  c.test_images = tensor_field(L, 1, "test_images", "monge.train_classifier", false);
+  c.test_labels = tensor_field(L, 1, "test_labels", "monge.train_classifier", false);
   if (c.test_images.defined() != c.test_labels.defined())
     throw std::runtime_error("monge.train_classifier: give both 'test_images' and 'test_labels', or neither");
   c.widths = widths_option(L, c.widths);

@@ -38,7 +38,7 @@ at::Tensor tensor_arg(lua_State* L, int index) {
 }
 
 // Field `key` of the options table at `index` as a tensor; undefined when absent or nil.
-at::Tensor tensor_field(lua_State* L, int index, const char* key) {
+at::Tensor weights_field(lua_State* L, int index, const char* key) {
   at::Tensor t;
   if (lua_isnoneornil(L, index)) return t;
   lua_getfield(L, index, key);
@@ -100,7 +100,7 @@ int l_sinkhorn(lua_State* L) {
   const at::Tensor C = tensor_arg(L, 1);
   // Keys, types, ranges and defaults from the declaration (host/ot/options.cpp); the weights here.
   const ot::SinkhornOptions o = ot::sinkhorn_settings(table_options(L, 2, ot::sinkhorn_options(), "monge.ot.sinkhorn"));
-  const ot::SinkhornResult r = ot::sinkhorn(C, tensor_field(L, 2, "a"), tensor_field(L, 2, "b"), o);
+  const ot::SinkhornResult r = ot::sinkhorn(C, weights_field(L, 2, "a"), weights_field(L, 2, "b"), o);
   lua_createtable(L, 0, 8);
   set_sinkhorn_fields(L, r);
   return 1;
@@ -112,7 +112,7 @@ int l_unbalanced(lua_State* L) {
   const at::Tensor C = tensor_arg(L, 1);
   const ot::UnbalancedOptions o =
       ot::unbalanced_settings(table_options(L, 2, ot::unbalanced_options(), "monge.ot.unbalanced"));
-  const ot::UnbalancedResult r = ot::unbalanced_sinkhorn(C, tensor_field(L, 2, "a"), tensor_field(L, 2, "b"), o);
+  const ot::UnbalancedResult r = ot::unbalanced_sinkhorn(C, weights_field(L, 2, "a"), weights_field(L, 2, "b"), o);
   lua_createtable(L, 0, 11);
   set_sinkhorn_fields(L, r);
   set_tensor(L, "marginal_a", r.marginal_a);
@@ -125,7 +125,7 @@ int l_unbalanced(lua_State* L) {
 int l_energy_distance(lua_State* L) {
   const at::Tensor x = tensor_arg(L, 1), y = tensor_arg(L, 2);
   table_options(L, 3, ot::energy_distance_options(), "monge.ot.energy_distance");
-  lua_pushnumber(L, ot::energy_distance(x, y, tensor_field(L, 3, "a"), tensor_field(L, 3, "b")));
+  lua_pushnumber(L, ot::energy_distance(x, y, weights_field(L, 3, "a"), weights_field(L, 3, "b")));
   return 1;
 }
 
@@ -134,7 +134,7 @@ int l_sinkhorn_divergence(lua_State* L) {
   const at::Tensor x = tensor_arg(L, 1), y = tensor_arg(L, 2);
   const ot::DivergenceOptions o =
       ot::divergence_settings(table_options(L, 3, ot::divergence_options(), "monge.ot.sinkhorn_divergence"));
-  lua_pushnumber(L, ot::sinkhorn_divergence(x, y, tensor_field(L, 3, "a"), tensor_field(L, 3, "b"), o));
+  lua_pushnumber(L, ot::sinkhorn_divergence(x, y, weights_field(L, 3, "a"), weights_field(L, 3, "b"), o));
   return 1;
 }
 

@@ -1662,4 +1662,23 @@ at::Tensor to_tensor(lua_State* L, int index) {
   }
 }
 
+at::Tensor tensor_field(lua_State* L, int index, const char* key, const char* who, bool required) {
+  lua_getfield(L, index, key);
+  at::Tensor out;
+  if (!lua_isnil(L, -1)) {
+    at::Tensor* t = test_tensor(L, -1);
+    if (!t) {
+      const std::string got = luaL_typename(L, -1);
+      lua_pop(L, 1);
+      throw std::runtime_error(std::string(who) + ": '" + key + "' must be a tensor, got " + got);
+    }
+    out = *t;
+  } else if (required) {
+    lua_pop(L, 1);
+    throw std::runtime_error(std::string(who) + ": '" + key + "' (a tensor) is required");
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
 }  // namespace monge::lua

@@ -19,6 +19,10 @@ at::Tensor& check_tensor(lua_State* L, int index);
 /// The tensor at `index`, or nullptr if the value there is not a tensor.
 at::Tensor* test_tensor(lua_State* L, int index);
 
+/// Field `key` of the table at `index` as a tensor: undefined when absent or nil (an error naming
+/// `who` and the key when `required`), an error naming them when it holds anything else.
+at::Tensor tensor_field(lua_State* L, int index, const char* key, const char* who, bool required = false);
+
 /// The value at `index` as a tensor: a tensor itself, a number (0-dim float tensor) or a nested
 /// table of numbers. Throws std::runtime_error otherwise.
 at::Tensor to_tensor(lua_State* L, int index);

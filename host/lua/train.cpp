@@ -64,22 +64,6 @@ host::PluginSpec recorded(const PluginRef& ref) {
   return host::PluginSpec{ref.name, *ref.params, host::Registry::global().find(ref.name).version};
 }
 
-at::Tensor tensor_field(lua_State* L, const char* key) {
-  lua_getfield(L, 1, key);
-  at::Tensor out;
-  if (!lua_isnil(L, -1)) {
-    at::Tensor* t = test_tensor(L, -1);
-    if (!t) {
-      const std::string got = luaL_typename(L, -1);
-      lua_pop(L, 1);
-      throw std::runtime_error(std::string("monge.train: '") + key + "' must be a tensor, got " + got);
-    }
-    out = *t;
-  }
-  lua_pop(L, 1);
-  return out;
-}
-
 // monge.train's table at index 1 as a TrainConfig: keys, types, ranges and defaults from the
 // declaration (host/train/options.cpp); the plugin objects are read again for their names and
 // parameters, the tensors here only.
@@ -104,9 +88,9 @@ host::TrainConfig train_config(lua_State* L) {
   c.solver = std::dynamic_pointer_cast<Solver>(solver->object);
   c.solver_name = solver->name;
   c.cost = std::dynamic_pointer_cast<Cost>(plugin_field(L, "cost", Kind::Cost, true)->object);
-  c.clean = tensor_field(L, "clean");
-  c.measured = tensor_field(L, "measured");
-  c.eval_clean = tensor_field(L, "eval");
+  c.clean = tensor_field(L, 1, "clean", "monge.train");
+  c.measured = tensor_field(L, 1, "measured", "monge.train");
+  c.eval_clean = tensor_field(L, 1, "eval", "monge.train");
   if (!(c.dist_timeout > 0)) throw std::runtime_error("monge.train: 'dist_timeout' must be a positive number of seconds");
 
   return c;
