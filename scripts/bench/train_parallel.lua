@@ -95,16 +95,19 @@ local cpu, rev = bench.machine(), bench.git_revision()
 local parts, trs = {}, {}
 for _, r in ipairs(rows) do
   local runs = {}
-  for i, v in ipairs(r.runs) do runs[i] = string.format("%.4f", v) end
-  parts[#parts + 1] = string.format('{"setting": "%s", "processes": %d, "threads": %d, "batch": %d, "global_batch": %d, "its_per_s": %.4f, "its_per_s_runs": [%s], "samples_per_s": %.2f, "speedup": %.3f}',
-    r.label, r.processes, r.threads, r.batch, r.global_batch, r.its_per_s, table.concat(runs, ", "), r.samples_per_s, r.speedup)
+  for i, v in ipairs(r.runs) do runs[i] = bench.fixed(v, 4) end
+  parts[#parts + 1] = {
+    setting = r.label, processes = r.processes, threads = r.threads, batch = r.batch, global_batch = r.global_batch,
+    its_per_s = bench.fixed(r.its_per_s, 4), its_per_s_runs = runs, samples_per_s = bench.fixed(r.samples_per_s, 2),
+    speedup = bench.fixed(r.speedup, 3),
+  }
   trs[#trs + 1] = string.format("<tr><td>%s</td><td>%d</td><td>%.2f</td><td>%.1f</td><td>%.2f</td></tr>",
     r.label, r.global_batch, r.its_per_s, r.samples_per_s, r.speedup)
 end
-local f = assert(io.open(out .. "/results.json", "w"))
-f:write(string.format('{\n  "benchmark": "train_parallel",\n  "machine": {"cpu": "%s", "cores": %d},\n  "git_revision": "%s",\n  "iterations": %d,\n  "rounds": %d,\n  "settings": [\n    %s\n  ]\n}\n',
-  cpu, monge.threads(), rev, iters, rounds, table.concat(parts, ",\n    ")))
-f:close()
+bench.write_json(out .. "/results.json", {
+  benchmark = "train_parallel", machine = { cpu = cpu, cores = monge.threads() }, git_revision = rev,
+  iterations = iters, rounds = rounds, settings = parts,
+})
 local html = assert(io.open(out .. "/report.html", "w"))
 html:write(string.format([[<!doctype html><meta charset="utf-8"><title>monge data-parallel training benchmark</title>
 <body style="font-family: sans-serif; max-width: 900px"><h1>Data-parallel training</h1>

@@ -120,25 +120,29 @@ for _, n in ipairs(counts) do
     n, r.monge, 1000 * r.monge_cpu, r.pytorch, 1000 * r.pytorch_cpu, r.ratio, r.cpu_ratio, r.check.difference, r.check.worst))
 end
 
+-- Numbers kept to the digits the results have always had.
+local function digits(x, n) return tonumber(string.format("%." .. n .. "g", x)) end
 local function list(v)
   local s = {}
-  for i, x in ipairs(v) do s[i] = string.format("%.5g", x) end
-  return "[" .. table.concat(s, ", ") .. "]"
+  for i, x in ipairs(v) do s[i] = digits(x, 5) end
+  return s
 end
 local rows = {}
 for i, r in ipairs(results) do
-  rows[i] = string.format('{"threads": %d, "monge_its_per_second": %.4f, "pytorch_its_per_second": %.4f, "ratio": %.4f, '
-    .. '"monge_cpu_seconds_per_iter": %.5f, "pytorch_cpu_seconds_per_iter": %.5f, "cpu_ratio": %.4f, '
-    .. '"monge_rounds": %s, "pytorch_rounds": %s, "monge_cpu_rounds": %s, "pytorch_cpu_rounds": %s, '
-    .. '"loss_check": {"passed": true, "max_relative_difference": %.3g, "worst": "%s", "tolerance": %g}}',
-    r.threads, r.monge, r.pytorch, r.ratio, r.monge_cpu, r.pytorch_cpu, r.cpu_ratio, list(r.ours), list(r.theirs),
-    list(r.ours_cpu), list(r.theirs_cpu), r.check.difference, r.check.worst, tolerance)
+  rows[i] = {
+    threads = r.threads, monge_its_per_second = bench.fixed(r.monge, 4), pytorch_its_per_second = bench.fixed(r.pytorch, 4),
+    ratio = bench.fixed(r.ratio, 4), monge_cpu_seconds_per_iter = bench.fixed(r.monge_cpu, 5),
+    pytorch_cpu_seconds_per_iter = bench.fixed(r.pytorch_cpu, 5), cpu_ratio = bench.fixed(r.cpu_ratio, 4),
+    monge_rounds = list(r.ours), pytorch_rounds = list(r.theirs), monge_cpu_rounds = list(r.ours_cpu),
+    pytorch_cpu_rounds = list(r.theirs_cpu),
+    loss_check = { passed = true, max_relative_difference = digits(r.check.difference, 3), worst = r.check.worst,
+                   tolerance = tolerance },
+  }
 end
-local f = assert(io.open(out .. "/results.json", "w"))
-f:write(string.format('{\n  "benchmark": "train-step",\n  "machine": {"cpu": "%s", "max_threads": %d},\n  "git_revision": "%s",\n'
-  .. '  "iters": %d, "warmup": %d, "batch": %d, "rounds": %d,\n'
-  .. '  "networks": {"map": "unet channels=16 depth=2", "potential": "potential channels=16 depth=3"},\n'
-  .. '  "settings": [\n    %s\n  ]\n}\n',
-  bench.machine(), max_threads, bench.git_revision(), iters, warmup, batch, rounds, table.concat(rows, ",\n    ")))
-f:close()
+bench.write_json(out .. "/results.json", {
+  benchmark = "train-step", machine = { cpu = bench.machine(), max_threads = max_threads }, git_revision = bench.git_revision(),
+  iters = iters, warmup = warmup, batch = batch, rounds = rounds,
+  networks = { map = "unet channels=16 depth=2", potential = "potential channels=16 depth=3" },
+  settings = rows,
+})
 print("wrote " .. out .. "/results.json")
