@@ -69,14 +69,9 @@ class UNetModule final : public monge::Module {
 
   at::Tensor forward(const at::Tensor& x) override {
     check_input(x);
-    const int64_t h = x.size(2), w = x.size(3);
-    const int64_t m = int64_t(1) << cfg_.depth;
-    const int64_t ph = (m - h % m) % m, pw = (m - w % m) % m;
-    at::Tensor input = x;
-    if (ph != 0 || pw != 0)
-      input = F::pad(x, F::PadFuncOptions({0, pw, 0, ph}).mode(torch::kReplicate));
+    const at::Tensor input = on_grid(x);
     at::Tensor t = run(input, {});
-    if (ph != 0 || pw != 0) t = t.narrow(2, 0, h).narrow(3, 0, w);
+    if (input.size(2) != x.size(2) || input.size(3) != x.size(3)) t = t.narrow(2, 0, x.size(2)).narrow(3, 0, x.size(3));
     return t;
   }
 
@@ -95,21 +90,28 @@ class UNetModule final : public monge::Module {
                          std::to_string(height) + " x " + std::to_string(width) + " image, got " + shape_text(x.sizes()));
     at::Tensor input = x;
     if (h != height || w != width) {
-      const at::Tensor image = x.narrow(2, 0, height).narrow(3, 0, width);
-      input = F::pad(F::pad(image, F::PadFuncOptions({0, w - width, 0, h - height}).mode(torch::kReplicate)),
-                     F::PadFuncOptions({0, W - w, 0, H - h}));
+      input = F::pad(on_grid(x.narrow(2, 0, height).narrow(3, 0, width)), F::PadFuncOptions({0, W - w, 0, H - h}));
       if (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous())
         input = input.contiguous(at::MemoryFormat::ChannelsLast);
     }
     return run(input, {h, w});
   }
 
-  /// Size of the image at full resolution inside a larger input ({} when it fills it).
+ private:
+  // Size of the image at full resolution inside a larger input ({} when it fills it).
   struct Valid {
     int64_t height = 0, width = 0;
   };
 
- private:
+  // `image` with its last row and column replicated up to a multiple of 2^depth a side, where the
+  // downsampling grids need it (the image itself when it is on that grid already).
+  at::Tensor on_grid(const at::Tensor& image) const {
+    const int64_t m = int64_t(1) << cfg_.depth;
+    const int64_t ph = (m - image.size(2) % m) % m, pw = (m - image.size(3) % m) % m;
+    if (ph == 0 && pw == 0) return image;
+    return F::pad(image, F::PadFuncOptions({0, pw, 0, ph}).mode(torch::kReplicate));
+  }
+
   void check_input(const at::Tensor& x) const {
     if (x.dim() != 4 || x.size(1) != in_channels_)
       throw monge::Error("unet: expected an N x " + std::to_string(in_channels_) + " x H x W tensor, got " +
