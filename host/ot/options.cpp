@@ -99,31 +99,33 @@ const OptionSet& divergence_options() {
   return set;
 }
 
-SinkhornOptions sinkhorn_settings(const Params& p) {
-  SinkhornOptions o;
+namespace {
+
+// eps, max_iter and tol, which every Sinkhorn variant's options hold.
+template <class Options>
+Options iteration_settings(const Params& p) {
+  Options o;
   o.eps = p.real("eps");
   o.max_iter = p.integer("max_iter");
   o.tol = p.real("tol");
   return o;
 }
 
+}  // namespace
+
+SinkhornOptions sinkhorn_settings(const Params& p) { return iteration_settings<SinkhornOptions>(p); }
+
 UnbalancedOptions unbalanced_settings(const Params& p) {
-  UnbalancedOptions o;
-  o.eps = p.real("eps");
+  auto o = iteration_settings<UnbalancedOptions>(p);
   const double rho = p.real("rho");
   o.rho_a = p.real("rho_a") < 0 ? rho : p.real("rho_a");
   o.rho_b = p.real("rho_b") < 0 ? rho : p.real("rho_b");
-  o.max_iter = p.integer("max_iter");
-  o.tol = p.real("tol");
   return o;
 }
 
 DivergenceOptions divergence_settings(const Params& p) {
-  DivergenceOptions o;
-  o.eps = p.real("eps");
+  auto o = iteration_settings<DivergenceOptions>(p);
   o.power = p.real("p");
-  o.max_iter = p.integer("max_iter");
-  o.tol = p.real("tol");
   return o;
 }
 
