@@ -224,7 +224,7 @@ at::Tensor TileRunner::sample(const std::vector<const Window*>& batch, const Mea
   Module& network = stochastic_ ? *stochastic_->network() : *map_.module;
   const at::Tensor input = at::cat(inputs, 0);
   at::Tensor t = forward_in(plan_.precision, device_, network, input, plan_.layout,
-                            {plan_.shape_step > 0 ? map_.padded_input : nullptr, plan_.shape_step, plan_.shape_step_max_side});
+                            {map_.padded_input, plan_.shape_step, plan_.shape_step_max_side});
   if (plan_.strength != 1) t = input + plan_.strength * (t - input);
   return t.clamp(-1, 1).to(c10::kCPU, at::kFloat);
 }
