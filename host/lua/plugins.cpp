@@ -12,6 +12,7 @@
 #include "host/core/sum_cost.hpp"
 #include "host/lua/bindings.hpp"
 #include "host/lua/lua_util.hpp"
+#include "host/lua/option_tables.hpp"
 #include "host/lua/runtime.hpp"
 #include "host/lua/tensor.hpp"
 #include "monge/cost.hpp"
@@ -362,23 +363,8 @@ int m_score(lua_State* L) {
 }
 int m_params(lua_State* L) {
   auto& box = check_box(L, 1);
-  lua_newtable(L);
-  if (!box.params) return 1;
-  for (const auto& [k, v] : box.params->values()) {
-    if (auto b = std::get_if<bool>(&v)) lua_pushboolean(L, *b);
-    else if (auto i = std::get_if<int64_t>(&v)) lua_pushnumber(L, static_cast<lua_Number>(*i));
-    else if (auto d = std::get_if<double>(&v)) lua_pushnumber(L, *d);
-    else if (auto s = std::get_if<std::string>(&v)) lua_pushstring(L, s->c_str());
-    else if (auto l = std::get_if<std::vector<double>>(&v)) {
-      lua_createtable(L, static_cast<int>(l->size()), 0);
-      for (size_t i = 0; i < l->size(); ++i) {
-        lua_pushnumber(L, (*l)[i]);
-        lua_rawseti(L, -2, static_cast<int>(i + 1));
-      }
-    } else if (auto p = std::get_if<std::shared_ptr<Plugin>>(&v); p && *p) push_plugin(L, *p, k);
-    else continue;
-    lua_setfield(L, -2, k.c_str());
-  }
+  if (box.params) push_params(L, *box.params);
+  else lua_newtable(L);
   return 1;
 }
 
