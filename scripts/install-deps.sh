@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread       # LibTorch (CPU); OpenBLAS for fast matrix products
+  libdnnl-dev                             # oneDNN headers (LibTorch's CPU backend): the unet's fused bf16 inference
   libgloo-dev                             # headers c10d's Gloo process group needs (data-parallel training)
   libluajit2-5.1-dev                      # LuaJIT
   libvips-dev                             # image I/O

@@ -39,8 +39,9 @@ OptionSet make_apply_options() {
       .integer("shape_step", -1, 0, 4096,
                "round each window's sides up to a multiple of this many pixels, with zeros the network ignores, so that "
                "images of many sizes share the kernels oneDNN compiles per shape (4-6 ms for each new one, more than "
-               "the network takes on a thumbnail); the output is unchanged (bit for bit in the runs we made). 0: off; "
-               "networks without monge::PaddedInput (TorchScript) run every window at its own size")
+               "the network takes on a thumbnail; 11 ms for the unet's fused bf16 graph); the output is unchanged (fp32: bit "
+               "for bit in the runs we made; bf16: within float rounding). 0: off; networks without monge::PaddedInput "
+               "(TorchScript) run every window at its own size")
       .choice("depth", "input", {"input", "8", "16", "float"}, "output samples: input (the input's depth), 8, 16 or float")
       .choice("colour", "per-channel", {"per-channel", "luminance"},
               "a grey map on an RGB image: per-channel, or luminance (restore Y' of Y'CbCr, keep the chroma)")
@@ -79,7 +80,7 @@ OptionSet make_apply_options() {
                  {"device", with("D")},
                  {"precision", with("P")},
                  {"layout", with("L")},
-                 {"shape_step", with("N", "on a CPU, windows of at most 128 pixels a side to multiples of 32; on CUDA 0")},
+                 {"shape_step", with("N", "on a CPU: bf16, every window to multiples of 64; fp32, windows of at most 128 pixels a side to multiples of 32; on CUDA 0")},
                  {"depth", with("D")},
                  {"colour", with("M", "", {"--color"})},
                  {"max_pixels", with("N", "1073741824 (2^30)")},

@@ -96,9 +96,10 @@ TilePlan plan_tiles(const LoadedMap& map, const TileOptions& opt, c10::Device de
   p.precision = resolve_precision(opt.precision, device, "apply");
   p.layout = resolve_layout(opt.layout, p.precision, device);
   p.layout_by_size = opt.layout == Layout::Auto && p.layout == Layout::ChannelsLast;
-  const int64_t step = opt.shape_step >= 0 ? opt.shape_step : (gpu ? 0 : kShapeStep);
+  const bool bf16_cpu = !gpu && p.precision == Precision::BF16;
+  const int64_t step = opt.shape_step >= 0 ? opt.shape_step : gpu ? 0 : bf16_cpu ? kShapeStepBf16 : kShapeStep;
   p.shape_step = map.padded_input != nullptr && step > 1 ? ceil_div(step, p.align) * p.align : 0;
-  p.shape_step_max_side = opt.shape_step >= 0 ? 0 : kShapeStepMaxSide;
+  p.shape_step_max_side = opt.shape_step >= 0 || bf16_cpu ? 0 : kShapeStepMaxSide;
   return p;
 }
 

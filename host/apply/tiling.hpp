@@ -43,8 +43,9 @@ struct TileOptions {
   /// The feature maps' layout, resolved by plan_tiles for the precision (resolve_layout).
   Layout layout = Layout::Auto;
   /// Windows are zero-padded up to multiples of this (network-input pixels) where the network
-  /// offers monge::PaddedInput; 0: never; -1: on a CPU, windows of at most kShapeStepMaxSide a
-  /// side to multiples of kShapeStep, on CUDA none.
+  /// offers monge::PaddedInput; 0: never; -1: on a CPU in bf16 every window to multiples of
+  /// kShapeStepBf16, in fp32 windows of at most kShapeStepMaxSide a side to multiples of
+  /// kShapeStep; on CUDA none.
   int64_t shape_step = -1;
 };
 
@@ -62,6 +63,15 @@ inline constexpr int64_t kChannelsLastMinPixels = 256 * 256;
 /// pixels cost more than the compilations saved (fp32 0.91-0.95x; docs/performance.md).
 inline constexpr int64_t kShapeStep = 32;
 inline constexpr int64_t kShapeStepMaxSide = 128;
+
+/// The automatic --shape-step on a CPU in bf16: every window is rounded up to a multiple of 64.
+/// The unet's fused oneDNN graph (plugins/networks/unet/onednn.cpp) runs a 224 x 224 image in
+/// about half LibTorch's time but builds its kernels for each new shape in about 11 ms, longer
+/// than it then runs: over 333 images of 48 to 400 pixels a side (1 thread), 34.8 images/s at
+/// their own sizes, 39.6 rounded to 32, 46.0 to 64, 44.5 to 96, 43.7 to 128; LibTorch's bf16 ops
+/// gained too (34.9 to 37.2). Large images are hardly touched: their full windows have one shape
+/// already, and an edge window grows by less than 64 pixels a side.
+inline constexpr int64_t kShapeStepBf16 = 64;
 
 struct TilePlan {
   int64_t lift_scale = 1;  ///< network-input pixels per measurement pixel and axis (the lift's factor)

@@ -1,6 +1,7 @@
 // Lua bindings for training and maps: monge.train{...}, monge.load_map(path), map objects.
 
 #include <cmath>
+#include <cstring>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -442,6 +443,17 @@ int l_cpu_cache(lua_State* L) {
   return 1;
 }
 
+// monge.setenv(NAME, VALUE | nil): sets (or, with nil, removes) an environment variable of this
+// process, seen by what reads it at each use (MONGE_ONEDNN) and by the processes it starts.
+int l_setenv(lua_State* L) {
+  const char* name = luaL_checkstring(L, 1);
+  if (*name == '\0' || std::strchr(name, '=') != nullptr)
+    throw std::runtime_error(std::string("monge.setenv: not a variable name: '") + name + "'");
+  const int rc = lua_isnoneornil(L, 2) ? unsetenv(name) : setenv(name, luaL_checkstring(L, 2), 1);
+  if (rc != 0) throw std::runtime_error(std::string("monge.setenv: cannot set ") + name);
+  return 0;
+}
+
 }  // namespace
 
 void open_train(lua_State* L) {
@@ -454,6 +466,7 @@ void open_train(lua_State* L) {
   set_function<l_cuda_available>(L, "cuda_available");
   set_function<l_cpu_bf16>(L, "cpu_bf16");
   set_function<l_cpu_cache>(L, "cpu_cache");
+  set_function<l_setenv>(L, "setenv");
   set_function<l_rank>(L, "rank");
   set_function<l_world_size>(L, "world_size");
   set_function<l_local_rank>(L, "local_rank");

@@ -7,7 +7,8 @@
 --                                     [CHANNELS=8] [TILE=1024] [DEVICE=cpu] [SECONDS=4]
 --                                     [PRECISIONS=fp32,bf16] [MAP=a random unet]
 --
--- PRECISIONS may add fp32-uncached: fp32 with the CPU tensor cache off (as before the cache).
+-- PRECISIONS may add fp32-uncached: fp32 with the CPU tensor cache off (as before the cache), and
+-- bf16-libtorch: bf16 through LibTorch's ops rather than the unet's fused oneDNN graph.
 -- Each size and precision runs in its own `monge apply --precision P` process so that its peak RSS
 -- is its own. bf16 is left out (and the report says so) where it does not run: a CPU without bf16
 -- convolutions. The map is a unet with CHANNELS base channels and depth 2 (receptive radius 30)

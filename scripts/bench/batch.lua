@@ -8,7 +8,8 @@
 --
 -- PRECISIONS may add fp32-uncached (fp32 with the CPU tensor cache off, as before the cache),
 -- fp32-unrounded (every window at its own size, --shape-step 0) and fp32-before (the cache off,
--- OpenBLAS's threads on every core and windows at their own size, as monge ran before issue 21).
+-- OpenBLAS's threads on every core and windows at their own size, as monge ran before issue 21)
+-- and bf16-libtorch (bf16 through LibTorch's ops, not the unet's fused oneDNN graph).
 -- Images are 8-bit grey PNGs of 48 .. 400 pixels a side (seeded), packed into a tar archive;
 -- the map is a unet (CHANNELS base channels, depth 2). bf16 is left out (and the report says so)
 -- on a CPU without bf16 convolutions. Writes OUT_DIR/results.json and report.html.
@@ -127,7 +128,7 @@ if last.fp32 and last["fp32-unrounded"] then
   print(string.format("%s: fp32 (rounded window shapes) against fp32-unrounded: max %d levels, %.4f%% identical",
     last.fp32.label, r.max, 100 * r.within0))
 end
-for _, ref in ipairs { "fp32-before", "fp32-uncached", "fp32-unrounded" } do
+for _, ref in ipairs { "fp32-before", "fp32-uncached", "fp32-unrounded", "bf16-libtorch" } do
   if last[ref] then
     for _, p in ipairs { "fp32", "bf16", "fp32-uncached", "fp32-unrounded" } do
       if last[p] and p ~= ref then

@@ -38,8 +38,20 @@ assert(r.precision == chosen, "auto chose " .. tostring(r.precision) .. " where 
 local ok, err = pcall(monge.apply, { map = run.map, input = out .. "/in.tif", output = out .. "/p.png", precision = "fp16" })
 assert(not ok and err:find("monge.apply: parameter 'precision' expects one of auto|fp32|bf16, got \"fp16\"", 1, true), err)
 if native then
-  local gap = (run.map:restore(y, { precision = "bf16" }) - whole):abs():max():item()
+  local fused = run.map:restore(y, { precision = "bf16" })
+  local gap = (fused - whole):abs():max():item()
   assert(gap > 0 and gap < 0.05, "map:restore in bf16 differs from fp32 by " .. gap)
+  -- MONGE_ONEDNN=0 (monge.setenv, read at each call) runs LibTorch's bf16 ops instead of the
+  -- unet's fused oneDNN graph: another rounding, as close to fp32.
+  monge.setenv("MONGE_ONEDNN", "0")
+  local ops = run.map:restore(y, { precision = "bf16" })
+  monge.setenv("MONGE_ONEDNN", nil)
+  assert(os.getenv("MONGE_ONEDNN") == nil)
+  local ops_gap = (ops - whole):abs():max():item()
+  assert((ops - fused):abs():max():item() > 0, "MONGE_ONEDNN=0 changed nothing")
+  assert(ops_gap > 0 and ops_gap < 0.05, "LibTorch's bf16 differs from fp32 by " .. ops_gap)
+  ok, err = pcall(monge.setenv, "A=B", "1")
+  assert(not ok and err:find("monge.setenv: not a variable name: 'A=B'", 1, true), err)
 else
   ok, err = pcall(run.map.restore, run.map, y, { precision = "bf16" })
   assert(not ok and err:find("map:restore: precision 'bf16' needs bfloat16 convolutions", 1, true), err)

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -14,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "host/core/cpu_features.hpp"
+#include "host/core/precision.hpp"
 #include "host/core/registry.hpp"
 #include "monge/network.hpp"
 #include "monge/sdk.hpp"
@@ -163,6 +166,125 @@ TEST(UNet, PaddedInputGivesTheImageAlonesOutput) {
   auto other = make_net("potential")->build(shape(1, 1));
   const auto* padded = monge::capability<monge::PaddedInput>(*make_net("unet"));
   EXPECT_THROW(padded->forward(*other, torch::zeros({1, 1, 32, 32}), 20, 20), monge::Error);
+}
+
+// A forward of `m` under bf16 autocast on the CPU without gradients, as `monge apply --precision
+// bf16` runs it: through the plugin's fused oneDNN graph, or (onednn false: MONGE_ONEDNN=0) op by
+// op through LibTorch.
+struct OneDnnSwitch {
+  explicit OneDnnSwitch(bool on) { setenv("MONGE_ONEDNN", on ? "1" : "0", 1); }
+  ~OneDnnSwitch() { unsetenv("MONGE_ONEDNN"); }
+};
+
+at::Tensor bf16_forward(const std::function<at::Tensor()>& forward, bool onednn) {
+  torch::NoGradGuard no_grad;
+  OneDnnSwitch onednn_switch(onednn);
+  monge::host::PrecisionGuard bf16(monge::host::Precision::BF16, torch::kCPU);
+  return forward().to(at::kFloat);
+}
+
+// Where LibTorch has no bf16 convolutions at all (oneDNN below AVX-512), a bf16 forward fails
+// with LibTorch's error, and the plugin's graph changes nothing about that.
+bool bf16_refused_here(monge::Module& m) {
+  if (monge::host::cpu_bf16_kernels()) return false;
+  const auto x = torch::randn({1, 1, 16, 16});
+  EXPECT_THROW(bf16_forward([&] { return m.forward(x); }, true), std::exception);
+  EXPECT_THROW(bf16_forward([&] { return m.forward(x); }, false), std::exception);
+  return true;
+}
+
+void randomise(monge::Module& m) {
+  torch::NoGradGuard no_grad;
+  // Random biases too (they start at zero), and a last layer that is not zero (residual maps).
+  for (auto& p : m.parameters()) p.normal_(0, p.dim() > 1 ? 1.0 / std::sqrt(double(p[0].numel())) : 0.3);
+}
+
+double max_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+TEST(UNet, Bf16InferenceRunsOneFusedOneDnnGraphAsCloseToFp32AsLibTorch) {
+  torch::manual_seed(11);
+  struct Case {
+    std::string activation;
+    int64_t depth, channels, in, out;
+    bool residual, channels_last;
+  };
+  const std::vector<Case> cases{{"silu", 2, 8, 1, 1, true, false},       {"silu", 1, 8, 3, 3, true, true},
+                                {"relu", 3, 4, 2, 1, true, false},       {"leaky_relu", 2, 8, 1, 2, false, false},
+                                {"silu", 3, 16, 1, 1, true, true}};
+  for (const Case& c : cases) {
+    monge::ParamMap params = unet_small(c.residual, c.depth, c.channels);
+    params["activation"] = c.activation;
+    auto m = make_net("unet", params)->build(shape(c.in, c.out));
+    randomise(*m);
+    if (bf16_refused_here(*m)) return;
+    at::Tensor x = torch::randn({2, c.in, 45, 70});
+    if (c.channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    const std::string what = c.activation + ", depth " + std::to_string(c.depth) + ", " + std::to_string(c.channels) +
+                             " channels, " + std::to_string(c.in) + " -> " + std::to_string(c.out);
+    at::Tensor fp32;
+    {
+      torch::NoGradGuard no_grad;
+      fp32 = m->forward(x);
+    }
+    const at::Tensor fused = bf16_forward([&] { return m->forward(x); }, true);
+    const at::Tensor libtorch = bf16_forward([&] { return m->forward(x); }, false);
+    ASSERT_EQ(fused.sizes(), fp32.sizes()) << what;
+    const double fused_error = max_diff(fused, fp32), libtorch_error = max_diff(libtorch, fp32);
+    // bf16 is not fp32; the fused graph rounds once per layer where LibTorch rounds after each op.
+    EXPECT_GT(libtorch_error, 0.0) << what;
+    EXPECT_LE(fused_error, 1.5 * libtorch_error) << what << ": fused " << fused_error << ", LibTorch " << libtorch_error;
+    // Not LibTorch's result: the graph ran (oneDNN has bf16 kernels wherever LibTorch has them).
+    EXPECT_GT(max_diff(fused, libtorch), 0.0) << what << ": the fused graph did not run";
+  }
+}
+
+TEST(UNet, FusedBf16GraphZeroesBeyondAPaddedImageAndFollowsNewWeights) {
+  torch::manual_seed(12);
+  auto net = make_net("unet", unet_small(true, 2));
+  const auto* padded = monge::capability<monge::PaddedInput>(*net);
+  ASSERT_NE(padded, nullptr);
+  auto m = net->build(shape(1, 1));
+  randomise(*m);
+  if (bf16_refused_here(*m)) return;
+  for (auto hw : std::vector<std::pair<int64_t, int64_t>>{{27, 31}, {64, 40}, {5, 3}}) {
+    const int64_t h = hw.first, w = hw.second, H = 96, W = 64;
+    const auto x = torch::randn({1, 1, h, w});
+    const auto big = F::pad(x, F::PadFuncOptions({0, W - w, 0, H - h}));
+    const at::Tensor alone = bf16_forward([&] { return m->forward(x); }, true);
+    const at::Tensor in_corner = bf16_forward([&] { return padded->forward(*m, big, h, w); }, true);
+    const at::Tensor unzeroed = bf16_forward([&] { return m->forward(big); }, true);
+    const std::string what = std::to_string(h) + " x " + std::to_string(w);
+    ASSERT_EQ(in_corner.sizes(), (std::vector<int64_t>{1, 1, H, W})) << what;
+    // The same image, the same kernels' arithmetic: equal up to the order of a few sums.
+    EXPECT_LT(max_diff(in_corner.narrow(2, 0, h).narrow(3, 0, w), alone), 1e-5) << what;
+    EXPECT_GT(max_diff(unzeroed.narrow(2, 0, h).narrow(3, 0, w), alone), 1e-3) << what;
+  }
+  // Weights changed in place after a call (a training step, EMA weights loaded): the next call
+  // uses them, not the weights the graph reordered before.
+  const auto x = torch::randn({1, 1, 40, 40});
+  const at::Tensor before = bf16_forward([&] { return m->forward(x); }, true);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->parameters()) p.mul_(-0.5);
+  }
+  const at::Tensor after = bf16_forward([&] { return m->forward(x); }, true);
+  const at::Tensor libtorch = bf16_forward([&] { return m->forward(x); }, false);
+  at::Tensor fp32;
+  {
+    torch::NoGradGuard no_grad;
+    fp32 = m->forward(x);
+  }
+  EXPECT_GT(max_diff(after, before), 1e-2);
+  EXPECT_LE(max_diff(after, fp32), 1.5 * max_diff(libtorch, fp32));
+  // With gradients recorded (training), the forward is LibTorch's, whatever the precision.
+  at::Tensor trained;
+  {
+    OneDnnSwitch onednn_switch(true);
+    monge::host::PrecisionGuard bf16(monge::host::Precision::BF16, torch::kCPU);
+    trained = m->forward(x);
+  }
+  EXPECT_TRUE(trained.requires_grad());
+  EXPECT_EQ(max_diff(trained.detach().to(at::kFloat), libtorch), 0.0);
 }
 
 TEST(UNet, ResidualIsIdentityAtInit) {

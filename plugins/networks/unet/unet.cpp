@@ -15,6 +15,7 @@
 #include "monge/network.hpp"
 #include "monge/sdk.hpp"
 #include "monge/shape.hpp"
+#include "onednn.hpp"
 
 namespace {
 
@@ -133,8 +134,25 @@ class UNetModule final : public monge::Module {
     return t;
   }
 
+  // The layers in the order run() uses them (for the oneDNN path).
+  unet::Layers layers() const {
+    unet::Layers L{cfg_.depth, cfg_.activation, cfg_.residual, {}};
+    auto add = [&L](const nn::Conv2d& c) { L.conv.push_back({c->weight, c->bias, (*c->options.stride())[0]}); };
+    add(stem_);
+    for (int64_t l = 0; l < cfg_.depth; ++l) add(enc_a_[l]), add(enc_b_[l]), add(down_[l]);
+    add(mid_a_), add(mid_b_);
+    for (int64_t l = cfg_.depth - 1; l >= 0; --l) add(up_[l]), add(dec_a_[l]), add(dec_b_[l]);
+    add(out_);
+    return L;
+  }
+
   // The network on an input whose sides are multiples of 2^depth.
   at::Tensor run(const at::Tensor& input, const Valid& valid) {
+    // bf16 inference on a CPU: one fused oneDNN graph (falls through where oneDNN lacks bf16)
+    if (unet::OneDnnGraph::applies(input)) {
+      at::Tensor y = onednn_->forward(layers(), input, valid.height, valid.width);
+      if (y.defined()) return y;
+    }
     at::Tensor t = within(act(stem_->forward(input)), valid, 0);
     std::vector<at::Tensor> skips;
     for (int64_t l = 0; l < cfg_.depth; ++l) {
@@ -166,6 +184,7 @@ class UNetModule final : public monge::Module {
 
   UNetConfig cfg_;
   int64_t in_channels_;
+  std::shared_ptr<unet::OneDnnGraph> onednn_ = std::make_shared<unet::OneDnnGraph>();
   nn::Conv2d stem_{nullptr}, mid_a_{nullptr}, mid_b_{nullptr}, out_{nullptr};
   std::vector<nn::Conv2d> enc_a_, enc_b_, down_, up_, dec_a_, dec_b_;
 };

@@ -60,16 +60,18 @@ end
 --- CPU with native bf16 convolutions: monge.cpu_bf16()'s second value), and on request
 --- "fp32-uncached": fp32 with the CPU tensor cache off (MONGE_CPU_CACHE_MB=0), as monge ran before
 --- the cache, the reference for what the cache brings, "fp32-unrounded": fp32 with every window
---- run at its own size (--shape-step 0), and "fp32-before": fp32 as monge ran before issue 21, the
+--- run at its own size (--shape-step 0), "fp32-before": fp32 as monge ran before issue 21, the
 --- cache off, OpenBLAS's threads on every core whatever --threads says (MONGE_BLAS_THREADS) and
---- windows at their own size. `wanted` ("fp32,bf16" by default) picks them.
+--- windows at their own size, and "bf16-libtorch": bf16 through LibTorch's ops rather than the
+--- unet's fused oneDNN graph (MONGE_ONEDNN=0). `wanted` ("fp32,bf16" by default) picks them.
 --- Returns the list and a note saying what was left out and why ("" when nothing).
 function M.precisions(wanted, device)
   local list, note = {}, ""
   for p in (wanted or "fp32,bf16"):gmatch("[^,]+") do
-    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached" or p == "fp32-unrounded" or p == "fp32-before",
-           "precisions: fp32, bf16, fp32-uncached, fp32-unrounded and/or fp32-before, got '" .. p .. "'")
-    if p == "bf16" and device ~= "cuda" and not select(2, monge.cpu_bf16()) then
+    assert(p == "fp32" or p == "bf16" or p == "fp32-uncached" or p == "fp32-unrounded" or p == "fp32-before"
+           or p == "bf16-libtorch",
+           "precisions: fp32, bf16, fp32-uncached, fp32-unrounded, fp32-before and/or bf16-libtorch, got '" .. p .. "'")
+    if p:sub(1, 4) == "bf16" and device ~= "cuda" and not select(2, monge.cpu_bf16()) then
       note = "bf16 left out: this CPU (or its DNNL_MAX_CPU_ISA limit) has no native bf16 convolutions"
     else
       list[#list + 1] = p
@@ -91,6 +93,7 @@ end
 --- flags it adds to apply or batch ("--shape-step 0 " for fp32-unrounded; "" for most).
 function M.setting(name)
   if name == "fp32-uncached" then return "fp32", "MONGE_CPU_CACHE_MB=0 ", "" end
+  if name == "bf16-libtorch" then return "bf16", "MONGE_ONEDNN=0 ", "" end
   if name == "fp32-unrounded" then return "fp32", "", "--shape-step 0 " end
   if name == "fp32-before" then
     return "fp32", string.format("MONGE_CPU_CACHE_MB=0 MONGE_BLAS_THREADS=%d ", cores()), "--shape-step 0 "
@@ -99,11 +102,19 @@ function M.setting(name)
 end
 
 --- Runs fn(precision) in this process as setting `name` runs: for fp32-uncached and fp32-before
---- with the CPU tensor cache holding nothing, restored afterwards (the BLAS threads of
---- fp32-before are set in the `monge` processes it starts only). Returns fn's result.
+--- with the CPU tensor cache holding nothing, for bf16-libtorch with MONGE_ONEDNN=0, restored
+--- afterwards (the BLAS threads of fp32-before are set in the `monge` processes it starts only).
+--- Returns fn's result.
 function M.with_setting(name, fn)
   local precision, env = M.setting(name)
   if env == "" then return fn(precision) end
+  if name == "bf16-libtorch" then  -- read by the unet at each call
+    monge.setenv("MONGE_ONEDNN", "0")
+    local ok, result = pcall(fn, precision)
+    monge.setenv("MONGE_ONEDNN", nil)
+    if not ok then error(result, 0) end
+    return result
+  end
   local limit = monge.cpu_cache().limit_mb
   monge.cpu_cache { limit_mb = 0 }
   local ok, result = pcall(fn, precision)
