@@ -416,7 +416,11 @@ std::map<std::string, ManifestRecord> read_manifests(const fs::path& out) {
   return done;
 }
 
-// Appends one line durably; a torn last line left by a killed run is closed off first.
+// Appends lines; a torn last line left by a killed run is closed off first. Each line reaches the
+// kernel at once (a killed process loses none); it is flushed to disk (fsync) at most once a second
+// and when the manifest closes, so a machine that goes down loses at most the last second's
+// records, whose files a resumed run restores again (outputs are written by renaming a whole file,
+// so none is left half-written). An fsync per image cost 3% of a batch of small images.
 class Manifest {
  public:
   explicit Manifest(const fs::path& file) : file_(file) {
@@ -432,17 +436,25 @@ class Manifest {
     if (need_newline) std::fputc('\n', f_);
   }
   ~Manifest() {
-    if (f_) std::fclose(f_);
+    if (!f_) return;
+    std::fflush(f_);
+    fsync(fileno(f_));
+    std::fclose(f_);
   }
   void append(const std::string& line) {
     std::fputs((line + "\n").c_str(), f_);
     std::fflush(f_);
-    fsync(fileno(f_));
+    const auto now = std::chrono::steady_clock::now();
+    if (now - synced_ >= std::chrono::seconds(1)) {
+      fsync(fileno(f_));
+      synced_ = now;
+    }
   }
 
  private:
   fs::path file_;
   FILE* f_ = nullptr;
+  std::chrono::steady_clock::time_point synced_{};
 };
 
 std::string fmt_seconds(double s) {
