@@ -96,6 +96,11 @@ for _, mpix in ipairs(sizes) do
     print(string.format("%8.1f MPix bf16 / fp32: %.2fx (pure network %.2fx); bf16 against fp32: max %d levels, 99.9%% within %d, %.4f%% within 1, mean %.4f",
       row.mpix, row.speedup, row.network_speedup, a.max, a.p999, 100 * a.within1, a.mean))
   end
+  local ops = row.runs["bf16-libtorch"]
+  if ops and row.runs.bf16 then
+    print(string.format("%8.1f MPix bf16 (the unet's fused oneDNN graph) / bf16-libtorch: %.2fx (pure network %.2fx)", row.mpix,
+      row.runs.bf16.mpix_per_s / ops.mpix_per_s, row.runs.bf16.net_mpix_per_s / ops.net_mpix_per_s))
+  end
   local uncached = row.runs["fp32-uncached"]
   if uncached then
     row.over_uncached = {}
