@@ -250,6 +250,8 @@ class Builder {
     dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, s,
                                          w, b, plan_.output, {1, 1}, {0, 0}, {0, 0});
     dnnl::convolution_forward::primitive_desc pd(desc, attr(), cpu_engine());
+    if (reference(pd))
+      throw Unsupported{"oneDNN has only its reference bf16 convolution here (" + std::string(pd.impl_info_str()) + ")"};
     scratch(pd.scratchpad_desc());
     plan_.weights.push_back({int64_t(layer), 0, c.weight.size(1), pd.weights_desc()});
     use(src);
