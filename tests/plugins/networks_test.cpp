@@ -235,6 +235,19 @@ TEST(UNet, Bf16InferenceRunsOneFusedOneDnnGraphAsCloseToFp32AsLibTorch) {
     EXPECT_LE(fused_error, 1.5 * libtorch_error) << what << ": fused " << fused_error << ", LibTorch " << libtorch_error;
     // Not LibTorch's result: the graph ran (oneDNN has bf16 kernels wherever LibTorch has them).
     EXPECT_GT(max_diff(fused, libtorch), 0.0) << what << ": the fused graph did not run";
+    if (c.activation != "silu") continue;
+    // SiLU as oneDNN's exact post-op (MONGE_ONEDNN_SWISH=onednn, read when a module plans a
+    // shape) rather than the plugin's AVX-512 pass: as close to fp32, not the same bits.
+    auto exact = make_net("unet", params)->build(shape(c.in, c.out));
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < m->parameters().size(); ++i) exact->parameters()[i].copy_(m->parameters()[i]);
+    }
+    setenv("MONGE_ONEDNN_SWISH", "onednn", 1);
+    const at::Tensor post_op = bf16_forward([&] { return exact->forward(x); }, true);
+    unsetenv("MONGE_ONEDNN_SWISH");
+    EXPECT_LE(max_diff(post_op, fp32), 1.5 * libtorch_error) << what;
+    EXPECT_GT(max_diff(post_op, libtorch), 0.0) << what;
   }
 }
 
