@@ -11,7 +11,9 @@
 #include <unordered_map>
 #include <utility>
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include <ATen/autocast_mode.h>
 #include <ATen/core/grad_mode.h>
@@ -89,7 +91,8 @@ bool channels_last(const memory::desc& d);
 // swish post-op, exact to fp32, took as long as the 8-channel convolution it followed (0.6 of
 // 1.3 ms on a 256 x 256 map); with this pass instead, a whole 256 x 256 forward took 10.7 ms
 // against 12.0-13.3. The price: the convolution's output is rounded to bf16 before the SiLU, as
-// LibTorch's path does, rather than after it only.
+// LibTorch's path does, rather than after it only. (x86-64 only; elsewhere the post-op.)
+#if defined(__x86_64__)
 #define MONGE_AVX512 __attribute__((target("avx512f,avx512bw")))
 
 // 16 bf16 values (as uint16) through SiLU.
@@ -132,15 +135,22 @@ MONGE_AVX512 void swish_bf16_avx512(uint16_t* p, size_t n) {
   }
 }
 
+void swish_bf16(uint16_t* p, size_t n) { swish_bf16_avx512(p, n); }
+#else
+void swish_bf16(uint16_t*, size_t) { throw std::logic_error("unet: swish_bf16 needs x86-64"); }
+#endif
+
 // Whether plans use swish_bf16: the CPU has AVX-512 (F and BW), and MONGE_ONEDNN_SWISH is not
 // "onednn" (read per plan, for comparisons: oneDNN's exact post-op instead).
 bool fast_swish_available() {
+#if defined(__x86_64__)
   static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#else
+  constexpr bool avx512 = false;
+#endif
   const char* env = std::getenv("MONGE_ONEDNN_SWISH");
   return avx512 && (env == nullptr || std::string(env) != "onednn");
 }
-
-void swish_bf16(uint16_t* p, size_t n) { swish_bf16_avx512(p, n); }
 
 class Builder {
  public:
