@@ -27,15 +27,17 @@ OptionSet make_apply_options() {
       .choice("device", "auto", {"auto", "cpu", "cuda"}, "where the network runs: auto (CUDA when there is a GPU), cpu or cuda")
       .choice("precision", "auto", {"auto", "fp32", "bf16"},
               "the network's arithmetic: auto (bf16 where the hardware has it, i.e. CUDA or a CPU with AVX-512 BF16 or "
-              "AMX, else fp32), fp32, or bf16 (an error on a CPU without it). bf16 ran the 8-channel unet 1.1-1.2x as fast "
-              "as fp32 on an AVX-512 BF16 CPU and differs from fp32 by a level or two in 8-bit output (docs/performance.md); "
+              "AMX, else fp32), fp32, or bf16 (an error on a CPU without it). bf16 ran the 8-channel unet 2.4-2.5x as fast "
+              "as fp32 on an AVX-512 BF16 CPU (through the unet's fused oneDNN graph; MONGE_ONEDNN=0: LibTorch's ops) and "
+              "differs from fp32 by a level or two in 8-bit output (docs/performance.md); "
               "the lift, the residual sum, strength and the output conversion stay fp32. The last line says which ran")
       .choice("layout", "auto", {"auto", "nchw", "channels-last"},
               "the network's feature-map layout: auto (channels-last where it runs in bf16 on a CPU on images of 65536 "
               "(256 x 256) network-input pixels or more, nchw otherwise), "
               "nchw, or channels-last (NHWC: oneDNN's convolutions skip reordering each layer; 1.3-1.7x the unets' speed "
               "on the CPUs we measured, in fp32 too, where results then differ from nchw's by float rounding, a unit in "
-              "the last place; docs/performance.md)")
+              "the last place; docs/performance.md). A unet in bf16 on a CPU runs its own fused oneDNN graph, channels-last "
+              "whatever this says")
       .integer("shape_step", -1, 0, 4096,
                "round each window's sides up to a multiple of this many pixels, with zeros the network ignores, so that "
                "images of many sizes share the kernels oneDNN compiles per shape (4-6 ms for each new one, more than "
