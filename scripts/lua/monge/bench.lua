@@ -108,17 +108,18 @@ end
 function M.with_setting(name, fn)
   local precision, env = M.setting(name)
   if env == "" then return fn(precision) end
+  local set, restore
   if name == "bf16-libtorch" then  -- read by the unet at each call
-    monge.setenv("MONGE_ONEDNN", "0")
-    local ok, result = pcall(fn, precision)
-    monge.setenv("MONGE_ONEDNN", nil)
-    if not ok then error(result, 0) end
-    return result
+    set = function() monge.setenv("MONGE_ONEDNN", "0") end
+    restore = function() monge.setenv("MONGE_ONEDNN", nil) end
+  else
+    local limit = monge.cpu_cache().limit_mb
+    set = function() monge.cpu_cache { limit_mb = 0 } end
+    restore = function() monge.cpu_cache { limit_mb = limit } end
   end
-  local limit = monge.cpu_cache().limit_mb
-  monge.cpu_cache { limit_mb = 0 }
+  set()
   local ok, result = pcall(fn, precision)
-  monge.cpu_cache { limit_mb = limit }
+  restore()
   if not ok then error(result, 0) end
   return result
 end
