@@ -46,7 +46,7 @@ struct Step {
   std::vector<std::pair<int, Ref>> args;
   int64_t zero_value = -1;  // after the step, zero this value beyond the image (padded inputs)
   int64_t from = -1;
-  int64_t swish_value = -1;  // before zeroing, SiLU on this bf16 value in place (swish_bf16)
+  bool swish = false;  // before zeroing, SiLU on zero_value in place (swish_bf16)
 };
 
 // A feature map in the arena: bf16, channels-last.
@@ -232,14 +232,13 @@ class Builder {
       plan_.steps.push_back({Step::Upsample, {}, {{DNNL_ARG_DST, {Ref::Value, dst}}}, -1, src});
       return dst;
     }
-    dnnl::resampling_forward::primitive_desc pd(
-        {dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest, s, map_desc(s.dims()[1], level)},
-        attr(), cpu_engine());
-    if (!zeroable(pd.dst_desc()))
-      pd = dnnl::resampling_forward::primitive_desc(
-          {dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest, s,
-           map_desc(s.dims()[1], level, Tag::nhwc)},
+    auto make = [&](Tag tag) {
+      return dnnl::resampling_forward::primitive_desc(
+          {dnnl::prop_kind::forward_inference, dnnl::algorithm::resampling_nearest, s, map_desc(s.dims()[1], level, tag)},
           attr(), cpu_engine());
+    };
+    auto pd = make(Tag::any);
+    if (!zeroable(pd.dst_desc())) pd = make(Tag::nhwc);
     scratch(pd.scratchpad_desc());
     use(src);
     const int64_t dst = value(pd.dst_desc(), level);
@@ -274,6 +273,11 @@ class Builder {
 
   static bool reference(const dnnl::primitive_desc_base& pd) { return std::string(pd.impl_info_str()).rfind("ref", 0) == 0; }
 
+  static void require_optimised(const dnnl::primitive_desc_base& pd) {
+    if (reference(pd))
+      throw Unsupported{"oneDNN has only its reference bf16 convolution here (" + std::string(pd.impl_info_str()) + ")"};
+  }
+
   // Layer `layer` on value src into a new value at `level` (or, for the second half of a split
   // convolution, added into `into`); returns the value written. A split convolution uses the
   // layer's input channels [half_begin, half_begin + half_count) (half_count 0: all of them).
@@ -295,8 +299,7 @@ class Builder {
     auto pd = conv_desc(c, in, s, into >= 0 ? plan_.values[size_t(into)].desc : map_desc(out, level), bias, ops);
     if (into < 0 && (!zeroable(pd.dst_desc()) || reference(pd)))
       pd = conv_desc(c, in, s, map_desc(out, level, Tag::nhwc), bias, ops);
-    if (reference(pd))
-      throw Unsupported{"oneDNN has only its reference bf16 convolution here (" + std::string(pd.impl_info_str()) + ")"};
+    require_optimised(pd);
     scratch(pd.scratchpad_desc());
     plan_.weights.push_back({int64_t(layer), half_begin, in, pd.weights_desc()});
     use(src);
@@ -311,7 +314,7 @@ class Builder {
     // the stride-2 and up convolutions, and every one followed by an activation, are zeroed
     // beyond the image in the LibTorch path; the first half of a split one is not (its sum is)
     if (half_count == 0 || into >= 0) step.zero_value = dst;
-    if (own_swish) step.swish_value = dst;
+    step.swish = own_swish;  // own_swish implies an activation, so zero_value is dst
     plan_.steps.push_back(std::move(step));
     return dst;
   }
@@ -321,13 +324,8 @@ class Builder {
     const Layer& c = layers_.conv[layer];
     const int64_t out = c.weight.size(0);
     plan_.output = memory::desc({n_, out, height_, width_}, Type::f32, Tag::nhwc);
-    const memory::desc& s = plan_.values[size_t(src)].desc;
-    const memory::desc w({out, c.weight.size(1), 1, 1}, Type::bf16, Tag::any), b({out}, Type::f32, Tag::x);
-    dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, s,
-                                         w, b, plan_.output, {1, 1}, {0, 0}, {0, 0});
-    dnnl::convolution_forward::primitive_desc pd(desc, attr(), cpu_engine());
-    if (reference(pd))
-      throw Unsupported{"oneDNN has only its reference bf16 convolution here (" + std::string(pd.impl_info_str()) + ")"};
+    const auto pd = conv_desc(c, c.weight.size(1), plan_.values[size_t(src)].desc, plan_.output, true, {});
+    require_optimised(pd);
     scratch(pd.scratchpad_desc());
     plan_.weights.push_back({int64_t(layer), 0, c.weight.size(1), pd.weights_desc()});
     use(src);
@@ -554,19 +552,19 @@ at::Tensor OneDnnGraph::forward(const Layers& layers, const at::Tensor& input, i
     }
   }
   dnnl::engine& engine = cpu_engine();
-  at::Tensor x = input;
   const auto& od = plan->output.dims();
-  at::Tensor out = at::empty({od[0], od[2], od[3], od[1]}, x.options().dtype(at::kFloat));
-  at::Tensor arena = at::empty({int64_t(plan->arena_bytes)}, x.options().dtype(at::kByte));
+  at::Tensor out = at::empty({od[0], od[2], od[3], od[1]}, input.options().dtype(at::kFloat));
+  at::Tensor arena = at::empty({int64_t(plan->arena_bytes)}, input.options().dtype(at::kByte));
   auto* base = static_cast<uint8_t*>(arena.data_ptr());
   const bool padded = valid_height > 0 && (valid_height < input.size(2) || valid_width < input.size(3));
   dnnl::stream stream(engine);
   std::unordered_map<int, memory> args;
-  for (const Step& step : plan->steps) {
+  // A primitive's arguments as memory objects over this call's buffers.
+  auto bind = [&](const Step& step) -> const std::unordered_map<int, memory>& {
     args.clear();
     for (const auto& [arg, ref] : step.args) {
       switch (ref.kind) {
-        case Ref::Input: args.emplace(arg, memory(plan->input, engine, x.data_ptr())); break;
+        case Ref::Input: args.emplace(arg, memory(plan->input, engine, input.data_ptr())); break;
         case Ref::Output: args.emplace(arg, memory(plan->output, engine, out.data_ptr())); break;
         case Ref::Value: {
           const Value& v = plan->values[size_t(ref.index)];
@@ -585,17 +583,19 @@ at::Tensor OneDnnGraph::forward(const Layers& layers, const at::Tensor& input, i
           break;
       }
     }
+    return args;
+  };
+  for (const Step& step : plan->steps) {
     if (step.op == Step::Primitive) {
-      step.primitive.execute(stream, args);
-    } else {
+      step.primitive.execute(stream, bind(step));
+    } else {  // Upsample
       stream.wait();
       const Value& v = plan->values[size_t(step.from)];
-      uint8_t* to = base + plan->values[size_t(step.args[0].second.index)].offset;
-      nearest_2x(base + v.offset, v.desc, to);
+      nearest_2x(base + v.offset, v.desc, base + plan->values[size_t(step.args[0].second.index)].offset);
     }
-    if (step.swish_value >= 0) {
+    if (step.swish) {
       stream.wait();
-      const Value& v = plan->values[size_t(step.swish_value)];
+      const Value& v = plan->values[size_t(step.zero_value)];
       swish_bf16(reinterpret_cast<uint16_t*>(base + v.offset), v.desc.get_size() / sizeof(uint16_t));
     }
     if (padded && step.zero_value >= 0) {
